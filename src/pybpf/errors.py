@@ -1,0 +1,132 @@
+"""One error hierarchy for pybpf.
+
+Every error says what failed (the command), on which object, and why (the errno's
+meaning for that command), and where it can, what to do about it.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+from .sys.uapi import Cmd
+
+_PRIVS = ("needs CAP_BPF (plus CAP_PERFMON for tracing, CAP_NET_ADMIN for networking) or "
+          "CAP_SYS_ADMIN; on kernels before 5.11 also a large enough RLIMIT_MEMLOCK")
+
+# Why an errno happens, per command where the kernel gives it a specific meaning.
+_EXPLAIN: dict[tuple[int | None, int], str] = {
+    (None, _errno.EPERM): f"operation not permitted: {_PRIVS}",
+    (None, _errno.EACCES): "permission denied",
+    (None, _errno.ENOENT): "no such object",
+    (None, _errno.EEXIST): "already exists",
+    (None, _errno.E2BIG): "too big: a size or count exceeds the kernel's limit, or this kernel "
+                          "does not know a non-zero attribute field (it is older than pybpf's UAPI)",
+    (None, _errno.EINVAL): "invalid argument: the kernel rejected an attribute or flag",
+    (None, _errno.ENOSPC): "no space left",
+    (None, _errno.EBADF): "bad file descriptor: the object's fd is closed or not a BPF object",
+    (None, _errno.ENOMEM): "out of memory (kernel allocation or memlock limit)",
+    (None, _errno.EOPNOTSUPP): "operation not supported by this object or kernel",
+    (None, _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524): "not supported by this kernel",
+    (None, _errno.EFAULT): "bad address passed to the kernel",
+    (None, _errno.EBUSY): "busy: the object or hook is in use",
+    (None, _errno.ENODEV): "no such device",
+    (Cmd.MAP_LOOKUP_ELEM, _errno.ENOENT): "no element with this key",
+    (Cmd.MAP_DELETE_ELEM, _errno.ENOENT): "no element with this key",
+    (Cmd.MAP_LOOKUP_AND_DELETE_ELEM, _errno.ENOENT): "no element with this key (or the queue/stack is empty)",
+    (Cmd.MAP_UPDATE_ELEM, _errno.EEXIST): "an element with this key exists and the update asked for NOEXIST",
+    (Cmd.MAP_UPDATE_ELEM, _errno.ENOENT): "no element with this key and the update asked for EXIST",
+    (Cmd.MAP_UPDATE_ELEM, _errno.E2BIG): "the map is full (max_entries reached) or the index is out of range",
+    (Cmd.MAP_UPDATE_ELEM, _errno.EPERM): "the map is frozen or read-only from user space",
+    (Cmd.MAP_GET_NEXT_KEY, _errno.ENOENT): "no more keys",
+    (Cmd.MAP_CREATE, _errno.EINVAL): "invalid map attributes: type, key/value size, max_entries or "
+                                     "flags not accepted for this map type",
+    (Cmd.MAP_CREATE, _errno.E2BIG): "key, value or max_entries exceeds the limit of this map type",
+    (Cmd.MAP_FREEZE, _errno.EBUSY): "the map is mmap-ed writable or already frozen",
+    (Cmd.PROG_LOAD, _errno.EACCES): "the verifier rejected the program (see the log)",
+    (Cmd.PROG_LOAD, _errno.EINVAL): "the kernel rejected the program: invalid instructions, type, "
+                                    "attach type or attribute (see the log)",
+    (Cmd.PROG_LOAD, _errno.ENOSPC): "the verifier log did not fit in the buffer",
+    (Cmd.PROG_LOAD, _errno.E2BIG): "the program is too large (instruction or complexity limit)",
+    (Cmd.OBJ_PIN, _errno.EEXIST): "the pin path exists already",
+    (Cmd.OBJ_PIN, _errno.EPERM): "the pin path is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)",
+    (Cmd.OBJ_PIN, _errno.ENOENT): "the pin path's directory does not exist",
+    (Cmd.OBJ_GET, _errno.ENOENT): "nothing is pinned at this path",
+    (Cmd.OBJ_GET, _errno.EPERM): "the path is not on a bpffs mount, or access is not permitted",
+    (Cmd.OBJ_GET, _errno.EACCES): "the pinned object's permissions forbid access",
+    (Cmd.PROG_GET_FD_BY_ID, _errno.ENOENT): "no program with this id (it was unloaded)",
+    (Cmd.MAP_GET_FD_BY_ID, _errno.ENOENT): "no map with this id (it was freed)",
+    (Cmd.LINK_GET_FD_BY_ID, _errno.ENOENT): "no link with this id",
+    (Cmd.BTF_GET_FD_BY_ID, _errno.ENOENT): "no BTF object with this id",
+    (Cmd.PROG_TEST_RUN, _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524):
+        "this program type cannot be run with BPF_PROG_TEST_RUN",
+    (Cmd.PROG_TEST_RUN, _errno.ENOSPC): "data_out is too small for the program's output",
+    (Cmd.LINK_CREATE, _errno.EINVAL): "the kernel refused this attachment (attach type, target or flags)",
+    (Cmd.RAW_TRACEPOINT_OPEN, _errno.ENOENT): "no such raw tracepoint",
+}
+
+
+def explain(cmd: int | None, err: int) -> str:
+    """The meaning of ``err`` for ``cmd``, as specific as pybpf knows it."""
+    return (_EXPLAIN.get((cmd, err)) or _EXPLAIN.get((None, err))
+            or os.strerror(err).lower())
+
+
+class PyBPFError(Exception):
+    """Base of all pybpf errors."""
+
+
+class BPFError(PyBPFError, OSError):
+    """A ``bpf()`` (or related) system call failed.
+
+    ``errno`` is the kernel's answer, ``command`` the bpf command name (``BPF_MAP_CREATE``),
+    ``obj`` the object it was about (``map 'config'``), ``hint`` what to do.
+    """
+
+    def __init__(self, err: int, command: str, obj: str = "", detail: str = "",
+                 hint: str = "") -> None:
+        self.command = command
+        self.obj = obj
+        self.hint = hint
+        cmd = Cmd.__members__.get(command.removeprefix("BPF_"))
+        why = detail or explain(cmd, err)
+        name = _errno.errorcode.get(err, str(err))
+        where = f"{command} on {obj}" if obj else command
+        text = f"{where}: {why} ({name})"
+        if hint:
+            text += f"; {hint}"
+        super().__init__(err, text)
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+    def __reduce__(self):
+        return (type(self), (self.errno, self.command, self.obj, "", self.hint))
+
+
+class VerifierError(BPFError):
+    """BPF_PROG_LOAD failed; ``log`` holds the verifier's log (``truncated`` if it did not fit)."""
+
+    def __init__(self, err: int, command: str, obj: str = "", log: str = "",
+                 truncated: bool = False) -> None:
+        self.log = log
+        self.truncated = truncated
+        super().__init__(err, command, obj)
+
+    def __str__(self) -> str:
+        text = self.strerror or ""
+        if self.log:
+            tail = self.log.rstrip("\n")
+            mark = "\n(log truncated)" if self.truncated else ""
+            text += f"\nverifier log:\n{tail}{mark}"
+        return text
+
+    def __reduce__(self):
+        return (type(self), (self.errno, self.command, self.obj, self.log, self.truncated))
+
+
+class UnsupportedFeatureError(PyBPFError):
+    """The running kernel lacks a feature; the message says which and what to use instead."""
+
+
+class UsageError(PyBPFError, ValueError):
+    """Bad input from the caller (wrong key size, bad name, ...), caught before the kernel."""

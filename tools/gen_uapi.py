@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Generate ``src/pybpf/sys/uapi.py`` from a kernel's BTF.
+
+The enums of the bpf() UAPI (commands, map/program/attach/link types, helper
+ids, flags that the kernel declares as anonymous enums) are read from
+``bpftool btf dump file /sys/kernel/btf/vmlinux format c`` (or a header given
+with ``--header``), so the module matches the kernel it was generated on.
+Flags that the UAPI only has as ``#define`` are listed in ``DEFINES`` below,
+transcribed from ``include/uapi/linux/bpf.h`` and ``perf_event.h``.
+
+Usage: python3 tools/gen_uapi.py [--header vmlinux.h] > src/pybpf/sys/uapi.py
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+
+# (python class, C enum name or an enumerator of an anonymous enum, prefix to strip, base class)
+ENUMS = [
+    ("Cmd", "enum bpf_cmd", "BPF_", "IntEnum"),
+    ("MapType", "enum bpf_map_type", "BPF_MAP_TYPE_", "IntEnum"),
+    ("ProgType", "enum bpf_prog_type", "BPF_PROG_TYPE_", "IntEnum"),
+    ("AttachType", "enum bpf_attach_type", "BPF_", "IntEnum"),
+    ("LinkType", "enum bpf_link_type", "BPF_LINK_TYPE_", "IntEnum"),
+    ("StatsType", "enum bpf_stats_type", "BPF_STATS_", "IntEnum"),
+    ("TaskFdType", "enum bpf_task_fd_type", "BPF_FD_TYPE_", "IntEnum"),
+    ("PerfEventType", "enum bpf_perf_event_type", "BPF_PERF_EVENT_", "IntEnum"),
+    ("XdpAction", "enum xdp_action", "XDP_", "IntEnum"),
+    ("UpdateFlag", "BPF_NOEXIST", "BPF_", "IntFlag"),
+    ("MapFlag", "BPF_F_NO_PREALLOC", "BPF_F_", "IntFlag"),
+    ("BtfKind", "BTF_KIND_INT", "BTF_KIND_", "IntEnum"),
+    ("PerfTypeId", "enum perf_type_id", "PERF_TYPE_", "IntEnum"),
+    ("PerfSwId", "enum perf_sw_ids", "PERF_COUNT_SW_", "IntEnum"),
+    ("PerfHwId", "enum perf_hw_id", "PERF_COUNT_HW_", "IntEnum"),
+    ("PerfSampleFormat", "enum perf_event_sample_format", "PERF_SAMPLE_", "IntFlag"),
+    ("PerfEventRecordType", "enum perf_event_type", "PERF_RECORD_", "IntEnum"),
+]
+
+# Flags the UAPI has only as #define (not in BTF): (class, base, [(name, value)]).
+DEFINES = [
+    ("ProgFlag", "IntFlag", [  # BPF_PROG_LOAD prog_flags
+        ("STRICT_ALIGNMENT", 1 << 0), ("ANY_ALIGNMENT", 1 << 1), ("TEST_RND_HI32", 1 << 2),
+        ("TEST_STATE_FREQ", 1 << 3), ("SLEEPABLE", 1 << 4), ("XDP_HAS_FRAGS", 1 << 5),
+        ("XDP_DEV_BOUND_ONLY", 1 << 6), ("TEST_REG_INVARIANTS", 1 << 7), ("TOKEN_FD", 1 << 16),
+    ]),
+    ("AttachFlag", "IntFlag", [  # BPF_PROG_ATTACH attach_flags, BPF_LINK_CREATE flags (mprog)
+        ("ALLOW_OVERRIDE", 1 << 0), ("ALLOW_MULTI", 1 << 1), ("REPLACE", 1 << 2),
+        ("BEFORE", 1 << 3), ("AFTER", 1 << 4), ("ID", 1 << 5), ("LINK", 1 << 13),
+    ]),
+    ("QueryFlag", "IntFlag", [("EFFECTIVE", 1 << 0)]),
+    ("TestRunFlag", "IntFlag", [("RUN_ON_CPU", 1 << 0), ("XDP_LIVE_FRAMES", 1 << 1),
+                               ("SKB_CHECKSUM_COMPLETE", 1 << 2)]),
+    ("PseudoSrc", "IntEnum", [  # src_reg of ld_imm64 and call instructions
+        ("MAP_FD", 1), ("MAP_VALUE", 2), ("BTF_ID", 3), ("FUNC", 4), ("MAP_IDX", 5),
+        ("MAP_IDX_VALUE", 6),
+    ]),
+    ("PseudoCall", "IntEnum", [("CALL", 1), ("KFUNC_CALL", 2)]),
+    ("XdpFlag", "IntFlag", [("UPDATE_IF_NOEXIST", 1 << 0), ("SKB_MODE", 1 << 1),
+                            ("DRV_MODE", 1 << 2), ("HW_MODE", 1 << 3), ("REPLACE", 1 << 4)]),
+    ("PerfFlag", "IntFlag", [("FD_NO_GROUP", 1 << 0), ("FD_OUTPUT", 1 << 1),
+                             ("PID_CGROUP", 1 << 2), ("FD_CLOEXEC", 1 << 3)]),
+    ("PerfIoc", "IntEnum", [  # _IO('$', n) / _IOW('$', n, __u32)
+        ("ENABLE", 0x2400), ("DISABLE", 0x2401), ("REFRESH", 0x2402), ("RESET", 0x2403),
+        ("SET_OUTPUT", 0x2405), ("SET_BPF", 0x40042408),
+    ]),
+]
+
+SCALARS = [
+    ("OBJ_NAME_LEN", 16, "bytes of map_name/prog_name, NUL included"),
+    ("TAG_SIZE", 8, "bytes of a program tag"),
+    ("INSN_SIZE", 8, "bytes of one struct bpf_insn"),
+    ("LOG_BUF_MAX", (1 << 32) - 1 >> 8, "largest verifier log the kernel accepts (UINT_MAX >> 8)"),
+    ("BPFFS_MAGIC", 0xCAFE4A11, "statfs f_type of a bpffs mount"),
+    ("PERF_EVENT_ATTR_SIZE_VER8", 136, "sizeof(struct perf_event_attr), version 8"),
+]
+
+ENUM_RE = re.compile(r"^enum( \w+)? \{\n(.*?)^\};", re.S | re.M)
+ITEM_RE = re.compile(r"^\t(\w+) = (-?\d+),$", re.M)
+
+
+def enums(src: str) -> list[tuple[str | None, list[tuple[str, int]]]]:
+    return [(m.group(1).strip() if m.group(1) else None,
+             [(n, int(v)) for n, v in ITEM_RE.findall(m.group(2))])
+            for m in ENUM_RE.finditer(src)]
+
+
+def find(all_enums, key: str) -> list[tuple[str, int]]:
+    for name, items in all_enums:
+        if key.startswith("enum ") and name == key[5:]:
+            return items
+        if not key.startswith("enum ") and any(n == key for n, _ in items):
+            return items
+    raise SystemExit(f"gen_uapi: {key} not found in the BTF dump")
+
+
+def pyname(cname: str, prefix: str) -> str:
+    name = cname[len(prefix):] if cname.startswith(prefix) else cname
+    return "_" + name if name[0].isdigit() else name
+
+
+def render(src: str) -> str:
+    all_enums = enums(src)
+    out = [
+        '"""Kernel UAPI constants for bpf() (generated by tools/gen_uapi.py: do not edit).',
+        "",
+        "Enums come from the running kernel's BTF (enum bpf_cmd, bpf_map_type, ...);",
+        "flags that the UAPI only #defines are transcribed in the generator.",
+        '"""',
+        "from enum import IntEnum, IntFlag",
+        "",
+    ]
+    for cls, key, prefix, base in ENUMS:
+        out += ["", f"class {cls}({base}):", f'    """{key} ({prefix}*)."""', ""]
+        seen = set()
+        for cname, value in find(all_enums, key):
+            if cname.startswith("__") or not cname.startswith(prefix.rstrip("_")):
+                continue
+            name = pyname(cname, prefix)
+            if name in seen or (base == "IntFlag" and value == 0 and cls != "UpdateFlag"):
+                continue
+            seen.add(name)
+            out.append(f"    {name} = {value}")
+    helpers = find(all_enums, "enum bpf_func_id")
+    out += ["", "", "class Helper(IntEnum):", '    """enum bpf_func_id: helper ids; bpf_<name> is helper <name>."""', ""]
+    out += [f"    {pyname(n, 'BPF_FUNC_')} = {v}" for n, v in helpers if not n.startswith("__")]
+    for cls, base, items in DEFINES:
+        out += ["", "", f"class {cls}({base}):", f'    """{cls} (UAPI #defines)."""', ""]
+        out += [f"    {n} = {v:#x}" if base == "IntFlag" or v > 255 else f"    {n} = {v}" for n, v in items]
+    out += ["", ""]
+    out += [f"{n} = {v:#x}  # {doc}" if v > 4096 else f"{n} = {v}  # {doc}" for n, v, doc in SCALARS]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--header", help="a C dump of the BTF (default: bpftool on /sys/kernel/btf/vmlinux)")
+    args = ap.parse_args()
+    if args.header:
+        src = open(args.header).read()
+    else:
+        src = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                             check=True, capture_output=True, text=True).stdout
+    sys.stdout.write(render(src))
+
+
+if __name__ == "__main__":
+    main()
