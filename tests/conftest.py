@@ -1,0 +1,70 @@
+"""Shared fixtures: bpffs/tracefs mounts, a private pin directory, clang-compiled objects."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+BPFFS = Path("/sys/fs/bpf")
+TRACEFS = Path("/sys/kernel/tracing")
+BPF_SRC = Path(__file__).parent / "bpf"
+
+
+def _mounted(path: Path, fstype: str) -> bool:
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == str(path) and line.split()[2] == fstype for line in f)
+
+
+def ensure_mount(path: Path, fstype: str) -> None:
+    """Mount ``fstype`` at ``path`` unless it is there already (as the project's setup does)."""
+    if not _mounted(path, fstype):
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", fstype, fstype, str(path)], check=True)
+
+
+@pytest.fixture(scope="session")
+def bpffs() -> Path:
+    ensure_mount(BPFFS, "bpf")
+    return BPFFS
+
+
+@pytest.fixture(scope="session")
+def tracefs() -> Path:
+    ensure_mount(TRACEFS, "tracefs")
+    return TRACEFS
+
+
+@pytest.fixture
+def pin_dir(bpffs: Path):
+    """A fresh directory on bpffs, removed with everything pinned in it, also on failure."""
+    d = bpffs / f"pybpf-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    d.mkdir()
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def clang() -> str:
+    path = shutil.which("clang")
+    if path is None:
+        pytest.fail("clang is not installed: `apt-get install clang` (.ci/run installs it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bpf_objects(clang: str, tmp_path_factory) -> dict[str, Path]:
+    """Every ``tests/bpf/*.c`` compiled with ``clang -g -O2 -target bpf``, by stem."""
+    out = tmp_path_factory.mktemp("bpfobj")
+    objs = {}
+    for src in sorted(BPF_SRC.glob("*.c")):
+        obj = out / (src.stem + ".o")
+        subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
+                        "-I", str(BPF_SRC), "-c", str(src), "-o", str(obj)], check=True)
+        objs[src.stem] = obj
+    return objs
