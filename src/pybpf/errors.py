@@ -8,13 +8,12 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-from .sys.uapi import Cmd
 
 _PRIVS = ("needs CAP_BPF (plus CAP_PERFMON for tracing, CAP_NET_ADMIN for networking) or "
           "CAP_SYS_ADMIN; on kernels before 5.11 also a large enough RLIMIT_MEMLOCK")
 
-# Why an errno happens, per command where the kernel gives it a specific meaning.
-_EXPLAIN: dict[tuple[int | None, int], str] = {
+# Why an errno happens, per command (UAPI name without BPF_) where the kernel gives it a specific meaning.
+_EXPLAIN: dict[tuple[str | None, int], str] = {
     (None, _errno.EPERM): f"operation not permitted: {_PRIVS}",
     (None, _errno.EACCES): "permission denied",
     (None, _errno.ENOENT): "no such object",
@@ -30,43 +29,44 @@ _EXPLAIN: dict[tuple[int | None, int], str] = {
     (None, _errno.EFAULT): "bad address passed to the kernel",
     (None, _errno.EBUSY): "busy: the object or hook is in use",
     (None, _errno.ENODEV): "no such device",
-    (Cmd.MAP_LOOKUP_ELEM, _errno.ENOENT): "no element with this key",
-    (Cmd.MAP_DELETE_ELEM, _errno.ENOENT): "no element with this key",
-    (Cmd.MAP_LOOKUP_AND_DELETE_ELEM, _errno.ENOENT): "no element with this key (or the queue/stack is empty)",
-    (Cmd.MAP_UPDATE_ELEM, _errno.EEXIST): "an element with this key exists and the update asked for NOEXIST",
-    (Cmd.MAP_UPDATE_ELEM, _errno.ENOENT): "no element with this key and the update asked for EXIST",
-    (Cmd.MAP_UPDATE_ELEM, _errno.E2BIG): "the map is full (max_entries reached) or the index is out of range",
-    (Cmd.MAP_UPDATE_ELEM, _errno.EPERM): "the map is frozen or read-only from user space",
-    (Cmd.MAP_GET_NEXT_KEY, _errno.ENOENT): "no more keys",
-    (Cmd.MAP_CREATE, _errno.EINVAL): "invalid map attributes: type, key/value size, max_entries or "
+    ("MAP_LOOKUP_ELEM", _errno.ENOENT): "no element with this key",
+    ("MAP_DELETE_ELEM", _errno.ENOENT): "no element with this key",
+    ("MAP_LOOKUP_AND_DELETE_ELEM", _errno.ENOENT): "no element with this key (or the queue/stack is empty)",
+    ("MAP_UPDATE_ELEM", _errno.EEXIST): "an element with this key exists and the update asked for NOEXIST",
+    ("MAP_UPDATE_ELEM", _errno.ENOENT): "no element with this key and the update asked for EXIST",
+    ("MAP_UPDATE_ELEM", _errno.E2BIG): "the map is full (max_entries reached) or the index is out of range",
+    ("MAP_UPDATE_ELEM", _errno.EPERM): "the map is frozen or read-only from user space",
+    ("MAP_GET_NEXT_KEY", _errno.ENOENT): "no more keys",
+    ("MAP_CREATE", _errno.EINVAL): "invalid map attributes: type, key/value size, max_entries or "
                                      "flags not accepted for this map type",
-    (Cmd.MAP_CREATE, _errno.E2BIG): "key, value or max_entries exceeds the limit of this map type",
-    (Cmd.MAP_FREEZE, _errno.EBUSY): "the map is mmap-ed writable or already frozen",
-    (Cmd.PROG_LOAD, _errno.EACCES): "the verifier rejected the program (see the log)",
-    (Cmd.PROG_LOAD, _errno.EINVAL): "the kernel rejected the program: invalid instructions, type, "
+    ("MAP_CREATE", _errno.E2BIG): "key, value or max_entries exceeds the limit of this map type",
+    ("MAP_FREEZE", _errno.EBUSY): "the map is mmap-ed writable or already frozen",
+    ("PROG_LOAD", _errno.EACCES): "the verifier rejected the program (see the log)",
+    ("PROG_LOAD", _errno.EINVAL): "the kernel rejected the program: invalid instructions, type, "
                                     "attach type or attribute (see the log)",
-    (Cmd.PROG_LOAD, _errno.ENOSPC): "the verifier log did not fit in the buffer",
-    (Cmd.PROG_LOAD, _errno.E2BIG): "the program is too large (instruction or complexity limit)",
-    (Cmd.OBJ_PIN, _errno.EEXIST): "the pin path exists already",
-    (Cmd.OBJ_PIN, _errno.EPERM): "the pin path is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)",
-    (Cmd.OBJ_PIN, _errno.ENOENT): "the pin path's directory does not exist",
-    (Cmd.OBJ_GET, _errno.ENOENT): "nothing is pinned at this path",
-    (Cmd.OBJ_GET, _errno.EPERM): "the path is not on a bpffs mount, or access is not permitted",
-    (Cmd.OBJ_GET, _errno.EACCES): "the pinned object's permissions forbid access",
-    (Cmd.PROG_GET_FD_BY_ID, _errno.ENOENT): "no program with this id (it was unloaded)",
-    (Cmd.MAP_GET_FD_BY_ID, _errno.ENOENT): "no map with this id (it was freed)",
-    (Cmd.LINK_GET_FD_BY_ID, _errno.ENOENT): "no link with this id",
-    (Cmd.BTF_GET_FD_BY_ID, _errno.ENOENT): "no BTF object with this id",
-    (Cmd.PROG_TEST_RUN, _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524):
+    ("PROG_LOAD", _errno.ENOSPC): "the verifier log did not fit in the buffer",
+    ("PROG_LOAD", _errno.E2BIG): "the program is too large (instruction or complexity limit)",
+    ("OBJ_PIN", _errno.EEXIST): "the pin path exists already",
+    ("OBJ_PIN", _errno.EPERM): "the pin path is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)",
+    ("OBJ_PIN", _errno.ENOENT): "the pin path's directory does not exist",
+    ("OBJ_GET", _errno.ENOENT): "nothing is pinned at this path",
+    ("OBJ_GET", _errno.EPERM): "the path is not on a bpffs mount, or access is not permitted",
+    ("OBJ_GET", _errno.EACCES): "the pinned object's permissions forbid access",
+    ("PROG_GET_FD_BY_ID", _errno.ENOENT): "no program with this id (it was unloaded)",
+    ("MAP_GET_FD_BY_ID", _errno.ENOENT): "no map with this id (it was freed)",
+    ("LINK_GET_FD_BY_ID", _errno.ENOENT): "no link with this id",
+    ("BTF_GET_FD_BY_ID", _errno.ENOENT): "no BTF object with this id",
+    ("PROG_TEST_RUN", _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524):
         "this program type cannot be run with BPF_PROG_TEST_RUN",
-    (Cmd.PROG_TEST_RUN, _errno.ENOSPC): "data_out is too small for the program's output",
-    (Cmd.LINK_CREATE, _errno.EINVAL): "the kernel refused this attachment (attach type, target or flags)",
-    (Cmd.RAW_TRACEPOINT_OPEN, _errno.ENOENT): "no such raw tracepoint",
+    ("PROG_TEST_RUN", _errno.ENOSPC): "data_out is too small for the program's output",
+    ("LINK_CREATE", _errno.EINVAL): "the kernel refused this attachment (attach type, target or flags)",
+    ("RAW_TRACEPOINT_OPEN", _errno.ENOENT): "no such raw tracepoint",
 }
 
 
-def explain(cmd: int | None, err: int) -> str:
-    """The meaning of ``err`` for ``cmd``, as specific as pybpf knows it."""
+def explain(command: str | None, err: int) -> str:
+    """The meaning of ``err`` for ``command`` (``BPF_MAP_CREATE``), as specific as pybpf knows it."""
+    cmd = command.removeprefix("BPF_") if command else None
     return (_EXPLAIN.get((cmd, err)) or _EXPLAIN.get((None, err))
             or os.strerror(err).lower())
 
@@ -87,8 +87,7 @@ class BPFError(PyBPFError, OSError):
         self.command = command
         self.obj = obj
         self.hint = hint
-        cmd = Cmd.__members__.get(command.removeprefix("BPF_"))
-        why = detail or explain(cmd, err)
+        why = detail or explain(command, err)
         name = _errno.errorcode.get(err, str(err))
         where = f"{command} on {obj}" if obj else command
         text = f"{where}: {why} ({name})"
@@ -130,3 +129,7 @@ class UnsupportedFeatureError(PyBPFError):
 
 class UsageError(PyBPFError, ValueError):
     """Bad input from the caller (wrong key size, bad name, ...), caught before the kernel."""
+
+
+class MapKeyError(BPFError, KeyError):
+    """A map has no element for the key (ENOENT from a lookup/delete), or a queue is empty."""

@@ -1,0 +1,121 @@
+"""Key and value codecs: how Python objects become the bytes a map stores, and back.
+
+A codec has a fixed ``size`` and puts/gets one element at an offset of a bytearray.
+``codec_for(spec, size)`` accepts: None (raw: bytes, bytearray, int or ctypes object in;
+bytes out), a ``struct`` format string (values or tuples), or a ctypes type (instances).
+"""
+from __future__ import annotations
+
+import ctypes
+import struct
+import sys
+from typing import Any, Protocol, Union
+
+from .errors import UsageError
+
+CodecSpec = Union[None, str, type, "Codec"]
+_BYTEORDER = sys.byteorder
+_CData = ctypes._SimpleCData.__mro__[1]  # base of every ctypes type
+
+
+class Codec(Protocol):
+    size: int
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None: ...
+
+    def get(self, buf: bytearray, offset: int) -> Any: ...
+
+
+class RawCodec:
+    """bytes of exactly ``size``, host-endian ints, or ctypes objects in; bytes out."""
+
+    def __init__(self, size: int, what: str) -> None:
+        self.size = size
+        self.what = what
+        self._int = struct.Struct({1: "=B", 2: "=H", 4: "=I", 8: "=Q"}.get(size, "=B"))
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None:
+        size = self.size
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            if len(value) != size:
+                raise UsageError(f"{self.what} must be {size} bytes, got {len(value)}")
+            buf[offset:offset + size] = value
+        elif isinstance(value, int):
+            if size in (1, 2, 4, 8) and value >= 0:
+                try:
+                    self._int.pack_into(buf, offset, value)
+                    return
+                except struct.error:
+                    pass
+            try:
+                buf[offset:offset + size] = value.to_bytes(size, _BYTEORDER, signed=value < 0)
+            except OverflowError:
+                raise UsageError(f"{self.what}: {value} does not fit in {size} bytes") from None
+        elif isinstance(value, _CData):
+            self.put(buf, offset, bytes(value))
+        else:
+            raise UsageError(f"{self.what} must be bytes, int or a ctypes object of {size} bytes, "
+                             f"not {type(value).__name__}")
+
+    def get(self, buf: bytearray, offset: int) -> bytes:
+        return bytes(buf[offset:offset + self.size])
+
+
+class StructCodec:
+    """A ``struct`` format: one field gives plain values, several give tuples."""
+
+    def __init__(self, fmt: str, what: str) -> None:
+        self._s = struct.Struct(fmt)
+        self.size = self._s.size
+        self.what = what
+        self._single = len(self._s.unpack(bytes(self.size))) == 1
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None:
+        try:
+            if self._single:
+                self._s.pack_into(buf, offset, value)
+            else:
+                self._s.pack_into(buf, offset, *value)
+        except (struct.error, TypeError) as e:
+            raise UsageError(f"{self.what}: {value!r} does not pack as {self._s.format!r}: {e}") from None
+
+    def get(self, buf: bytearray, offset: int) -> Any:
+        v = self._s.unpack_from(buf, offset)
+        return v[0] if self._single else v
+
+
+class CtypesCodec:
+    """A ctypes type: instances (or anything its constructor takes) in, instances out."""
+
+    def __init__(self, ctype: type, what: str) -> None:
+        self.ctype = ctype
+        self.size = ctypes.sizeof(ctype)
+        self.what = what
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None:
+        if not isinstance(value, self.ctype):
+            try:
+                value = self.ctype(*value) if isinstance(value, tuple) else self.ctype(value)
+            except TypeError as e:
+                raise UsageError(f"{self.what}: cannot make {self.ctype.__name__} from {value!r}: {e}") from None
+        buf[offset:offset + self.size] = bytes(value)
+
+    def get(self, buf: bytearray, offset: int) -> Any:
+        return self.ctype.from_buffer_copy(buf, offset)
+
+
+def codec_for(spec: CodecSpec, size: int, what: str) -> Codec:
+    """The codec for ``spec`` of an element of ``size`` bytes; a mismatch is a UsageError."""
+    if spec is None:
+        return RawCodec(size, what)
+    if isinstance(spec, str):
+        codec: Codec = StructCodec(spec, what)
+    elif isinstance(spec, type) and issubclass(spec, _CData):
+        codec = CtypesCodec(spec, what)
+    elif hasattr(spec, "put") and hasattr(spec, "get") and hasattr(spec, "size"):
+        codec = spec  # type: ignore[assignment]
+    else:
+        raise UsageError(f"{what}: a codec is a struct format, a ctypes type or a Codec, not {spec!r}")
+    if codec.size != size:
+        raise UsageError(f"{what} is {size} bytes but the codec {spec!r} is {codec.size}")
+    return codec

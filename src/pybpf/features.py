@@ -1,0 +1,258 @@
+"""What the running kernel supports, each answer from a real tiny create/load, cached.
+
+Every probe returns a ``Support``: truthy when the feature works, with ``reason`` saying
+why not (and what to use instead) when it does not. Errors elsewhere in pybpf use these
+reasons to explain a refusal.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import functools
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import UnsupportedFeatureError
+from .sys.attrs import MapCreateAttr, ProgLoadAttr
+from .sys.syscall import bpf_raw
+from .sys.uapi import AttachType, Cmd, Helper, MapFlag, MapType, ProgFlag, ProgType
+
+_ENOTSUPP = 524
+_RET0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+
+
+@dataclass(frozen=True)
+class Support:
+    """A probe's answer: ``ok``, and ``reason`` explaining a missing feature."""
+
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def require(self) -> None:
+        """Raise UnsupportedFeatureError with the reason unless supported."""
+        if not self.ok:
+            raise UnsupportedFeatureError(self.reason)
+
+
+_CAP_SYS_ADMIN, _CAP_BPF = 21, 39
+
+
+def privileged() -> bool:
+    """Does this process hold CAP_BPF or CAP_SYS_ADMIN (effective)?"""
+    with open("/proc/self/status") as f:
+        caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    return bool(caps & ((1 << _CAP_SYS_ADMIN) | (1 << _CAP_BPF)))
+
+
+_NO_PRIVS = ("not permitted (EPERM): this process lacks CAP_BPF and CAP_SYS_ADMIN; run as root "
+             "or grant CAP_BPF (+CAP_PERFMON for tracing, CAP_NET_ADMIN for networking)")
+
+
+def _errname(err: int) -> str:
+    return _errno.errorcode.get(err, "ENOTSUPP" if err == _ENOTSUPP else str(err))
+
+
+def _create_map(attr: MapCreateAttr) -> int:
+    ret = bpf_raw(Cmd.MAP_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+    if ret >= 0:
+        os.close(ret)
+        return 0
+    return -ret
+
+
+_MAP_PROBE_SIZES = {  # (key_size, value_size, max_entries, flags) where the default 4,4,1,0 fails
+    MapType.LPM_TRIE: (8, 8, 1, MapFlag.NO_PREALLOC),
+    MapType.QUEUE: (0, 4, 1, 0), MapType.STACK: (0, 4, 1, 0), MapType.BLOOM_FILTER: (0, 4, 1, 0),
+    MapType.RINGBUF: (0, 0, 4096, 0), MapType.USER_RINGBUF: (0, 0, 4096, 0),
+    MapType.CGROUP_STORAGE: (8, 8, 0, 0), MapType.PERCPU_CGROUP_STORAGE: (8, 8, 0, 0),
+    MapType.SK_STORAGE: (4, 4, 0, MapFlag.NO_PREALLOC),
+    MapType.INODE_STORAGE: (4, 4, 0, MapFlag.NO_PREALLOC),
+    MapType.TASK_STORAGE: (4, 4, 0, MapFlag.NO_PREALLOC),
+    MapType.CGRP_STORAGE: (4, 4, 0, MapFlag.NO_PREALLOC),
+    MapType.ARENA: (0, 0, 1, MapFlag.MMAPABLE),
+    MapType.STACK_TRACE: (4, 8, 1, 0),
+    MapType.REUSEPORT_SOCKARRAY: (4, 8, 1, 0),
+}
+_STORAGE = {MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE, MapType.CGRP_STORAGE}
+
+
+@functools.lru_cache(maxsize=None)
+def map_type(t: MapType) -> Support:
+    """Can a map of type ``t`` be created? (storage maps with a one-int BTF)."""
+    if t == MapType.STRUCT_OPS:
+        return Support(True, "struct_ops maps need a vmlinux struct_ops type; not probed")
+    key, value, entries, flags = _MAP_PROBE_SIZES.get(t, (4, 4, 1, 0))
+    attr = MapCreateAttr(map_type=t, key_size=key, value_size=value, max_entries=entries,
+                         map_flags=flags)
+    btf = inner = None
+    try:
+        if t in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
+            from .maps import Map
+            inner = Map.create(MapType.ARRAY, 4, 4, 1)
+            attr.inner_map_fd = inner.fd
+        if t in _STORAGE:
+            from .btf import BTF, int_btf
+            btf = BTF.load(int_btf(), "probe btf")
+            attr.btf_fd, attr.btf_key_type_id, attr.btf_value_type_id = btf.fd, 1, 1
+        err = _create_map(attr)
+    finally:
+        for obj in (btf, inner):
+            if obj is not None:
+                obj.close()
+    if err == 0:
+        return Support(True)
+    name = t.name.lower()
+    if err in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP):
+        return Support(False, f"map type {name} is not supported by this kernel "
+                              f"({os.uname().release}: BPF_MAP_CREATE gives {_errname(err)})")
+    if err == _errno.EPERM:
+        return Support(False, f"creating a {name} map is {_NO_PRIVS}")
+    return Support(False, f"map type {name}: BPF_MAP_CREATE probe failed ({_errname(err)})")
+
+
+def _load(prog_type: int, insns: bytes = _RET0, expected_attach_type: int = 0,
+          attach_btf_id: int = 0, log: Optional[ctypes.Array] = None, flags: int = 0) -> int:
+    """Load and close a probe program; 0 or the errno."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(b"GPL")
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8,
+                        insns=ctypes.addressof(code), license=ctypes.addressof(lic),
+                        expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id,
+                        prog_flags=flags)
+    if log is not None:
+        attr.log_level, attr.log_size, attr.log_buf = 1, len(log), ctypes.addressof(log)
+    ret = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
+    if ret >= 0:
+        os.close(ret)
+        return 0
+    return -ret
+
+
+_PROG_ATTACH_FOR_PROBE = {
+    ProgType.CGROUP_SOCK_ADDR: AttachType.CGROUP_INET4_CONNECT,
+    ProgType.SK_LOOKUP: AttachType.SK_LOOKUP,
+    ProgType.NETFILTER: AttachType.NETFILTER,
+    ProgType.CGROUP_SOCKOPT: AttachType.CGROUP_GETSOCKOPT,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def prog_type(t: ProgType) -> Support:
+    """Can a program of type ``t`` be loaded? (tracing kinds: see ``fentry``, ``lsm``)."""
+    if t in (ProgType.TRACING, ProgType.EXT, ProgType.STRUCT_OPS):
+        return fentry() if t == ProgType.TRACING else Support(True, "needs an attach target; not probed")
+    if t == ProgType.LSM:
+        return lsm()
+    err = _load(t, expected_attach_type=_PROG_ATTACH_FOR_PROBE.get(t, 0),
+                flags=ProgFlag.SLEEPABLE if t == ProgType.SYSCALL else 0)
+    name = t.name.lower()
+    if err == 0:
+        return Support(True)
+    if err == _errno.EPERM:
+        return Support(False, f"loading {name} programs is {_NO_PRIVS}")
+    return Support(False, f"program type {name} is not supported by this kernel "
+                          f"({os.uname().release}: BPF_PROG_LOAD gives {_errname(err)})")
+
+
+@functools.lru_cache(maxsize=None)
+def helper(t: ProgType, h: Helper) -> Support:
+    """May programs of type ``t`` call helper ``h``? (the verifier's answer, as libbpf probes)."""
+    call = bytes([0x85, 0, 0, 0]) + int(h).to_bytes(4, "little")
+    log = ctypes.create_string_buffer(64 * 1024)
+    err = _load(t, call + _RET0, _PROG_ATTACH_FOR_PROBE.get(t, 0), log=log)
+    text = log.value.decode(errors="replace")
+    if err == 0 or ("invalid func " not in text and "unknown func " not in text
+                    and "program of this type cannot use helper" not in text):
+        if err in (_errno.EPERM, _errno.EINVAL) and not text:
+            return Support(False, f"program type {t.name.lower()} could not be probed "
+                                  f"({_errname(err)})")
+        return Support(True)
+    return Support(False, f"helper bpf_{h.name} is not available to {t.name.lower()} programs "
+                          "on this kernel")
+
+
+@functools.lru_cache(maxsize=None)
+def kprobes() -> Support:
+    """kprobe/kretprobe attachment: the perf kprobe PMU or tracefs kprobe_events."""
+    if os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
+        return Support(True)
+    if any(os.path.exists(f"{d}/kprobe_events") for d in
+           ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")):
+        return Support(True, "legacy kprobe_events only")
+    return Support(False, "kprobes are not available on this kernel (no kprobe PMU in "
+                          "/sys/bus/event_source/devices and no kprobe_events: CONFIG_KPROBES is "
+                          "off): use a tracepoint instead, e.g. syscalls/sys_enter_execve, or a "
+                          "raw_tracepoint / tp_btf program")
+
+
+@functools.lru_cache(maxsize=None)
+def uprobes() -> Support:
+    """uprobe/uretprobe attachment through the perf uprobe PMU."""
+    if os.path.exists("/sys/bus/event_source/devices/uprobe/type"):
+        return Support(True)
+    return Support(False, "uprobes are not available on this kernel (no uprobe PMU: "
+                          "CONFIG_UPROBE_EVENTS is off)")
+
+
+def _tracing_load(prog: ProgType, attach: AttachType, what: str, instead: str) -> Support:
+    # attach_btf_id 0 is never a valid target: a kernel that allows the program type answers
+    # EINVAL from target validation; one whose policy refuses it answers EPERM first.
+    err = _load(prog, expected_attach_type=attach)
+    if err == _errno.EINVAL:
+        return Support(True)
+    if err == _errno.EPERM and not privileged():
+        return Support(False, f"loading {what} programs is {_NO_PRIVS}")
+    if err == _errno.EPERM:
+        return Support(False, f"{what} programs are refused by this kernel (BPF_PROG_LOAD gives "
+                              f"EPERM although CAP_BPF/CAP_SYS_ADMIN are held: a lockdown or "
+                              f"LSM policy forbids them): {instead}")
+    return Support(False, f"{what} programs are not supported by this kernel "
+                          f"({os.uname().release}: BPF_PROG_LOAD gives {_errname(err)}): {instead}")
+
+
+@functools.lru_cache(maxsize=None)
+def fentry() -> Support:
+    """fentry/fexit/fmod_ret (BPF_PROG_TYPE_TRACING) programs."""
+    return _tracing_load(ProgType.TRACING, AttachType.TRACE_FENTRY, "fentry/fexit",
+                         "use a tp_btf or raw_tracepoint program, or a tracepoint")
+
+
+@functools.lru_cache(maxsize=None)
+def lsm() -> Support:
+    """BPF LSM programs (also needs ``bpf`` in the kernel's active LSM list)."""
+    try:
+        with open("/sys/kernel/security/lsm") as f:
+            active = f.read().split(",")
+    except OSError:
+        active = None
+    if active is not None and "bpf" not in active:
+        return Support(False, "the BPF LSM is not active (boot with lsm=...,bpf): use a "
+                              "tracepoint or cgroup program instead")
+    return _tracing_load(ProgType.LSM, AttachType.LSM_MAC, "LSM",
+                         "use cgroup programs (cgroup/connect4, cgroup/sock_create ...) or tracepoints")
+
+
+@functools.lru_cache(maxsize=None)
+def perf_link() -> Support:
+    """BPF links for perf events (LINK_CREATE with BPF_PERF_EVENT, kernel >= 5.15)."""
+    from .sys.attrs import LinkCreateAttr
+    attr = LinkCreateAttr(prog_fd=0xFFFFFFFF, target_fd=0xFFFFFFFF, attach_type=AttachType.PERF_EVENT)
+    ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+    if ret == -_errno.EBADF:
+        return Support(True)
+    return Support(False, f"this kernel cannot create perf-event BPF links "
+                          f"({_errname(-ret)}): PERF_EVENT_IOC_SET_BPF is used instead")
+
+
+def map_batch(t: MapType) -> Support:
+    """Batch operations exist for hash, array, LPM and map-in-map types (kernel >= 5.6)."""
+    return Support(t in _BATCH_TYPES, f"{t.name.lower()} maps have no batch operations")
+
+
+_BATCH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
+                          MapType.LRU_PERCPU_HASH, MapType.ARRAY, MapType.PERCPU_ARRAY,
+                          MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.LPM_TRIE})

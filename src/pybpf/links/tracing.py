@@ -1,0 +1,74 @@
+"""Tracepoints (perf_event_open + LINK_CREATE) and raw tracepoints (RAW_TRACEPOINT_OPEN)."""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from typing import Union
+
+from ..errors import BPFError, UsageError
+from ..object import KernelObject
+from ..sys import perf
+from ..sys.attrs import LinkCreateAttr, RawTracepointAttr
+from ..sys.fd import FD
+from ..sys.syscall import bpf, bpf_raw
+from ..sys.uapi import AttachType, Cmd, PerfIoc, PerfTypeId
+from .link import Link, PerfEventAttachment
+
+TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+def tracefs() -> str:
+    """The tracefs mount point; an error says how to mount it."""
+    for path in TRACEFS_PATHS:
+        if os.path.exists(os.path.join(path, "events")):
+            return path
+    raise UsageError("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
+
+
+def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0
+                      ) -> Union[Link, PerfEventAttachment]:
+    """Attach ``program`` to the open perf event ``pfd`` (ownership of ``pfd`` is taken).
+
+    A BPF link (LINK_CREATE, BPF_PERF_EVENT) where the kernel has them; otherwise
+    PERF_EVENT_IOC_SET_BPF + ENABLE, as libbpf falls back on kernels before 5.15.
+    """
+    try:
+        attr = LinkCreateAttr(prog_fd=program.fd, target_fd=pfd.fd,
+                              attach_type=AttachType.PERF_EVENT)
+        attr.target.perf_event.bpf_cookie = cookie
+        ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret >= 0:
+            pfd.close()  # the link holds its own reference to the perf event
+            return Link(FD(ret), what)
+        if -ret not in (_errno.EINVAL, _errno.EOPNOTSUPP, 524):
+            raise BPFError(-ret, "BPF_LINK_CREATE", f"{program.describe()} on {what}")
+        perf.ioctl(pfd.fd, PerfIoc.SET_BPF, program.fd, what)
+        perf.ioctl(pfd.fd, PerfIoc.ENABLE, 0, what)
+        return PerfEventAttachment(pfd, what)
+    except BaseException:
+        pfd.close()
+        raise
+
+
+def attach_tracepoint(program: KernelObject, category: str, name: str,
+                      cookie: int = 0) -> Union[Link, PerfEventAttachment]:
+    """Run ``program`` (BPF_PROG_TYPE_TRACEPOINT) on tracepoint ``category/name``."""
+    what = f"tracepoint {category}/{name}"
+    try:
+        tp_id = perf.tracepoint_id(tracefs(), category, name)
+    except FileNotFoundError:
+        raise BPFError(_errno.ENOENT, "perf_event_open", what,
+                       f"no tracepoint {category}/{name} in {tracefs()}/events") from None
+    attr = perf.PerfEventAttr(type=PerfTypeId.TRACEPOINT, config=tp_id, sample_period=1,
+                              wakeup_events=1)
+    pfd = perf.perf_event_open(attr, pid=-1, cpu=0, what=what)
+    return attach_perf_event(program, pfd, what, cookie)
+
+
+def attach_raw_tracepoint(program: KernelObject, name: str, cookie: int = 0) -> Link:
+    """Run ``program`` (raw_tracepoint) on raw tracepoint ``name`` (e.g. ``sys_enter``)."""
+    buf = ctypes.create_string_buffer(name.encode())
+    attr = RawTracepointAttr(name=ctypes.addressof(buf), prog_fd=program.fd, cookie=cookie)
+    return Link(FD(bpf(Cmd.RAW_TRACEPOINT_OPEN, attr, f"{program.describe()} on raw "
+                                                      f"tracepoint {name}")), name)

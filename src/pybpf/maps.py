@@ -1,0 +1,591 @@
+"""BPF maps: create every map type, open existing ones, and access them like dicts.
+
+Element access reuses per-map buffers and an attr struct (the bpf() call keeps the GIL,
+see ``pybpf.sys.syscall``), so ``m[k]``, ``m[k] = v`` and ``del m[k]`` cost one syscall
+and a few pack/unpack steps. Keys and values are converted by codecs (``pybpf.codec``).
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import mmap as _mmap
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Union
+
+from .codec import Codec, CodecSpec, RawCodec, codec_for
+from .errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
+from .object import KernelObject
+from .sys import objects
+from .sys.attrs import MapBatchAttr, MapCreateAttr, MapElemAttr, MapInfoStruct
+from .sys.cpus import possible_cpus
+from .sys.fd import FD
+from .sys.syscall import bpf, bpf_raw, command_name
+from .sys.uapi import OBJ_NAME_LEN, Cmd, MapFlag, MapType, UpdateFlag
+
+_ENOTSUPP = 524  # kernel-internal "not supported" that bpf() can return
+
+PERCPU_TYPES = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH,
+                          MapType.PERCPU_CGROUP_STORAGE})
+FD_VALUE_TYPES = frozenset({MapType.PROG_ARRAY, MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY,
+                            MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.DEVMAP,
+                            MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP,
+                            MapType.SOCKMAP, MapType.SOCKHASH})
+"""Maps whose updates take a file descriptor (or a pybpf object) as the value."""
+
+MapTypeLike = Union[MapType, int, str]
+_MISSING = object()
+
+
+def map_type_of(t: MapTypeLike) -> MapType:
+    """MapType from an enum, its number, or a name as bpftool spells it (``hash``, ``lru_hash``)."""
+    if isinstance(t, str):
+        try:
+            return MapType[t.upper().removeprefix("BPF_MAP_TYPE_")]
+        except KeyError:
+            names = ", ".join(m.name.lower() for m in MapType if m != MapType.UNSPEC)
+            raise UsageError(f"unknown map type {t!r}; known: {names}") from None
+    try:
+        return MapType(t)
+    except ValueError:
+        raise UsageError(f"unknown map type {t}") from None
+
+
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+class _FdCodec(RawCodec):
+    """Values of fd-valued maps: a pybpf object or an fd in (4 bytes); ids or raw bytes out."""
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None:
+        if hasattr(value, "fileno") and not isinstance(value, int):
+            value = value.fileno()
+        super().put(buf, offset, value)
+
+
+class _PerCpuCodec:
+    """One value per possible CPU, each padded to 8 bytes: a list in, a list out.
+
+    A single (non-list) value is written to every CPU.
+    """
+
+    def __init__(self, inner: Codec, what: str) -> None:
+        self.inner = inner
+        self.stride = _round8(inner.size)
+        self.ncpus = len(possible_cpus())
+        self.size = self.stride * self.ncpus
+        self.what = what
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None:
+        if isinstance(value, list):
+            if len(value) != self.ncpus:
+                raise UsageError(f"{self.what}: a per-CPU value is a list of {self.ncpus} "
+                                 f"values (one per possible CPU), got {len(value)}")
+            values = value
+        else:
+            values = [value] * self.ncpus
+        for i, v in enumerate(values):
+            self.inner.put(buf, offset + i * self.stride, v)
+
+    def get(self, buf: bytearray, offset: int) -> list:
+        return [self.inner.get(buf, offset + i * self.stride) for i in range(self.ncpus)]
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """struct bpf_map_info, plus ``frozen`` from the fd's fdinfo."""
+
+    id: int
+    type: Union[MapType, int]
+    name: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    btf_vmlinux_value_type_id: int
+    btf_vmlinux_id: int
+    map_extra: int
+    ifindex: int
+    netns_dev: int
+    netns_ino: int
+    frozen: bool
+
+    @classmethod
+    def from_fd(cls, fd: int, obj: str = "map") -> "MapInfo":
+        s = objects.obj_info(fd, MapInfoStruct(), obj)
+        try:
+            mtype: Union[MapType, int] = MapType(s.type)
+        except ValueError:
+            mtype = s.type
+        return cls(id=s.id, type=mtype, name=s.name.decode(errors="replace"),
+                   key_size=s.key_size, value_size=s.value_size, max_entries=s.max_entries,
+                   flags=s.map_flags, btf_id=s.btf_id, btf_key_type_id=s.btf_key_type_id,
+                   btf_value_type_id=s.btf_value_type_id,
+                   btf_vmlinux_value_type_id=s.btf_vmlinux_value_type_id,
+                   btf_vmlinux_id=s.btf_vmlinux_id, map_extra=s.map_extra, ifindex=s.ifindex,
+                   netns_dev=s.netns_dev, netns_ino=s.netns_ino, frozen=_fdinfo_frozen(fd))
+
+
+def _fdinfo_frozen(fd: int) -> bool:
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            return any(line.startswith("frozen:") and line.split()[1] != "0" for line in f)
+    except OSError:
+        return False
+
+
+class Map(KernelObject):
+    """A BPF map: ``m[key]``, ``m[key] = value``, ``del m[key]``, ``key in m``, iteration.
+
+    ``key``/``value`` codecs fix how Python objects are converted (see ``pybpf.codec``);
+    without one, keys and values are bytes (ints and ctypes objects are accepted too).
+    Per-CPU maps return a list with one value per possible CPU.
+    """
+
+    kind = "map"
+
+    def __init__(self, fd: FD, info: MapInfo, key: CodecSpec = None,
+                 value: CodecSpec = None) -> None:
+        super().__init__(fd, info.name)
+        self.map_type = info.type
+        self.key_size = info.key_size
+        self.value_size = info.value_size
+        self.max_entries = info.max_entries
+        self.flags = info.flags
+        what = self.describe()
+        self.key_codec: Codec = codec_for(key, self.key_size, f"{what}: key")
+        vcodec: Codec
+        if self.map_type in FD_VALUE_TYPES and value is None:
+            vcodec = _FdCodec(self.value_size, f"{what}: value")
+        else:
+            vcodec = codec_for(value, self.value_size, f"{what}: value")
+        if self.map_type in PERCPU_TYPES:
+            vcodec = _PerCpuCodec(vcodec, f"{what}: value")
+        self.value_codec: Codec = vcodec
+        self._kbuf = bytearray(max(self.key_size, 1))
+        self._vbuf = bytearray(max(vcodec.size, 1))
+        self._kptr = ctypes.addressof((ctypes.c_char * len(self._kbuf)).from_buffer(self._kbuf))
+        self._vptr = ctypes.addressof((ctypes.c_char * len(self._vbuf)).from_buffer(self._vbuf))
+        self._attr = MapElemAttr(map_fd=fd.fd, key=self._kptr if self.key_size else 0,
+                                 value=self._vptr)
+        self._addr = ctypes.addressof(self._attr)
+        self._kput = self.key_codec.put
+        self._vput = self.value_codec.put
+        self._vget = self.value_codec.get
+
+    # -- creating and opening -----------------------------------------------------------------
+    @classmethod
+    def create(cls, map_type: MapTypeLike, key_size: int = 0, value_size: int = 0,
+               max_entries: int = 0, *, name: str = "", flags: int = 0,
+               inner_map: Optional["Map"] = None, numa_node: Optional[int] = None,
+               map_extra: int = 0, btf: Any = None, btf_key_type_id: int = 0,
+               btf_value_type_id: int = 0, btf_vmlinux_value_type_id: int = 0,
+               ifindex: int = 0, key: CodecSpec = None, value: CodecSpec = None) -> "Map":
+        """BPF_MAP_CREATE. ``btf`` is anything with ``fileno()`` (a loaded BTF object) or an fd.
+
+        As libbpf does, a perf event array with ``max_entries=0`` gets one slot per possible CPU.
+        """
+        mtype = map_type_of(map_type)
+        if len(name.encode()) >= OBJ_NAME_LEN:
+            raise UsageError(f"map name {name!r} is longer than {OBJ_NAME_LEN - 1} bytes")
+        if mtype == MapType.PERF_EVENT_ARRAY:
+            key_size, value_size = key_size or 4, value_size or 4
+            max_entries = max_entries or len(possible_cpus())
+        if numa_node is not None:
+            flags |= MapFlag.NUMA_NODE
+        attr = MapCreateAttr(
+            map_type=mtype, key_size=key_size, value_size=value_size, max_entries=max_entries,
+            map_flags=flags, inner_map_fd=inner_map.fd if inner_map is not None else 0,
+            numa_node=numa_node or 0, map_name=name.encode(), map_ifindex=ifindex,
+            btf_fd=_fileno(btf), btf_key_type_id=btf_key_type_id,
+            btf_value_type_id=btf_value_type_id,
+            btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra)
+        what = f"map {name!r}" if name else f"{mtype.name.lower()} map"
+        ret = bpf_raw(Cmd.MAP_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret < 0:
+            if -ret in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP):
+                from . import features
+                support = features.map_type(mtype)
+                if not support:
+                    raise UnsupportedFeatureError(f"BPF_MAP_CREATE on {what}: {support.reason}")
+            raise BPFError(-ret, "BPF_MAP_CREATE", what)
+        fd = FD(ret)
+        try:
+            info = MapInfo.from_fd(fd.fd, what)
+            return cls(fd, info, key, value)
+        except BaseException:
+            fd.close()
+            raise
+
+    @classmethod
+    def from_fd(cls, fd: Union[int, FD], key: CodecSpec = None, value: CodecSpec = None) -> "Map":
+        """Wrap a map fd; an int is duplicated (the caller keeps its own fd)."""
+        owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
+        try:
+            return cls(owned, MapInfo.from_fd(owned.fd), key, value)
+        except BaseException:
+            owned.close()
+            raise
+
+    @classmethod
+    def from_pin(cls, path: Union[str, os.PathLike], key: CodecSpec = None,
+                 value: CodecSpec = None, flags: int = 0) -> "Map":
+        """Open the map pinned at ``path`` (BPF_OBJ_GET)."""
+        return cls.from_fd(cls._fd_from_pin(path, flags), key, value)
+
+    @classmethod
+    def from_id(cls, map_id: int, key: CodecSpec = None, value: CodecSpec = None) -> "Map":
+        """Open map ``map_id`` (BPF_MAP_GET_FD_BY_ID)."""
+        return cls.from_fd(cls._fd_from_id(map_id), key, value)
+
+    @classmethod
+    def from_name(cls, name: str, key: CodecSpec = None, value: CodecSpec = None) -> "Map":
+        """Open the one map named ``name``; none or several is an error listing the ids."""
+        matches = [i for i in list_maps() if i.name == name]
+        if len(matches) != 1:
+            found = ", ".join(str(i.id) for i in matches) or "none"
+            raise BPFError(_errno.ENOENT if not matches else _errno.EEXIST,
+                           "BPF_MAP_GET_FD_BY_ID", f"map named {name!r}",
+                           f"{len(matches)} maps have this name (ids: {found})",
+                           "open it by id instead" if matches else "")
+        return cls.from_id(matches[0].id, key, value)
+
+    def info(self) -> MapInfo:
+        """The kernel's view of this map (BPF_OBJ_GET_INFO_BY_FD)."""
+        return MapInfo.from_fd(self.fd, self.describe())
+
+    @property
+    def id(self) -> int:
+        return self.info().id
+
+    # -- element access ------------------------------------------------------------------------
+    def _fail(self, cmd: int, err: int, key: Any = _MISSING) -> BPFError:
+        if err == _errno.ENOENT and cmd in (Cmd.MAP_LOOKUP_ELEM, Cmd.MAP_DELETE_ELEM,
+                                            Cmd.MAP_LOOKUP_AND_DELETE_ELEM):
+            obj = self.describe() if key is _MISSING else f"{self.describe()} key {key!r}"
+            return MapKeyError(err, command_name(cmd), obj)
+        return BPFError(err, command_name(cmd), self.describe())
+
+    def lookup(self, key: Any, flags: int = 0) -> Any:
+        """The value for ``key``; MapKeyError (a KeyError) when absent."""
+        self._kput(self._kbuf, 0, key)
+        self._attr.flags = flags
+        ret = bpf_raw(Cmd.MAP_LOOKUP_ELEM, self._addr, 32)
+        if ret < 0:
+            raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret, key)
+        return self._vget(self._vbuf, 0)
+
+    __getitem__ = lookup
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self.lookup(key)
+        except MapKeyError:
+            return default
+
+    def __contains__(self, key: Any) -> bool:
+        if self.map_type == MapType.BLOOM_FILTER:
+            return self.peek(key) is not None
+        self._kput(self._kbuf, 0, key)
+        self._attr.flags = 0
+        ret = bpf_raw(Cmd.MAP_LOOKUP_ELEM, self._addr, 32)
+        if ret < 0 and ret != -_errno.ENOENT:
+            raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret, key)
+        return ret == 0
+
+    def update(self, key: Any, value: Any, flags: int = UpdateFlag.ANY) -> None:
+        """Set ``key`` to ``value``; ``flags``: UpdateFlag.ANY, NOEXIST, EXIST (| F_LOCK)."""
+        self._kput(self._kbuf, 0, key)
+        self._vput(self._vbuf, 0, value)
+        self._attr.flags = flags
+        ret = bpf_raw(Cmd.MAP_UPDATE_ELEM, self._addr, 32)
+        if ret < 0:
+            raise self._fail(Cmd.MAP_UPDATE_ELEM, -ret)
+
+    __setitem__ = update
+
+    def delete(self, key: Any) -> None:
+        """Remove ``key``; MapKeyError when absent."""
+        self._kput(self._kbuf, 0, key)
+        self._attr.flags = 0
+        ret = bpf_raw(Cmd.MAP_DELETE_ELEM, self._addr, 32)
+        if ret < 0:
+            raise self._fail(Cmd.MAP_DELETE_ELEM, -ret, key)
+
+    __delitem__ = delete
+
+    def lookup_and_delete(self, key: Any) -> Any:
+        """Remove ``key`` and return its value, atomically (hash maps; kernel >= 5.14)."""
+        self._kput(self._kbuf, 0, key)
+        self._attr.flags = 0
+        ret = bpf_raw(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, self._addr, 32)
+        if ret < 0:
+            raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret, key)
+        return self._vget(self._vbuf, 0)
+
+    # queue, stack and bloom filter: no keys ----------------------------------------------------
+    def _keyless(self, cmd: int, flags: int = 0) -> int:
+        self._attr.key = 0
+        self._attr.flags = flags
+        try:
+            return bpf_raw(cmd, self._addr, 32)
+        finally:
+            self._attr.key = self._kptr
+
+    def push(self, value: Any, flags: int = UpdateFlag.ANY) -> None:
+        """Queue/stack push, bloom filter add; ``UpdateFlag.EXIST`` overwrites the oldest when full."""
+        self._vput(self._vbuf, 0, value)
+        ret = self._keyless(Cmd.MAP_UPDATE_ELEM, flags)
+        if ret < 0:
+            raise self._fail(Cmd.MAP_UPDATE_ELEM, -ret)
+
+    def pop(self) -> Any:
+        """Queue/stack: remove and return the next value; MapKeyError when empty."""
+        ret = self._keyless(Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+        if ret < 0:
+            raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret)
+        return self._vget(self._vbuf, 0)
+
+    def peek(self, value: Any = _MISSING) -> Any:
+        """Queue/stack: the next value without removing it (None when empty).
+
+        Bloom filter: ``peek(value)`` returns ``value`` when it may be in the set, else None.
+        """
+        if value is not _MISSING:
+            self._vput(self._vbuf, 0, value)
+        ret = self._keyless(Cmd.MAP_LOOKUP_ELEM)
+        if ret == -_errno.ENOENT:
+            return None
+        if ret < 0:
+            raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret)
+        return value if value is not _MISSING else self._vget(self._vbuf, 0)
+
+    def freeze(self) -> None:
+        """Make the map read-only from user space for good (BPF_MAP_FREEZE)."""
+        bpf(Cmd.MAP_FREEZE, MapElemAttr(map_fd=self.fd), self.describe())
+
+    # -- iteration -------------------------------------------------------------------------------
+    def keys(self) -> Iterator[Any]:
+        """All keys (BPF_MAP_GET_NEXT_KEY), decoded.
+
+        The next key is fetched before the current one is yielded, so deleting the yielded
+        key (``for k in m: del m[k]``) does not restart or end the walk.
+        """
+        size = self.key_size
+        cur, nxt = bytearray(max(size, 1)), bytearray(max(size, 1))
+        cptr = ctypes.addressof((ctypes.c_char * len(cur)).from_buffer(cur))
+        nptr = ctypes.addressof((ctypes.c_char * len(nxt)).from_buffer(nxt))
+        attr = MapElemAttr(map_fd=self.fd, key=0, value=nptr)
+        addr = ctypes.addressof(attr)
+        ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, addr, 32)
+        attr.key = cptr
+        limit = 2 * self.max_entries + 16  # a walk longer than this means concurrent churn
+        while ret == 0:
+            cur[:] = nxt
+            ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, addr, 32)
+            yield self.key_codec.get(cur, 0)
+            limit -= 1
+            if limit == 0:
+                raise BPFError(_errno.EAGAIN, "BPF_MAP_GET_NEXT_KEY", self.describe(),
+                               "iteration did not end: the map changes faster than it is read")
+        if ret != -_errno.ENOENT:
+            raise self._fail(Cmd.MAP_GET_NEXT_KEY, -ret)
+
+    __iter__ = keys
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """(key, value) pairs; keys deleted meanwhile are skipped."""
+        for k in self.keys():
+            try:
+                yield k, self.lookup(k)
+            except MapKeyError:
+                continue
+
+    def values(self) -> Iterator[Any]:
+        return (v for _, v in self.items())
+
+    def clear(self) -> None:
+        """Delete every element (not for arrays, whose elements always exist)."""
+        for k in self.keys():
+            try:
+                self.delete(k)
+            except MapKeyError:
+                pass
+
+    # -- batch operations ------------------------------------------------------------------------
+    def _pack(self, codec: Codec, items: Any, count: int) -> bytearray:
+        if _is_buffer(items):
+            raw = bytearray(memoryview(items).cast("B"))
+            if len(raw) != count * codec.size:
+                raise UsageError(f"{self.describe()}: {len(raw)} bytes are not {count} elements of "
+                                 f"{codec.size} bytes")
+            return raw
+        buf = bytearray(count * codec.size)
+        put, size = codec.put, codec.size
+        for i, item in enumerate(items):
+            put(buf, i * size, item)
+        return buf
+
+    def update_batch(self, keys: Any, values: Any, flags: int = 0, elem_flags: int = 0) -> int:
+        """Update many elements in one call (BPF_MAP_UPDATE_BATCH); returns how many.
+
+        ``keys``/``values`` are sequences (encoded by the codecs) or contiguous buffers of
+        packed elements (bytes, array.array, numpy arrays). Map types without batch support
+        fall back to one update per element.
+        """
+        n, nvals = _count(keys, self.key_size), _count(values, self.value_codec.size)
+        if n != nvals:
+            raise UsageError(f"{self.describe()}: {n} keys but {nvals} values")
+        kbuf = self._pack(self.key_codec, keys, n)
+        vbuf = self._pack(self.value_codec, values, n)
+        kc = (ctypes.c_char * max(len(kbuf), 1)).from_buffer(kbuf) if kbuf else None
+        vc = (ctypes.c_char * max(len(vbuf), 1)).from_buffer(vbuf) if vbuf else None
+        attr = MapBatchAttr(keys=ctypes.addressof(kc) if kc else 0,
+                            values=ctypes.addressof(vc) if vc else 0, count=n,
+                            map_fd=self.fd, elem_flags=elem_flags, flags=flags)
+        ret = bpf_raw(Cmd.MAP_UPDATE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) and attr.count == 0 \
+                and not self._supports_batch():
+            for i in range(n):
+                self._kbuf[:self.key_size] = kbuf[i * self.key_size:(i + 1) * self.key_size]
+                vs = self.value_codec.size
+                self._vbuf[:vs] = vbuf[i * vs:(i + 1) * vs]
+                self._attr.flags = elem_flags
+                r = bpf_raw(Cmd.MAP_UPDATE_ELEM, self._addr, 32)
+                if r < 0:
+                    raise self._fail(Cmd.MAP_UPDATE_ELEM, -r)
+            return n
+        if ret < 0:
+            raise BPFError(-ret, "BPF_MAP_UPDATE_BATCH", self.describe(),
+                           hint=f"{attr.count} of {n} elements were updated")
+        return attr.count
+
+    def delete_batch(self, keys: Any, flags: int = 0) -> int:
+        """Delete many keys in one call (BPF_MAP_DELETE_BATCH); returns how many."""
+        n = _count(keys, self.key_size)
+        kbuf = self._pack(self.key_codec, keys, n)
+        kc = (ctypes.c_char * max(len(kbuf), 1)).from_buffer(kbuf)
+        attr = MapBatchAttr(keys=ctypes.addressof(kc), count=n, map_fd=self.fd, flags=flags)
+        ret = bpf_raw(Cmd.MAP_DELETE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) and attr.count == 0 \
+                and not self._supports_batch():
+            for i in range(n):
+                self._kbuf[:self.key_size] = kbuf[i * self.key_size:(i + 1) * self.key_size]
+                r = bpf_raw(Cmd.MAP_DELETE_ELEM, self._addr, 32)
+                if r < 0:
+                    raise self._fail(Cmd.MAP_DELETE_ELEM, -r)
+            return n
+        if ret < 0:
+            raise self._fail(Cmd.MAP_DELETE_BATCH, -ret)
+        return attr.count
+
+    def lookup_batch(self, chunk: int = 0, delete: bool = False, raw: bool = False) -> Any:
+        """Every element, read ``chunk`` at a time (BPF_MAP_LOOKUP[_AND_DELETE]_BATCH).
+
+        Returns ``(keys, values)`` lists, or with ``raw=True`` two bytes objects of packed
+        elements and the count. Map types without batch support fall back to a key walk.
+        """
+        cmd = Cmd.MAP_LOOKUP_AND_DELETE_BATCH if delete else Cmd.MAP_LOOKUP_BATCH
+        ksz, vsz = self.key_size, self.value_codec.size
+        chunk = chunk or max(1, min(self.max_entries, 16384))
+        keys, vals = bytearray(), bytearray()
+        total = 0
+        cursor_in, cursor_out = bytearray(max(ksz, 8)), bytearray(max(ksz, 8))
+        cin = ctypes.addressof((ctypes.c_char * len(cursor_in)).from_buffer(cursor_in))
+        cout = ctypes.addressof((ctypes.c_char * len(cursor_out)).from_buffer(cursor_out))
+        first = True
+        while True:
+            kb, vb = bytearray(chunk * ksz), bytearray(chunk * vsz)
+            attr = MapBatchAttr(in_batch=0 if first else cin, out_batch=cout,
+                                keys=ctypes.addressof((ctypes.c_char * len(kb)).from_buffer(kb)),
+                                values=ctypes.addressof((ctypes.c_char * len(vb)).from_buffer(vb)),
+                                count=chunk, map_fd=self.fd)
+            ret = bpf_raw(cmd, ctypes.addressof(attr), ctypes.sizeof(attr))
+            if ret < 0 and -ret not in (_errno.ENOENT,):
+                if -ret == _errno.ENOSPC and attr.count == 0:
+                    chunk *= 2  # a hash bucket holds more elements than one chunk
+                    continue
+                if first and -ret in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP) \
+                        and not self._supports_batch():
+                    return self._lookup_walk(delete, raw)
+                raise BPFError(-ret, command_name(cmd), self.describe())
+            got = attr.count
+            keys += kb[:got * ksz]
+            vals += vb[:got * vsz]
+            total += got
+            if ret < 0:  # ENOENT: that was the last chunk
+                break
+            cursor_in[:] = cursor_out
+            first = False
+        if raw:
+            return bytes(keys), bytes(vals), total
+        kget, vget = self.key_codec.get, self.value_codec.get
+        return ([kget(keys, i * ksz) for i in range(total)],
+                [vget(vals, i * vsz) for i in range(total)])
+
+    def _lookup_walk(self, delete: bool, raw: bool) -> Any:
+        pairs = list(self.items())
+        if delete:
+            for k, _ in pairs:
+                self.delete(k)
+        if not raw:
+            return [k for k, _ in pairs], [v for _, v in pairs]
+        kb, vb = bytearray(len(pairs) * self.key_size), bytearray(len(pairs) * self.value_codec.size)
+        for i, (k, v) in enumerate(pairs):
+            self.key_codec.put(kb, i * self.key_size, k)
+            self.value_codec.put(vb, i * self.value_codec.size, v)
+        return bytes(kb), bytes(vb), len(pairs)
+
+    def _supports_batch(self) -> bool:
+        from . import features
+        return bool(features.map_batch(self.map_type))
+
+    # -- memory mapping --------------------------------------------------------------------------
+    def mmap(self, writable: bool = True) -> _mmap.mmap:
+        """Map the values of a ``BPF_F_MMAPABLE`` array (or an arena) into this process."""
+        if not self.flags & MapFlag.MMAPABLE:
+            raise UsageError(f"{self.describe()} was not created with BPF_F_MMAPABLE")
+        length = -(-self.value_size * self.max_entries // _mmap.PAGESIZE) * _mmap.PAGESIZE
+        prot = _mmap.PROT_READ | (_mmap.PROT_WRITE if writable else 0)
+        try:
+            return _mmap.mmap(self.fd, length, _mmap.MAP_SHARED, prot)
+        except OSError as e:
+            raise BPFError(e.errno or 0, "mmap", self.describe(),
+                           "a frozen map can only be mapped read-only" if writable else "") from None
+
+    def describe(self) -> str:
+        return f"map {self.name!r}" if self.name else f"{MapType(self.map_type).name.lower()} map" \
+            if hasattr(self, "map_type") else "map"
+
+
+def _is_buffer(items: Any) -> bool:
+    return isinstance(items, (bytes, bytearray, memoryview)) or hasattr(items, "__array_interface__")
+
+
+def _count(items: Any, size: int) -> int:
+    """Elements in a sequence, or in a buffer of packed ``size``-byte elements."""
+    return memoryview(items).nbytes // max(size, 1) if _is_buffer(items) else len(items)
+
+
+def _fileno(obj: Any) -> int:
+    if obj is None:
+        return 0
+    return obj if isinstance(obj, int) else obj.fileno()
+
+
+def list_maps() -> Iterator[MapInfo]:
+    """Info on every map in the kernel (other tenants' too); maps freed meanwhile are skipped."""
+    for map_id in objects.next_ids("map"):
+        try:
+            fd = objects.fd_by_id("map", map_id)
+        except BPFError as e:
+            if e.errno == _errno.ENOENT:
+                continue
+            raise
+        with fd:
+            yield MapInfo.from_fd(fd.fd, f"map id {map_id}")
+

@@ -1,0 +1,349 @@
+"""BPF programs: load from instructions (with the verifier log), run, inspect, pin, open."""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Union
+
+from .errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
+from .object import KernelObject
+from .sys import objects
+from .sys.attrs import ProgInfoStruct, ProgLoadAttr, TestRunAttr
+from .sys.fd import FD
+from .sys.syscall import bpf, bpf_raw
+from .sys.uapi import (INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, Cmd, ProgFlag,
+                       ProgType)
+
+ProgTypeLike = Union[ProgType, int, str]
+_NAME_OK = re.compile(r"^[A-Za-z0-9_.]*$")
+_LOG_START = 64 * 1024
+_ENOTSUPP = 524
+_NO_DATA_TYPES = frozenset({ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE,
+                            ProgType.SYSCALL, ProgType.TRACING, ProgType.STRUCT_OPS})
+"""Program types whose BPF_PROG_TEST_RUN takes only a context and runs exactly once."""
+
+
+def prog_type_of(t: ProgTypeLike) -> ProgType:
+    """ProgType from an enum, its number, or a name as bpftool spells it (``xdp``, ``kprobe``)."""
+    if isinstance(t, str):
+        try:
+            return ProgType[t.upper().removeprefix("BPF_PROG_TYPE_")]
+        except KeyError:
+            names = ", ".join(p.name.lower() for p in ProgType if p != ProgType.UNSPEC)
+            raise UsageError(f"unknown program type {t!r}; known: {names}") from None
+    try:
+        return ProgType(t)
+    except ValueError:
+        raise UsageError(f"unknown program type {t}") from None
+
+
+def kernel_version_code(release: Optional[str] = None) -> int:
+    """LINUX_VERSION_CODE of a release string (``6.18.44-...`` -> 0x0612ff, patch capped at 255)."""
+    nums = [int(n) for n in re.findall(r"\d+", release or os.uname().release)[:3]] + [0, 0]
+    return (nums[0] << 16) | (nums[1] << 8) | min(nums[2], 255)
+
+
+def _insn_bytes(insns: Any) -> bytes:
+    if isinstance(insns, (bytes, bytearray, memoryview)):
+        return bytes(insns)
+    if hasattr(insns, "__bytes__"):
+        return bytes(insns)
+    return b"".join(bytes(i) for i in insns)
+
+
+@dataclass(frozen=True)
+class ProgInfo:
+    """struct bpf_prog_info (the fields bpftool shows), with map ids resolved."""
+
+    id: int
+    type: Union[ProgType, int]
+    name: str
+    tag: str
+    gpl_compatible: bool
+    load_time: int  # ns since boot
+    created_by_uid: int
+    map_ids: tuple[int, ...]
+    xlated_prog_len: int
+    jited_prog_len: int
+    btf_id: int
+    run_time_ns: int
+    run_cnt: int
+    recursion_misses: int
+    verified_insns: int
+    attach_btf_obj_id: int
+    attach_btf_id: int
+    ifindex: int
+    netns_dev: int
+    netns_ino: int
+    nr_func_info: int
+    nr_line_info: int
+
+    @property
+    def loaded_at(self) -> float:
+        """Load time as a Unix timestamp."""
+        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        return boot + self.load_time / 1e9
+
+    @classmethod
+    def from_fd(cls, fd: int, obj: str = "prog") -> "ProgInfo":
+        s = objects.obj_info(fd, ProgInfoStruct(), obj)
+        ids = (ctypes.c_uint32 * s.nr_map_ids)()
+        if s.nr_map_ids:
+            s2 = ProgInfoStruct(nr_map_ids=s.nr_map_ids, map_ids=ctypes.addressof(ids))
+            objects.obj_info(fd, s2, obj)
+        try:
+            ptype: Union[ProgType, int] = ProgType(s.type)
+        except ValueError:
+            ptype = s.type
+        return cls(id=s.id, type=ptype, name=s.name.decode(errors="replace"),
+                   tag=bytes(s.tag).hex(), gpl_compatible=bool(s.gpl_compatible),
+                   load_time=s.load_time, created_by_uid=s.created_by_uid,
+                   map_ids=tuple(ids[:s.nr_map_ids]), xlated_prog_len=s.xlated_prog_len,
+                   jited_prog_len=s.jited_prog_len, btf_id=s.btf_id, run_time_ns=s.run_time_ns,
+                   run_cnt=s.run_cnt, recursion_misses=s.recursion_misses,
+                   verified_insns=s.verified_insns, attach_btf_obj_id=s.attach_btf_obj_id,
+                   attach_btf_id=s.attach_btf_id, ifindex=s.ifindex, netns_dev=s.netns_dev,
+                   netns_ino=s.netns_ino, nr_func_info=s.nr_func_info,
+                   nr_line_info=s.nr_line_info)
+
+
+@dataclass(frozen=True)
+class TestRunResult:
+    """What BPF_PROG_TEST_RUN reports: the return value, mean run time, output data/ctx."""
+
+    __test__ = False  # not a pytest class
+    retval: int
+    duration_ns: int
+    data_out: bytes
+    ctx_out: bytes
+
+
+class Program(KernelObject):
+    """A loaded BPF program. ``verifier_log`` holds the log when one was requested."""
+
+    kind = "prog"
+
+    def __init__(self, fd: FD, name: str, prog_type: Union[ProgType, int],
+                 verifier_log: str = "") -> None:
+        super().__init__(fd, name)
+        self.prog_type = prog_type
+        self.verifier_log = verifier_log
+
+    @classmethod
+    def load(cls, prog_type: ProgTypeLike, insns: Any, *, license: str = "GPL",
+             name: str = "", expected_attach_type: Optional[AttachType] = None,
+             attach_btf_id: int = 0, attach_btf_obj_fd: int = 0, attach_prog_fd: int = 0,
+             kern_version: Optional[int] = None, flags: int = 0, ifindex: int = 0,
+             btf: Any = None, func_info: bytes = b"", func_info_rec_size: int = 8,
+             line_info: bytes = b"", line_info_rec_size: int = 16,
+             fd_array: Optional[list[int]] = None, log_level: int = 0,
+             log_size: int = _LOG_START) -> "Program":
+        """BPF_PROG_LOAD.
+
+        ``insns`` is bytes of ``struct bpf_insn`` or anything ``bytes()`` turns into them
+        (a pybpf.asm program, a list of instructions). With ``log_level`` > 0 the verifier
+        log of a successful load is kept in ``verifier_log``. A failed load raises
+        VerifierError carrying the whole log (loaded again with a log if none was asked
+        for, the buffer grown on ENOSPC as libbpf does, ``truncated`` when it still did not fit).
+        """
+        ptype = prog_type_of(prog_type)
+        code = _insn_bytes(insns)
+        if not code or len(code) % INSN_SIZE:
+            raise UsageError(f"program {name!r}: instructions must be a non-empty multiple of "
+                             f"{INSN_SIZE} bytes, got {len(code)}")
+        if not _NAME_OK.match(name):
+            raise UsageError(f"program name {name!r}: the kernel takes only letters, digits, "
+                             "'_' and '.'")
+        if kern_version is None:
+            kern_version = kernel_version_code() if ptype == ProgType.KPROBE else 0
+        keep = [ctypes.create_string_buffer(code, len(code)),
+                ctypes.create_string_buffer(license.encode())]
+        attr = ProgLoadAttr(
+            prog_type=ptype, insn_cnt=len(code) // INSN_SIZE,
+            insns=ctypes.addressof(keep[0]), license=ctypes.addressof(keep[1]),
+            kern_version=kern_version, prog_flags=flags,
+            prog_name=name.encode()[:OBJ_NAME_LEN - 1], prog_ifindex=ifindex,
+            expected_attach_type=int(expected_attach_type or 0), attach_btf_id=attach_btf_id,
+            attach_prog_fd=attach_btf_obj_fd or attach_prog_fd,
+            prog_btf_fd=btf if isinstance(btf, int) else (btf.fileno() if btf else 0))
+        for data, rec, ptr, cnt, rsz in ((func_info, func_info_rec_size, "func_info",
+                                          "func_info_cnt", "func_info_rec_size"),
+                                         (line_info, line_info_rec_size, "line_info",
+                                          "line_info_cnt", "line_info_rec_size")):
+            if data:
+                keep.append(ctypes.create_string_buffer(bytes(data), len(data)))
+                setattr(attr, ptr, ctypes.addressof(keep[-1]))
+                setattr(attr, cnt, len(data) // rec)
+                setattr(attr, rsz, rec)
+        if fd_array:
+            arr = (ctypes.c_int32 * len(fd_array))(*fd_array)
+            keep.append(arr)
+            attr.fd_array, attr.fd_array_cnt = ctypes.addressof(arr), len(fd_array)
+        what = f"program {name!r}" if name else f"{ptype.name.lower()} program"
+        fd, log = _load_with_log(attr, what, log_level, log_size)
+        return cls(FD(fd), name, ptype, log)
+
+    @classmethod
+    def from_fd(cls, fd: Union[int, FD]) -> "Program":
+        """Wrap a program fd; an int is duplicated (the caller keeps its own fd)."""
+        owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
+        try:
+            info = ProgInfo.from_fd(owned.fd)
+        except BaseException:
+            owned.close()
+            raise
+        return cls(owned, info.name, info.type)
+
+    @classmethod
+    def from_pin(cls, path: Union[str, os.PathLike]) -> "Program":
+        return cls.from_fd(cls._fd_from_pin(path))
+
+    @classmethod
+    def from_id(cls, prog_id: int) -> "Program":
+        return cls.from_fd(cls._fd_from_id(prog_id))
+
+    @classmethod
+    def from_name(cls, name: str) -> "Program":
+        """Open the one program named ``name``; none or several is an error listing ids."""
+        matches = [i for i in list_programs() if i.name == name]
+        if len(matches) != 1:
+            found = ", ".join(str(i.id) for i in matches) or "none"
+            raise BPFError(_errno.ENOENT if not matches else _errno.EEXIST,
+                           "BPF_PROG_GET_FD_BY_ID", f"program named {name!r}",
+                           f"{len(matches)} programs have this name (ids: {found})",
+                           "open it by id instead" if matches else "")
+        return cls.from_id(matches[0].id)
+
+    def info(self) -> ProgInfo:
+        return ProgInfo.from_fd(self.fd, self.describe())
+
+    @property
+    def id(self) -> int:
+        return self.info().id
+
+    def xlated(self) -> bytes:
+        """The instructions as the verifier rewrote them (``bpftool prog dump xlated``)."""
+        n = self.info().xlated_prog_len
+        buf = ctypes.create_string_buffer(n)
+        objects.obj_info(self.fd, ProgInfoStruct(xlated_prog_len=n,
+                                                 xlated_prog_insns=ctypes.addressof(buf)),
+                         self.describe())
+        return buf.raw
+
+    def test_run(self, data_in: bytes = b"", *, data_out_size: Optional[int] = None,
+                 ctx_in: Optional[bytes] = None, ctx_out_size: Optional[int] = None,
+                 repeat: int = 1, flags: int = 0, cpu: int = 0,
+                 batch_size: int = 0) -> TestRunResult:
+        """Run the program once or ``repeat`` times in the kernel (BPF_PROG_TEST_RUN).
+
+        raw_tracepoint, tracing, syscall and struct_ops programs take only ``ctx_in`` and run
+        once (the kernel refuses data and repeat for them); ``flags=TestRunFlag.RUN_ON_CPU``
+        with ``cpu`` picks the CPU of a raw_tracepoint run.
+        """
+        if self.prog_type in _NO_DATA_TYPES:
+            if data_in or data_out_size:
+                raise UsageError(f"{self.describe()}: {ProgType(self.prog_type).name.lower()} "
+                                 "programs take no data_in/data_out in test_run, only ctx_in")
+            if repeat > 1:
+                raise UsageError(f"{self.describe()}: {ProgType(self.prog_type).name.lower()} "
+                                 "programs run exactly once in test_run (repeat must be 1)")
+            repeat = 0
+        keep: list[Any] = []
+
+        def buf(data: bytes, size: int) -> int:
+            b = ctypes.create_string_buffer(data, max(size, len(data), 1))
+            keep.append(b)
+            return ctypes.addressof(b)
+
+        if data_out_size is None:
+            data_out_size = len(data_in) + 256 if data_in else 0
+        if ctx_out_size is None:
+            ctx_out_size = len(ctx_in) if ctx_in and self.prog_type not in (
+                ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE) else 0
+        attr = TestRunAttr(prog_fd=self.fd, repeat=repeat, flags=flags, cpu=cpu,
+                           batch_size=batch_size)
+        if data_in:
+            attr.data_in, attr.data_size_in = buf(data_in, len(data_in)), len(data_in)
+        if data_out_size:
+            attr.data_out, attr.data_size_out = buf(b"", data_out_size), data_out_size
+        if ctx_in:
+            attr.ctx_in, attr.ctx_size_in = buf(ctx_in, len(ctx_in)), len(ctx_in)
+        if ctx_out_size:
+            attr.ctx_out, attr.ctx_size_out = buf(b"", ctx_out_size), ctx_out_size
+        ret = bpf_raw(Cmd.PROG_TEST_RUN, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret < 0:
+            raise BPFError(-ret, "BPF_PROG_TEST_RUN", self.describe())
+        out = ctypes.string_at(attr.data_out, attr.data_size_out) if attr.data_out else b""
+        ctx = ctypes.string_at(attr.ctx_out, attr.ctx_size_out) if attr.ctx_out else b""
+        return TestRunResult(attr.retval, attr.duration, out, ctx)
+
+    def describe(self) -> str:
+        return f"program {self.name!r}" if self.name else "program (unnamed)"
+
+
+def _load_with_log(attr: ProgLoadAttr, what: str, log_level: int,
+                   log_size: int) -> tuple[int, str]:
+    """Load; on failure, again with a log grown until it fits. Returns (fd, log)."""
+    size = 0
+    log: Optional[ctypes.Array] = None
+    if log_level:
+        size = log_size
+    while True:
+        if size:
+            log = ctypes.create_string_buffer(size)
+            attr.log_level = log_level or 1
+            attr.log_size, attr.log_buf = size, ctypes.addressof(log)
+        ret = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret >= 0:
+            return ret, log.value.decode(errors="replace") if log is not None else ""
+        err = -ret
+        if err == _errno.EPERM or (err == _errno.EINVAL and log is None and
+                                   _type_unsupported(attr.prog_type)):
+            _explain_refusal(attr, what, err)
+        if log is None:
+            size = log_size
+            continue
+        if err == _errno.ENOSPC and size < LOG_BUF_MAX:
+            size = min(max(attr.log_true_size, size * 4), LOG_BUF_MAX)
+            continue
+        text = log.value.decode(errors="replace")
+        raise VerifierError(err, "BPF_PROG_LOAD", what, text,
+                            truncated=err == _errno.ENOSPC)
+
+
+def _type_unsupported(prog_type: int) -> bool:
+    from . import features
+    try:
+        return not features.prog_type(ProgType(prog_type))
+    except ValueError:
+        return True
+
+
+def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
+    """Raise UnsupportedFeatureError when a probe explains the refusal (fentry, LSM, ...)."""
+    from . import features
+    try:
+        support = features.prog_type(ProgType(attr.prog_type))
+    except ValueError:
+        raise UsageError(f"BPF_PROG_LOAD on {what}: unknown program type {attr.prog_type}") from None
+    if not support:
+        raise UnsupportedFeatureError(f"BPF_PROG_LOAD on {what}: {support.reason}")
+    if err == _errno.EPERM:
+        raise BPFError(err, "BPF_PROG_LOAD", what)
+
+
+def list_programs() -> Iterator[ProgInfo]:
+    """Info on every program in the kernel (other tenants' too); ones unloaded meanwhile skipped."""
+    for prog_id in objects.next_ids("prog"):
+        try:
+            fd = objects.fd_by_id("prog", prog_id)
+        except BPFError as e:
+            if e.errno == _errno.ENOENT:
+                continue
+            raise
+        with fd:
+            yield ProgInfo.from_fd(fd.fd, f"prog id {prog_id}")

@@ -1,0 +1,104 @@
+"""Thin wrappers for the bpf() commands common to all object kinds.
+
+Pinning (OBJ_PIN/OBJ_GET), id iteration (*_GET_NEXT_ID), fd by id (*_GET_FD_BY_ID),
+info (OBJ_GET_INFO_BY_FD), and the bpffs check that pinning needs.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from typing import Iterator, TypeVar
+
+from ..errors import BPFError
+from .attrs import GetIdAttr, InfoAttr, ObjAttr
+from .fd import FD
+from .syscall import bpf, bpf_raw
+from .uapi import BPFFS_MAGIC, Cmd
+
+KINDS = ("prog", "map", "btf", "link")
+_NEXT_ID = {"prog": Cmd.PROG_GET_NEXT_ID, "map": Cmd.MAP_GET_NEXT_ID,
+            "btf": Cmd.BTF_GET_NEXT_ID, "link": Cmd.LINK_GET_NEXT_ID}
+_FD_BY_ID = {"prog": Cmd.PROG_GET_FD_BY_ID, "map": Cmd.MAP_GET_FD_BY_ID,
+             "btf": Cmd.BTF_GET_FD_BY_ID, "link": Cmd.LINK_GET_FD_BY_ID}
+
+S = TypeVar("S", bound=ctypes.Structure)
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.statfs.argtypes = (ctypes.c_char_p, ctypes.POINTER(_Statfs))
+
+
+def fs_magic(path: str) -> int:
+    """statfs(path).f_type; raises OSError."""
+    buf = _Statfs()
+    if _libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return buf.f_type & 0xFFFFFFFF
+
+
+def is_bpffs(path: str) -> bool:
+    """True when ``path`` lies on a bpffs mount."""
+    try:
+        return fs_magic(path) == BPFFS_MAGIC
+    except OSError:
+        return False
+
+
+def obj_pin(fd: int, path: str, obj: str) -> None:
+    """Pin ``fd`` at ``path``, which must be a new name in a bpffs directory."""
+    parent = os.path.dirname(os.path.abspath(path)) or "/"
+    if not os.path.isdir(parent):
+        raise BPFError(_errno.ENOENT, "BPF_OBJ_PIN", obj, f"directory {parent} does not exist")
+    if not is_bpffs(parent):
+        raise BPFError(_errno.EPERM, "BPF_OBJ_PIN", obj,
+                       f"{parent} is not on a bpffs mount",
+                       "pin under a bpffs mount, e.g. `mount -t bpf bpf /sys/fs/bpf`")
+    name = ctypes.create_string_buffer(os.fsencode(path))
+    bpf(Cmd.OBJ_PIN, ObjAttr(pathname=ctypes.addressof(name), bpf_fd=fd),
+        f"{obj} at {path}")
+
+
+def obj_get(path: str, flags: int = 0) -> FD:
+    """Open the object pinned at ``path`` (BPF_OBJ_GET)."""
+    name = ctypes.create_string_buffer(os.fsencode(path))
+    attr = ObjAttr(pathname=ctypes.addressof(name), file_flags=flags)
+    ret = bpf_raw(Cmd.OBJ_GET, ctypes.addressof(attr), ctypes.sizeof(attr))
+    if ret < 0:
+        hint = ""
+        if -ret in (_errno.EPERM, _errno.EINVAL) and not is_bpffs(os.path.dirname(path) or "/"):
+            hint = f"{path} is not on a bpffs mount"
+        raise BPFError(-ret, "BPF_OBJ_GET", f"pinned object {path}", hint=hint)
+    return FD(ret)
+
+
+def next_ids(kind: str) -> Iterator[int]:
+    """All ids of ``kind`` ("prog", "map", "btf", "link") currently in the kernel, ascending."""
+    attr = GetIdAttr()
+    cmd = _NEXT_ID[kind]
+    while True:
+        ret = bpf_raw(cmd, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret == -_errno.ENOENT:
+            return
+        if ret < 0:
+            raise BPFError(-ret, f"BPF_{cmd.name}", f"{kind} ids after {attr.start_id}")
+        yield attr.next_id
+        attr.start_id = attr.next_id
+
+
+def fd_by_id(kind: str, obj_id: int, flags: int = 0) -> FD:
+    """Open ``kind`` object ``obj_id`` (BPF_*_GET_FD_BY_ID)."""
+    attr = GetIdAttr(start_id=obj_id, open_flags=flags)
+    return FD(bpf(_FD_BY_ID[kind], attr, f"{kind} id {obj_id}"))
+
+
+def obj_info(fd: int, info: S, obj: str = "") -> S:
+    """Fill ``info`` (a bpf_*_info struct, pointers in it set by the caller) for ``fd``."""
+    attr = InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr, obj)
+    return info
