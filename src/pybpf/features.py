@@ -81,7 +81,7 @@ _STORAGE = {MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE, Map
 
 
 @functools.lru_cache(maxsize=None)
-def map_type(t: MapType) -> Support:
+def map_type(t: int) -> Support:
     """Can a map of type ``t`` be created? (storage maps with a one-int BTF)."""
     if t == MapType.STRUCT_OPS:
         return Support(True, "struct_ops maps need a vmlinux struct_ops type; not probed")
@@ -105,7 +105,7 @@ def map_type(t: MapType) -> Support:
                 obj.close()
     if err == 0:
         return Support(True)
-    name = t.name.lower()
+    name = t.name.lower() if isinstance(t, MapType) else str(t)
     if err in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP):
         return Support(False, f"map type {name} is not supported by this kernel "
                               f"({os.uname().release}: BPF_MAP_CREATE gives {_errname(err)})")

@@ -141,7 +141,7 @@ class Program(KernelObject):
              btf: Any = None, func_info: bytes = b"", func_info_rec_size: int = 8,
              line_info: bytes = b"", line_info_rec_size: int = 16,
              fd_array: Optional[list[int]] = None, log_level: int = 0,
-             log_size: int = _LOG_START) -> "Program":
+             log_size: int = _LOG_START, log_size_max: int = LOG_BUF_MAX) -> "Program":
         """BPF_PROG_LOAD.
 
         ``insns`` is bytes of ``struct bpf_insn`` or anything ``bytes()`` turns into them
@@ -184,7 +184,7 @@ class Program(KernelObject):
             keep.append(arr)
             attr.fd_array, attr.fd_array_cnt = ctypes.addressof(arr), len(fd_array)
         what = f"program {name!r}" if name else f"{ptype.name.lower()} program"
-        fd, log = _load_with_log(attr, what, log_level, log_size)
+        fd, log = _load_with_log(attr, what, log_level, log_size, log_size_max)
         return cls(FD(fd), name, ptype, log)
 
     @classmethod
@@ -285,9 +285,9 @@ class Program(KernelObject):
         return f"program {self.name!r}" if self.name else "program (unnamed)"
 
 
-def _load_with_log(attr: ProgLoadAttr, what: str, log_level: int,
-                   log_size: int) -> tuple[int, str]:
-    """Load; on failure, again with a log grown until it fits. Returns (fd, log)."""
+def _load_with_log(attr: ProgLoadAttr, what: str, log_level: int, log_size: int,
+                   log_size_max: int) -> tuple[int, str]:
+    """Load; on failure, again with a log grown (up to ``log_size_max``) until it fits."""
     size = 0
     log: Optional[ctypes.Array] = None
     if log_level:
@@ -307,8 +307,8 @@ def _load_with_log(attr: ProgLoadAttr, what: str, log_level: int,
         if log is None:
             size = log_size
             continue
-        if err == _errno.ENOSPC and size < LOG_BUF_MAX:
-            size = min(max(attr.log_true_size, size * 4), LOG_BUF_MAX)
+        if err == _errno.ENOSPC and size < log_size_max:
+            size = min(max(attr.log_true_size, size * 4), log_size_max)
             continue
         text = log.value.decode(errors="replace")
         raise VerifierError(err, "BPF_PROG_LOAD", what, text,
@@ -330,6 +330,8 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
         support = features.prog_type(ProgType(attr.prog_type))
     except ValueError:
         raise UsageError(f"BPF_PROG_LOAD on {what}: unknown program type {attr.prog_type}") from None
+    if err == _errno.EPERM and not features.privileged():
+        raise BPFError(err, "BPF_PROG_LOAD", what)
     if not support:
         raise UnsupportedFeatureError(f"BPF_PROG_LOAD on {what}: {support.reason}")
     if err == _errno.EPERM:

@@ -312,9 +312,15 @@ class _LinkInfoIter(ctypes.Structure):
 
 
 class _LinkInfoIfAttach(ctypes.Structure):
-    """netns, tcx, netkit, sockmap: (object, attach_type); xdp: ifindex only."""
+    """netns, tcx, netkit, sockmap: (netns inode / ifindex / map id, attach_type)."""
 
     _fields_ = [("target", c_uint32), ("attach_type", c_uint32)]
+
+
+class _LinkInfoTarget(ctypes.Structure):
+    """xdp (ifindex), struct_ops (map id)."""
+
+    _fields_ = [("target", c_uint32)]
 
 
 class _LinkInfoNetfilter(ctypes.Structure):
@@ -350,7 +356,7 @@ class _LinkInfoData(ctypes.Union):
     _fields_ = [
         ("raw_tracepoint", _LinkInfoRawTp), ("tracing", _LinkInfoTracing),
         ("cgroup", _LinkInfoCgroup), ("iter", _LinkInfoIter), ("netns", _LinkInfoIfAttach),
-        ("xdp", _LinkInfoIfAttach), ("struct_ops", _LinkInfoIfAttach),
+        ("xdp", _LinkInfoTarget), ("struct_ops", _LinkInfoTarget),
         ("netfilter", _LinkInfoNetfilter), ("kprobe_multi", _LinkInfoKprobeMulti),
         ("uprobe_multi", _LinkInfoUprobeMulti), ("perf_event", _LinkInfoPerfEvent),
         ("tcx", _LinkInfoIfAttach), ("netkit", _LinkInfoIfAttach),
