@@ -75,7 +75,14 @@ class Link(KernelObject):
 
     def detach(self) -> None:
         """Detach the program now, even if the link is pinned (BPF_LINK_DETACH)."""
-        bpf(Cmd.LINK_DETACH, LinkDetachAttr(link_fd=self.fd), self.describe())
+        try:
+            bpf(Cmd.LINK_DETACH, LinkDetachAttr(link_fd=self.fd), self.describe())
+        except BPFError as e:
+            if e.errno != _errno.EOPNOTSUPP:
+                raise
+            raise BPFError(e.errno, "BPF_LINK_DETACH", self.describe(),
+                           "this link type cannot be detached while referenced",
+                           "remove its pins and close its fds instead") from None
 
     @classmethod
     def from_fd(cls, fd: Union[int, FD], name: str = "") -> "Link":

@@ -26,23 +26,25 @@ def tracefs() -> str:
     raise UsageError("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
 
 
-def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0
-                      ) -> Union[Link, PerfEventAttachment]:
+def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0,
+                      force_ioctl: bool = False) -> Union[Link, PerfEventAttachment]:
     """Attach ``program`` to the open perf event ``pfd`` (ownership of ``pfd`` is taken).
 
-    A BPF link (LINK_CREATE, BPF_PERF_EVENT) where the kernel has them; otherwise
-    PERF_EVENT_IOC_SET_BPF + ENABLE, as libbpf falls back on kernels before 5.15.
+    A BPF link (LINK_CREATE, BPF_PERF_EVENT) where the kernel has them; otherwise, or with
+    ``force_ioctl`` (libbpf's ``force_ioctl_attach``), PERF_EVENT_IOC_SET_BPF + ENABLE, as
+    libbpf falls back on kernels before 5.15 (no cookie there).
     """
     try:
-        attr = LinkCreateAttr(prog_fd=program.fd, target_fd=pfd.fd,
-                              attach_type=AttachType.PERF_EVENT)
-        attr.target.perf_event.bpf_cookie = cookie
-        ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
-        if ret >= 0:
-            pfd.close()  # the link holds its own reference to the perf event
-            return Link(FD(ret), what)
-        if -ret not in (_errno.EINVAL, _errno.EOPNOTSUPP, 524):
-            raise BPFError(-ret, "BPF_LINK_CREATE", f"{program.describe()} on {what}")
+        if not force_ioctl:
+            attr = LinkCreateAttr(prog_fd=program.fd, target_fd=pfd.fd,
+                                  attach_type=AttachType.PERF_EVENT)
+            attr.target.perf_event.bpf_cookie = cookie
+            ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+            if ret >= 0:
+                pfd.close()  # the link holds its own reference to the perf event
+                return Link(FD(ret), what)
+            if -ret not in (_errno.EINVAL, _errno.EOPNOTSUPP, 524):
+                raise BPFError(-ret, "BPF_LINK_CREATE", f"{program.describe()} on {what}")
         perf.ioctl(pfd.fd, PerfIoc.SET_BPF, program.fd, what)
         perf.ioctl(pfd.fd, PerfIoc.ENABLE, 0, what)
         return PerfEventAttachment(pfd, what)
@@ -51,8 +53,8 @@ def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0
         raise
 
 
-def attach_tracepoint(program: KernelObject, category: str, name: str,
-                      cookie: int = 0) -> Union[Link, PerfEventAttachment]:
+def attach_tracepoint(program: KernelObject, category: str, name: str, cookie: int = 0,
+                      force_ioctl: bool = False) -> Union[Link, PerfEventAttachment]:
     """Run ``program`` (BPF_PROG_TYPE_TRACEPOINT) on tracepoint ``category/name``."""
     what = f"tracepoint {category}/{name}"
     try:
@@ -63,7 +65,7 @@ def attach_tracepoint(program: KernelObject, category: str, name: str,
     attr = perf.PerfEventAttr(type=PerfTypeId.TRACEPOINT, config=tp_id, sample_period=1,
                               wakeup_events=1)
     pfd = perf.perf_event_open(attr, pid=-1, cpu=0, what=what)
-    return attach_perf_event(program, pfd, what, cookie)
+    return attach_perf_event(program, pfd, what, cookie, force_ioctl)
 
 
 def attach_raw_tracepoint(program: KernelObject, name: str, cookie: int = 0) -> Link:
