@@ -114,7 +114,9 @@ def render(src: str) -> str:
     for cls, key, prefix, base in ENUMS:
         out += ["", f"class {cls}({base}):", f'    """{key} ({prefix}*)."""', ""]
         seen = set()
-        for cname, value in find(all_enums, key):
+        # a deprecated alias must not become the canonical name of its value
+        items = sorted(find(all_enums, key), key=lambda item: item[0].endswith("_DEPRECATED"))
+        for cname, value in items:
             if cname.startswith("__") or not cname.startswith(prefix.rstrip("_")):
                 continue
             name = pyname(cname, prefix)

@@ -10,6 +10,7 @@ import ctypes
 import errno as _errno
 import mmap as _mmap
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
@@ -37,18 +38,27 @@ MapTypeLike = Union[MapType, int, str]
 _MISSING = object()
 
 
-def map_type_of(t: MapTypeLike) -> MapType:
-    """MapType from an enum, its number, or a name as bpftool spells it (``hash``, ``lru_hash``)."""
+def map_type_of(t: MapTypeLike) -> Union[MapType, int]:
+    """MapType from an enum, its number, or a name as bpftool spells it (``hash``, ``lru_hash``).
+
+    A number pybpf has no name for is passed through as an int (the kernel may be newer).
+    """
     if isinstance(t, str):
         try:
             return MapType[t.upper().removeprefix("BPF_MAP_TYPE_")]
         except KeyError:
-            names = ", ".join(m.name.lower() for m in MapType if m != MapType.UNSPEC)
+            names = ", ".join(n.lower() for n in MapType.__members__ if n != "UNSPEC")
             raise UsageError(f"unknown map type {t!r}; known: {names}") from None
     try:
         return MapType(t)
     except ValueError:
+        if isinstance(t, int) and t > 0:
+            return int(t)
         raise UsageError(f"unknown map type {t}") from None
+
+
+def _type_name(t: Union[MapType, int]) -> str:
+    return t.name.lower() if isinstance(t, MapType) else f"type {int(t)}"
 
 
 def _round8(n: int) -> int:
@@ -56,12 +66,21 @@ def _round8(n: int) -> int:
 
 
 class _FdCodec(RawCodec):
-    """Values of fd-valued maps: a pybpf object or an fd in (4 bytes); ids or raw bytes out."""
+    """Values of fd-valued maps: a pybpf object or an fd in; the kernel's answer out.
+
+    A lookup gives what the kernel reports for the slot: an int (a program or inner map id,
+    an ifindex, a socket cookie) for 4- and 8-byte values, raw bytes for larger structs.
+    """
 
     def put(self, buf: bytearray, offset: int, value: Any) -> None:
         if hasattr(value, "fileno") and not isinstance(value, int):
             value = value.fileno()
         super().put(buf, offset, value)
+
+    def get(self, buf: bytearray, offset: int) -> Any:
+        if self.size in (4, 8):
+            return int.from_bytes(buf[offset:offset + self.size], sys.byteorder)
+        return super().get(buf, offset)
 
 
 class _PerCpuCodec:
@@ -204,10 +223,15 @@ class Map(KernelObject):
             btf_fd=_fileno(btf), btf_key_type_id=btf_key_type_id,
             btf_value_type_id=btf_value_type_id,
             btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra)
-        what = f"map {name!r}" if name else f"{mtype.name.lower()} map"
+        what = f"map {name!r}" if name else f"{_type_name(mtype)} map"
         ret = bpf_raw(Cmd.MAP_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
         if ret < 0:
             if -ret in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP):
+                if not isinstance(mtype, MapType):
+                    raise UnsupportedFeatureError(
+                        f"BPF_MAP_CREATE on {what}: map type {int(mtype)} is unknown to pybpf and "
+                        f"not supported by this kernel ({os.uname().release}: BPF_MAP_CREATE "
+                        f"gives {_errno.errorcode.get(-ret, 'ENOTSUPP')})")
                 from . import features
                 support = features.map_type(mtype)
                 if not support:
@@ -262,8 +286,15 @@ class Map(KernelObject):
     def id(self) -> int:
         return self.info().id
 
+    def close(self) -> None:
+        """Drop this reference; element access afterwards raises ValueError."""
+        super().close()
+        self._attr.map_fd = 0xFFFFFFFF  # never reach a reused fd number; the kernel says EBADF
+
     # -- element access ------------------------------------------------------------------------
-    def _fail(self, cmd: int, err: int, key: Any = _MISSING) -> BPFError:
+    def _fail(self, cmd: int, err: int, key: Any = _MISSING) -> Exception:
+        if self.closed:
+            return ValueError(f"{self.describe()} is closed")
         if err == _errno.ENOENT and cmd in (Cmd.MAP_LOOKUP_ELEM, Cmd.MAP_DELETE_ELEM,
                                             Cmd.MAP_LOOKUP_AND_DELETE_ELEM):
             obj = self.describe() if key is _MISSING else f"{self.describe()} key {key!r}"
@@ -312,7 +343,7 @@ class Map(KernelObject):
         """Remove ``key``; MapKeyError when absent."""
         self._kput(self._kbuf, 0, key)
         self._attr.flags = 0
-        ret = bpf_raw(Cmd.MAP_DELETE_ELEM, self._addr, 32)
+        ret = bpf_raw(Cmd.MAP_DELETE_ELEM, self._addr, 16)  # the attr ends at key
         if ret < 0:
             raise self._fail(Cmd.MAP_DELETE_ELEM, -ret, key)
 
@@ -448,7 +479,8 @@ class Map(KernelObject):
                             values=ctypes.addressof(vc) if vc else 0, count=n,
                             map_fd=self.fd, elem_flags=elem_flags, flags=flags)
         ret = bpf_raw(Cmd.MAP_UPDATE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
-        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) and attr.count == 0 \
+        # the kernel leaves count untouched when the map type has no batch op
+        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
             for i in range(n):
                 self._kbuf[:self.key_size] = kbuf[i * self.key_size:(i + 1) * self.key_size]
@@ -461,7 +493,7 @@ class Map(KernelObject):
             return n
         if ret < 0:
             raise BPFError(-ret, "BPF_MAP_UPDATE_BATCH", self.describe(),
-                           hint=f"{attr.count} of {n} elements were updated")
+                           hint=f"{attr.count} of {n} elements were updated" if attr.count < n else "")
         return attr.count
 
     def delete_batch(self, keys: Any, flags: int = 0) -> int:
@@ -471,11 +503,12 @@ class Map(KernelObject):
         kc = (ctypes.c_char * max(len(kbuf), 1)).from_buffer(kbuf)
         attr = MapBatchAttr(keys=ctypes.addressof(kc), count=n, map_fd=self.fd, flags=flags)
         ret = bpf_raw(Cmd.MAP_DELETE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
-        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) and attr.count == 0 \
+        # the kernel leaves count untouched when the map type has no batch op
+        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
             for i in range(n):
                 self._kbuf[:self.key_size] = kbuf[i * self.key_size:(i + 1) * self.key_size]
-                r = bpf_raw(Cmd.MAP_DELETE_ELEM, self._addr, 32)
+                r = bpf_raw(Cmd.MAP_DELETE_ELEM, self._addr, 16)  # attr ends at key
                 if r < 0:
                     raise self._fail(Cmd.MAP_DELETE_ELEM, -r)
             return n
@@ -528,6 +561,22 @@ class Map(KernelObject):
                 [vget(vals, i * vsz) for i in range(total)])
 
     def _lookup_walk(self, delete: bool, raw: bool) -> Any:
+        if self.map_type in (MapType.QUEUE, MapType.STACK):
+            if not delete:
+                raise UsageError(f"{self.describe()}: a queue or stack cannot be read without "
+                                 "removing elements; use lookup_batch(delete=True), pop() or peek()")
+            popped = []
+            while True:
+                ret = self._keyless(Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+                if ret == -_errno.ENOENT:
+                    break
+                if ret < 0:
+                    raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret)
+                popped.append(bytes(self._vbuf[:self.value_codec.size]))
+            if raw:
+                return b"", b"".join(popped), len(popped)
+            return ([self.key_codec.get(bytearray(), 0)] * len(popped),
+                    [self.value_codec.get(bytearray(v), 0) for v in popped])
         pairs = list(self.items())
         if delete:
             for k, _ in pairs:
@@ -549,17 +598,23 @@ class Map(KernelObject):
         """Map the values of a ``BPF_F_MMAPABLE`` array (or an arena) into this process."""
         if not self.flags & MapFlag.MMAPABLE:
             raise UsageError(f"{self.describe()} was not created with BPF_F_MMAPABLE")
-        length = -(-self.value_size * self.max_entries // _mmap.PAGESIZE) * _mmap.PAGESIZE
+        if self.map_type == MapType.ARENA:  # max_entries counts pages
+            length = self.max_entries * _mmap.PAGESIZE
+        else:
+            length = -(-self.value_size * self.max_entries // _mmap.PAGESIZE) * _mmap.PAGESIZE
         prot = _mmap.PROT_READ | (_mmap.PROT_WRITE if writable else 0)
         try:
             return _mmap.mmap(self.fd, length, _mmap.MAP_SHARED, prot)
         except OSError as e:
+            frozen = writable and e.errno == _errno.EPERM and self.info().frozen
             raise BPFError(e.errno or 0, "mmap", self.describe(),
-                           "a frozen map can only be mapped read-only" if writable else "") from None
+                           "the map is frozen: it can only be mapped read-only" if frozen else "",
+                           "use mmap(writable=False)" if frozen else "") from None
 
     def describe(self) -> str:
-        return f"map {self.name!r}" if self.name else f"{MapType(self.map_type).name.lower()} map" \
-            if hasattr(self, "map_type") else "map"
+        if self.name:
+            return f"map {self.name!r}"
+        return f"{_type_name(self.map_type)} map" if hasattr(self, "map_type") else "map"
 
 
 def _is_buffer(items: Any) -> bool:

@@ -71,10 +71,8 @@ class MapType(IntEnum):
     CPUMAP = 16
     XSKMAP = 17
     SOCKHASH = 18
-    CGROUP_STORAGE_DEPRECATED = 19
     CGROUP_STORAGE = 19
     REUSEPORT_SOCKARRAY = 20
-    PERCPU_CGROUP_STORAGE_DEPRECATED = 21
     PERCPU_CGROUP_STORAGE = 21
     QUEUE = 22
     STACK = 23
@@ -88,6 +86,8 @@ class MapType(IntEnum):
     USER_RINGBUF = 31
     CGRP_STORAGE = 32
     ARENA = 33
+    CGROUP_STORAGE_DEPRECATED = 19
+    PERCPU_CGROUP_STORAGE_DEPRECATED = 21
 
 class ProgType(IntEnum):
     """enum bpf_prog_type (BPF_PROG_TYPE_*)."""

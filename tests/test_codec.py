@@ -1,0 +1,79 @@
+"""Key/value codecs (pure: no kernel)."""
+from __future__ import annotations
+
+import ctypes
+import sys
+
+import pytest
+
+from pybpf.codec import CtypesCodec, RawCodec, StructCodec, codec_for
+from pybpf.errors import UsageError
+
+
+class Point(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int32), ("y", ctypes.c_int32)]
+
+
+def roundtrip(codec, value, offset=3):
+    buf = bytearray(offset + codec.size + 2)
+    codec.put(buf, offset, value)
+    assert buf[:offset] == bytes(offset) and buf[offset + codec.size:] == b"\0\0"  # no spill
+    return codec.get(buf, offset), bytes(buf[offset:offset + codec.size])
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8, 3, 16])
+def test_raw_ints_are_host_endian(size):
+    c = RawCodec(size, "key")
+    got, raw = roundtrip(c, 5)
+    assert got == raw == (5).to_bytes(size, sys.byteorder)
+
+
+def test_raw_negative_and_overflow():
+    c = RawCodec(4, "map 'm': key")
+    assert roundtrip(c, -1)[1] == b"\xff" * 4
+    with pytest.raises(UsageError, match="map 'm': key: 4294967296 does not fit in 4 bytes"):
+        roundtrip(c, 2**32)
+
+
+def test_raw_bytes_ctypes_and_bad_types():
+    c = RawCodec(8, "map 'm': value")
+    assert roundtrip(c, b"abcdefgh")[0] == b"abcdefgh"
+    assert roundtrip(c, bytearray(b"12345678"))[0] == b"12345678"
+    assert roundtrip(c, Point(1, -1))[0] == bytes(Point(1, -1))
+    with pytest.raises(UsageError, match="must be 8 bytes, got 3"):
+        roundtrip(c, b"abc")
+    with pytest.raises(UsageError, match="not str"):
+        roundtrip(c, "abcdefgh")
+
+
+def test_struct_codec_single_and_tuple():
+    one = StructCodec("<I", "v")
+    assert roundtrip(one, 7) == (7, b"\x07\0\0\0")
+    two = StructCodec("<I12s", "v")
+    assert two.size == 16
+    assert roundtrip(two, (1, b"hi"))[0] == (1, b"hi" + bytes(10))
+    with pytest.raises(UsageError, match="does not pack"):
+        roundtrip(two, 1)
+    with pytest.raises(UsageError, match="does not pack"):
+        roundtrip(one, -1)
+
+
+def test_ctypes_codec():
+    c = CtypesCodec(Point, "v")
+    got, raw = roundtrip(c, (3, 4))
+    assert isinstance(got, Point) and (got.x, got.y) == (3, 4) and raw == bytes(Point(3, 4))
+    assert roundtrip(CtypesCodec(ctypes.c_uint16, "k"), 9)[0].value == 9
+    with pytest.raises(UsageError, match="cannot make Point"):
+        roundtrip(c, (1, 2, 3))
+
+
+def test_codec_for():
+    assert isinstance(codec_for(None, 4, "k"), RawCodec)
+    assert isinstance(codec_for("I", 4, "k"), StructCodec)
+    assert isinstance(codec_for(Point, 8, "k"), CtypesCodec)
+    custom = RawCodec(4, "k")
+    assert codec_for(custom, 4, "k") is custom
+    with pytest.raises(UsageError, match="map 'm': key is 4 bytes but the codec 'Q' is 8"):
+        codec_for("Q", 4, "map 'm': key")
+    with pytest.raises(UsageError, match="a codec is"):
+        codec_for(42, 4, "k")
