@@ -269,14 +269,7 @@ class Map(KernelObject):
     @classmethod
     def from_name(cls, name: str, key: CodecSpec = None, value: CodecSpec = None) -> "Map":
         """Open the one map named ``name``; none or several is an error listing the ids."""
-        matches = [i for i in list_maps() if i.name == name]
-        if len(matches) != 1:
-            found = ", ".join(str(i.id) for i in matches) or "none"
-            raise BPFError(_errno.ENOENT if not matches else _errno.EEXIST,
-                           "BPF_MAP_GET_FD_BY_ID", f"map named {name!r}",
-                           f"{len(matches)} maps have this name (ids: {found})",
-                           "open it by id instead" if matches else "")
-        return cls.from_id(matches[0].id, key, value)
+        return cls.from_id(cls._id_by_name(name, list_maps()), key, value)
 
     def info(self) -> MapInfo:
         """The kernel's view of this map (BPF_OBJ_GET_INFO_BY_FD)."""
@@ -634,13 +627,7 @@ def _fileno(obj: Any) -> int:
 
 def list_maps() -> Iterator[MapInfo]:
     """Info on every map in the kernel (other tenants' too); maps freed meanwhile are skipped."""
-    for map_id in objects.next_ids("map"):
-        try:
-            fd = objects.fd_by_id("map", map_id)
-        except BPFError as e:
-            if e.errno == _errno.ENOENT:
-                continue
-            raise
+    for obj_id, fd in objects.open_all("map"):
         with fd:
-            yield MapInfo.from_fd(fd.fd, f"map id {map_id}")
+            yield MapInfo.from_fd(fd.fd, f"map id {obj_id}")
 

@@ -1,8 +1,11 @@
 """The base of every pybpf object that owns a kernel fd (maps, programs, links, BTF)."""
 from __future__ import annotations
 
+import errno as _errno
 import os
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, Iterable, TypeVar
+
+from .errors import BPFError
 
 from .sys import objects
 from .sys.fd import FD
@@ -66,6 +69,19 @@ class KernelObject:
     @classmethod
     def _fd_from_id(cls, obj_id: int, flags: int = 0) -> FD:
         return objects.fd_by_id(cls.kind, obj_id, flags)
+
+    @classmethod
+    def _id_by_name(cls, name: str, infos: Iterable[Any]) -> int:
+        """The id of the one object named ``name``; none or several is an error listing ids."""
+        matches = [i.id for i in infos if i.name == name]
+        if len(matches) != 1:
+            noun = {"prog": "program"}.get(cls.kind, cls.kind)
+            found = ", ".join(map(str, matches)) or "none"
+            raise BPFError(_errno.EEXIST if matches else _errno.ENOENT,
+                           f"BPF_{cls.kind.upper()}_GET_FD_BY_ID", f"{noun} named {name!r}",
+                           f"{len(matches)} {noun}s have this name (ids: {found})",
+                           "open it by id instead" if matches else "")
+        return matches[0]
 
     @classmethod
     def ids(cls) -> list[int]:

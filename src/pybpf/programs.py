@@ -14,8 +14,8 @@ from .object import KernelObject
 from .sys import objects
 from .sys.attrs import ProgInfoStruct, ProgLoadAttr, TestRunAttr
 from .sys.fd import FD
-from .sys.syscall import bpf, bpf_raw
-from .sys.uapi import (INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, Cmd, ProgFlag,
+from .sys.syscall import bpf_raw
+from .sys.uapi import (INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, Cmd,
                        ProgType)
 
 ProgTypeLike = Union[ProgType, int, str]
@@ -209,14 +209,7 @@ class Program(KernelObject):
     @classmethod
     def from_name(cls, name: str) -> "Program":
         """Open the one program named ``name``; none or several is an error listing ids."""
-        matches = [i for i in list_programs() if i.name == name]
-        if len(matches) != 1:
-            found = ", ".join(str(i.id) for i in matches) or "none"
-            raise BPFError(_errno.ENOENT if not matches else _errno.EEXIST,
-                           "BPF_PROG_GET_FD_BY_ID", f"program named {name!r}",
-                           f"{len(matches)} programs have this name (ids: {found})",
-                           "open it by id instead" if matches else "")
-        return cls.from_id(matches[0].id)
+        return cls.from_id(cls._id_by_name(name, list_programs()))
 
     def info(self) -> ProgInfo:
         return ProgInfo.from_fd(self.fd, self.describe())
@@ -340,12 +333,6 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
 
 def list_programs() -> Iterator[ProgInfo]:
     """Info on every program in the kernel (other tenants' too); ones unloaded meanwhile skipped."""
-    for prog_id in objects.next_ids("prog"):
-        try:
-            fd = objects.fd_by_id("prog", prog_id)
-        except BPFError as e:
-            if e.errno == _errno.ENOENT:
-                continue
-            raise
+    for obj_id, fd in objects.open_all("prog"):
         with fd:
-            yield ProgInfo.from_fd(fd.fd, f"prog id {prog_id}")
+            yield ProgInfo.from_fd(fd.fd, f"prog id {obj_id}")

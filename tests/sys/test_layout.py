@@ -172,7 +172,7 @@ def _tail_calls():
     from pybpf.btf import int_btf
     from pybpf.maps import Map
     from pybpf.sys.attrs import (BtfLoadAttr, GetIdAttr, InfoAttr, MapBatchAttr, MapCreateAttr,
-                                 MapElemAttr, MapInfoStruct, ProgLoadAttr, TestRunAttr)
+                                 MapElemAttr, MapInfoStruct, ProgLoadAttr)
     keep = []
 
     def buf(data: bytes) -> int:

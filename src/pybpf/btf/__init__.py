@@ -97,11 +97,7 @@ def int_btf() -> bytes:
 def list_btf() -> list[BTFInfo]:
     """Info on every BTF object in the kernel (vmlinux, modules, programs')."""
     out = []
-    for btf_id in objects.next_ids("btf"):
-        try:
-            with BTF.from_id(btf_id) as b:
-                out.append(b.info())
-        except BPFError as e:
-            if e.errno != _errno.ENOENT:
-                raise
+    for btf_id, fd in objects.open_all("btf"):
+        with BTF(fd, f"btf id {btf_id}") as b:
+            out.append(b.info())
     return out

@@ -120,12 +120,6 @@ class PerfEventAttachment(KernelObject):
 
 def list_links() -> Iterator[LinkInfo]:
     """Info on every BPF link in the kernel; links gone meanwhile are skipped."""
-    for link_id in objects.next_ids("link"):
-        try:
-            fd = objects.fd_by_id("link", link_id)
-        except BPFError as e:
-            if e.errno == _errno.ENOENT:
-                continue
-            raise
+    for obj_id, fd in objects.open_all("link"):
         with fd:
-            yield LinkInfo.from_fd(fd.fd, f"link id {link_id}")
+            yield LinkInfo.from_fd(fd.fd, f"link id {obj_id}")

@@ -91,6 +91,17 @@ def next_ids(kind: str) -> Iterator[int]:
         attr.start_id = attr.next_id
 
 
+def open_all(kind: str) -> Iterator[tuple[int, FD]]:
+    """(id, fd) of every ``kind`` object in the kernel, whoever owns it; objects that go away
+    between the id walk and the open are skipped. The caller closes each fd."""
+    for obj_id in next_ids(kind):
+        try:
+            yield obj_id, fd_by_id(kind, obj_id)
+        except BPFError as e:
+            if e.errno != _errno.ENOENT:
+                raise
+
+
 def fd_by_id(kind: str, obj_id: int, flags: int = 0) -> FD:
     """Open ``kind`` object ``obj_id`` (BPF_*_GET_FD_BY_ID)."""
     attr = GetIdAttr(start_id=obj_id, open_flags=flags)
