@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import uuid
@@ -12,6 +13,7 @@ import pytest
 BPFFS = Path("/sys/fs/bpf")
 TRACEFS = Path("/sys/kernel/tracing")
 BPF_SRC = Path(__file__).parent / "bpf"
+MULTIARCH_INCLUDE = f"/usr/include/{platform.machine()}-linux-gnu"  # asm/types.h for linux/bpf.h
 
 
 def _mounted(path: Path, fstype: str) -> bool:
@@ -65,6 +67,7 @@ def bpf_objects(clang: str, tmp_path_factory) -> dict[str, Path]:
     for src in sorted(BPF_SRC.glob("*.c")):
         obj = out / (src.stem + ".o")
         subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
-                        "-I", str(BPF_SRC), "-c", str(src), "-o", str(obj)], check=True)
+                        "-I", str(BPF_SRC), "-I", MULTIARCH_INCLUDE,
+                        "-c", str(src), "-o", str(obj)], check=True)
         objs[src.stem] = obj
     return objs

@@ -23,23 +23,26 @@ from .opcodes import AluOp, AtomicOp, Class, JmpOp, Mode, Size, Source
 
 __all__ = ["KernelSymbols", "format_instruction", "disassemble"]
 
-_ALU: dict[int, str] = {AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=", AluOp.OR: "|=",
-        AluOp.AND: "&=", AluOp.LSH: "<<=", AluOp.RSH: ">>=", AluOp.NEG: "neg", AluOp.MOD: "%=",
-        AluOp.XOR: "^=", AluOp.MOV: "=", AluOp.ARSH: "s>>=", AluOp.END: "endian"}
+_ALU: dict[int, str] = {
+    AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=", AluOp.OR: "|=",
+    AluOp.AND: "&=", AluOp.LSH: "<<=", AluOp.RSH: ">>=", AluOp.NEG: "neg", AluOp.MOD: "%=",
+    AluOp.XOR: "^=", AluOp.MOV: "=", AluOp.ARSH: "s>>=", AluOp.END: "endian"}
 _ALU_SIGNED: dict[int, str] = {AluOp.DIV: "s/=", AluOp.MOD: "s%="}
 _MOVSX: dict[int, str] = {8: "(s8)", 16: "(s16)", 32: "(s32)"}
-_ATOMIC_FETCH: dict[int, str] = {AtomicOp.FETCH_ADD: "add", AtomicOp.FETCH_AND: "and", AtomicOp.FETCH_OR: "or",
-                 AtomicOp.FETCH_XOR: "xor"}
+_ATOMIC_FETCH: dict[int, str] = {AtomicOp.FETCH_ADD: "add", AtomicOp.FETCH_AND: "and",
+                                 AtomicOp.FETCH_OR: "or", AtomicOp.FETCH_XOR: "xor"}
 _UNSIGNED: dict[int, str] = {Size.W: "u32", Size.H: "u16", Size.B: "u8", Size.DW: "u64"}
 _SIGNED: dict[int, str] = {Size.W: "s32", Size.H: "s16", Size.B: "s8"}
-_JMP: dict[int, str] = {JmpOp.JA: "jmp", JmpOp.JEQ: "==", JmpOp.JGT: ">", JmpOp.JLT: "<", JmpOp.JGE: ">=",
-        JmpOp.JLE: "<=", JmpOp.JSET: "&", JmpOp.JNE: "!=", JmpOp.JSGT: "s>", JmpOp.JSLT: "s<",
-        JmpOp.JSGE: "s>=", JmpOp.JSLE: "s<=", JmpOp.CALL: "call", JmpOp.EXIT: "exit"}
+_JMP: dict[int, str] = {
+    JmpOp.JA: "jmp", JmpOp.JEQ: "==", JmpOp.JGT: ">", JmpOp.JLT: "<", JmpOp.JGE: ">=",
+    JmpOp.JLE: "<=", JmpOp.JSET: "&", JmpOp.JNE: "!=", JmpOp.JSGT: "s>", JmpOp.JSLT: "s<",
+    JmpOp.JSGE: "s>=", JmpOp.JSLE: "s<=", JmpOp.CALL: "call", JmpOp.EXIT: "exit"}
 _NULL = "(null)"  # what printf makes of the kernel's missing table entries
 _MODE_NOSPEC = 0xC0  # BPF_ST | BPF_NOSPEC, kernel-internal speculation barrier
 _ADDR_SPACE_CAST = 1  # off of ALU64 MOV X: arena address space cast
 _ADDR_PERCPU = -1  # off of ALU64 MOV X: per-cpu address (kernel-internal)
 _U64 = (1 << 64) - 1
+_HELPER_NAMES = {int(h): f"bpf_{h.name}" for h in Helper}  # the kernel's func_id_str
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class KernelSymbols:
             return cls()
 
 
+def _s32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
 def _imm64(insn: Instruction) -> str:
     """bpftool's ``print_imm``."""
     low, high = insn.imm & 0xFFFFFFFF, (insn.imm >> 32) & 0xFFFFFFFF
@@ -88,10 +95,6 @@ def _imm64(insn: Instruction) -> str:
     if insn.src == PseudoSrc.FUNC:
         return f"subprog[{_s32(low):+d}]"
     return f"0x{insn.imm & _U64:x}"
-
-
-def _s32(value: int) -> int:
-    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def _call(insn: Instruction, symbols: Optional[KernelSymbols], jited_ksyms: Sequence[int]) -> str:
@@ -119,9 +122,6 @@ def _call(insn: Instruction, symbols: Optional[KernelSymbols], jited_ksyms: Sequ
     if insn.src == PseudoCall.CALL:
         return f"call pc{name}"
     return f"call {name}#{insn.imm}"
-
-
-_HELPER_NAMES = {int(h): f"bpf_{h.name}" for h in Helper}
 
 
 def _alu(insn: Instruction) -> str:

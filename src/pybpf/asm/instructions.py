@@ -94,22 +94,24 @@ AluReg = Callable[[RegLike, RegLike], Instruction]
 def _alu_family(op: AluOp, off: int = 0) -> Tuple[AluImm, AluReg, AluImm, AluReg]:
     """The four forms (64 imm, 64 reg, 32 imm, 32 reg) of ``op``; ``off`` 1 selects signed
     division and modulo (cpu v4)."""
-    name = {1: "s"}.get(off, "") + op.name.lower()
+    name = ("s" if off else "") + op.name.lower()
 
-    def make(cls: Class, source: Source) -> Callable[..., Instruction]:
-        def build(dst: RegLike, operand: RegLike) -> Instruction:
-            if source == Source.X:
-                return _alu(cls, op, dst, operand, 0, source, off)
-            return _alu(cls, op, dst, 0, operand, source, off)
+    def forms(cls: Class) -> Tuple[AluImm, AluReg]:
         width = "64" if cls == Class.ALU64 else "32"
-        kind = "reg" if source == Source.X else "imm"
-        build.__name__ = build.__qualname__ = f"{name}{width}_{kind}"
-        build.__doc__ = (f"``{'r' if width == '64' else 'w'}dst {name}= "
-                         f"{'src' if kind == 'reg' else 'imm'}`` ({width}-bit ALU).")
-        return build
 
-    return (make(Class.ALU64, Source.K), make(Class.ALU64, Source.X),
-            make(Class.ALU, Source.K), make(Class.ALU, Source.X))
+        def imm_form(dst: RegLike, imm: int) -> Instruction:
+            return _alu(cls, op, dst, 0, imm, Source.K, off)
+
+        def reg_form(dst: RegLike, src: RegLike) -> Instruction:
+            return _alu(cls, op, dst, src, 0, Source.X, off)
+
+        for fn, kind in ((imm_form, "imm"), (reg_form, "reg")):
+            fn.__name__ = fn.__qualname__ = f"{name}{width}_{kind}"
+            fn.__doc__ = (f"BPF_ALU{width}_{kind.upper()}(BPF_{name.upper()}, dst, "
+                          f"{'src' if kind == 'reg' else 'imm'}): {width}-bit {name}.")
+        return imm_form, reg_form
+
+    return (*forms(Class.ALU64), *forms(Class.ALU))
 
 
 add64_imm, add64_reg, add32_imm, add32_reg = _alu_family(AluOp.ADD)
@@ -138,7 +140,8 @@ def neg32(dst: RegLike) -> Instruction:
     return _alu(Class.ALU, AluOp.NEG, dst, 0, 0, Source.K)
 
 
-def _movsx(cls: Class, dst: RegLike, src: RegLike, bits: int, allowed: Tuple[int, ...]) -> Instruction:
+def _movsx(cls: Class, dst: RegLike, src: RegLike, bits: int,
+           allowed: Tuple[int, ...]) -> Instruction:
     if bits not in allowed:
         raise AssemblyError(f"movsx sign-extends from {', '.join(map(str, allowed))} bits, "
                             f"not {bits}")
@@ -309,16 +312,25 @@ JmpReg = Callable[[RegLike, RegLike, Target], Instruction]
 
 def _jmp_family(op: JmpOp) -> Tuple[JmpImm, JmpReg, JmpImm, JmpReg]:
     """``j<op>_imm``, ``j<op>_reg``, ``j<op>32_imm``, ``j<op>32_reg`` from the generic forms."""
-    def bind(generic: Callable[..., Instruction], name: str) -> Callable[..., Instruction]:
-        def build(dst: RegLike, operand: RegLike, target: Target) -> Instruction:
-            return generic(op, dst, operand, target)
-        build.__name__ = build.__qualname__ = name
-        build.__doc__ = f"{generic.__doc__} with <op> {op.name}"
-        return build
-
     base = op.name.lower()
-    return (bind(jmp_imm, f"{base}_imm"), bind(jmp_reg, f"{base}_reg"),
-            bind(jmp32_imm, f"{base}32_imm"), bind(jmp32_reg, f"{base}32_reg"))
+
+    def forms(width: str) -> Tuple[JmpImm, JmpReg]:
+        generic_imm, generic_reg = (jmp_imm, jmp_reg) if width == "" else (jmp32_imm, jmp32_reg)
+
+        def imm_form(dst: RegLike, imm: int, target: Target) -> Instruction:
+            return generic_imm(op, dst, imm, target)
+
+        def reg_form(dst: RegLike, src: RegLike, target: Target) -> Instruction:
+            return generic_reg(op, dst, src, target)
+
+        for fn, kind in ((imm_form, "imm"), (reg_form, "reg")):
+            fn.__name__ = fn.__qualname__ = f"{base}{width}_{kind}"
+            fn.__doc__ = (f"BPF_JMP{width}_{kind.upper()}(BPF_{op.name}, dst, "
+                          f"{'src' if kind == 'reg' else 'imm'}, target): "
+                          f"{width or '64'}-bit compare.")
+        return imm_form, reg_form
+
+    return (*forms(""), *forms("32"))
 
 
 jeq_imm, jeq_reg, jeq32_imm, jeq32_reg = _jmp_family(JmpOp.JEQ)
