@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pybpf.errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
-from pybpf.programs import Program, ProgInfo, kernel_version_code, list_programs
+from pybpf.programs import Program, ProgInfo, enable_stats, kernel_version_code, list_programs
 from pybpf.sys import uapi
 from pybpf.sys.uapi import ProgType
 
@@ -122,3 +122,11 @@ def test_kernel_version_code():
     assert kernel_version_code("5.10.300") == (5 << 16) | (10 << 8) | 255
     r = os.uname().release
     assert kernel_version_code() == kernel_version_code(r)
+
+
+def test_run_stats_while_enabled():
+    with Program.load("socket_filter", ret_imm(1), name="stats") as p:
+        with enable_stats():
+            p.test_run(bytes(20), repeat=25)
+            info = p.info()
+            assert info.run_cnt >= 25 and info.run_time_ns > 0

@@ -12,11 +12,11 @@ from typing import Any, Iterator, Optional, Union
 from .errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
 from .object import KernelObject
 from .sys import objects
-from .sys.attrs import ProgInfoStruct, ProgLoadAttr, TestRunAttr
+from .sys.attrs import EnableStatsAttr, ProgInfoStruct, ProgLoadAttr, TestRunAttr
 from .sys.fd import FD
-from .sys.syscall import bpf_raw
-from .sys.uapi import (INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, Cmd,
-                       ProgType)
+from .sys.syscall import bpf, bpf_raw
+from .sys.uapi import (INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, Cmd, ProgType,
+                       StatsType)
 
 ProgTypeLike = Union[ProgType, int, str]
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.]*$")
@@ -329,6 +329,12 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
         raise UnsupportedFeatureError(f"BPF_PROG_LOAD on {what}: {support.reason}")
     if err == _errno.EPERM:
         raise BPFError(err, "BPF_PROG_LOAD", what)
+
+
+def enable_stats() -> FD:
+    """Count ``run_cnt``/``run_time_ns`` of every program while the returned fd is open
+    (BPF_ENABLE_STATS; the sysctl kernel.bpf_stats_enabled does the same system-wide)."""
+    return FD(bpf(Cmd.ENABLE_STATS, EnableStatsAttr(type=StatsType.RUN_TIME), "run-time stats"))
 
 
 def list_programs() -> Iterator[ProgInfo]:
