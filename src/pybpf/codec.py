@@ -19,6 +19,12 @@ _CData = ctypes._SimpleCData.__mro__[1]  # base of every ctypes type
 
 
 class Codec(Protocol):
+    """``put``/``get`` one element at ``offset`` of a buffer.
+
+    A codec may also have ``put_unchecked``: a faster ``put`` that raises any exception on bad
+    input, after which the caller runs ``put`` to get the explanatory UsageError.
+    """
+
     size: int
 
     def put(self, buf: bytearray, offset: int, value: Any) -> None: ...
@@ -33,10 +39,13 @@ class RawCodec:
         self.size = size
         self.what = what
         self._int = struct.Struct({1: "=B", 2: "=H", 4: "=I", 8: "=Q"}.get(size, "=B"))
+        self._bytes = struct.Struct(f"{size}s")  # copies in and out faster than slicing
 
     def put(self, buf: bytearray, offset: int, value: Any) -> None:
         size = self.size
-        if isinstance(value, (bytes, bytearray, memoryview)):
+        if type(value) is bytes and len(value) == size:  # the common case, first
+            self._bytes.pack_into(buf, offset, value)
+        elif isinstance(value, (bytes, bytearray, memoryview)):
             if len(value) != size:
                 raise UsageError(f"{self.what} must be {size} bytes, got {len(value)}")
             buf[offset:offset + size] = value
@@ -58,7 +67,7 @@ class RawCodec:
                              f"not {type(value).__name__}")
 
     def get(self, buf: bytearray, offset: int) -> bytes:
-        return bytes(buf[offset:offset + self.size])
+        return self._bytes.unpack_from(buf, offset)[0]
 
 
 class StructCodec:
@@ -66,21 +75,24 @@ class StructCodec:
 
     def __init__(self, fmt: str, what: str) -> None:
         self._s = struct.Struct(fmt)
+        self._pack_into, self._unpack_from = self._s.pack_into, self._s.unpack_from
         self.size = self._s.size
         self.what = what
         self._single = len(self._s.unpack(bytes(self.size))) == 1
+        if self._single:
+            self.put_unchecked = self._pack_into
 
     def put(self, buf: bytearray, offset: int, value: Any) -> None:
         try:
             if self._single:
-                self._s.pack_into(buf, offset, value)
+                self._pack_into(buf, offset, value)
             else:
-                self._s.pack_into(buf, offset, *value)
+                self._pack_into(buf, offset, *value)
         except (struct.error, TypeError) as e:
             raise UsageError(f"{self.what}: {value!r} does not pack as {self._s.format!r}: {e}") from None
 
     def get(self, buf: bytearray, offset: int) -> Any:
-        v = self._s.unpack_from(buf, offset)
+        v = self._unpack_from(buf, offset)
         return v[0] if self._single else v
 
 
