@@ -10,6 +10,7 @@ import ctypes
 import errno as _errno
 import mmap as _mmap
 import os
+import struct
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
@@ -202,7 +203,7 @@ class Map(KernelObject):
         self._vget = self.value_codec.get
         # plain bytes values filling the buffer: lookups return a copy without a codec call
         self._raw_value = type(vcodec) is RawCodec and len(self._vbuf) == vcodec.size
-        self._vview = memoryview(self._vbuf)
+        self._vpack = struct.Struct(f"{len(self._vbuf)}s").pack_into
 
     # -- creating and opening -----------------------------------------------------------------
     @classmethod
@@ -345,11 +346,8 @@ class Map(KernelObject):
         except Exception:
             self.key_codec.put(self._kbuf, 0, key)  # raises the explanatory error
             raise
-        if self._raw_value:
-            try:
-                self._vview[:] = value  # only a bytes-like object of exactly the value size fits
-            except (TypeError, ValueError):
-                self._vput(self._vbuf, 0, value)
+        if self._raw_value and type(value) is bytes and len(value) == self.value_size:
+            self._vpack(self._vbuf, 0, value)
         else:
             self._vput(self._vbuf, 0, value)
         if flags != self._flags:
