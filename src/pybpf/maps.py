@@ -284,10 +284,6 @@ class Map(KernelObject):
         """The kernel's view of this map (BPF_OBJ_GET_INFO_BY_FD)."""
         return MapInfo.from_fd(self.fd, self.describe())
 
-    @property
-    def id(self) -> int:
-        return self.info().id
-
     def close(self) -> None:
         """Drop this reference; element access afterwards raises ValueError."""
         super().close()

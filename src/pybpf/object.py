@@ -48,6 +48,15 @@ class KernelObject:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def info(self) -> Any:
+        """The kernel's view of the object (BPF_OBJ_GET_INFO_BY_FD), as a dataclass."""
+        raise NotImplementedError
+
+    @property
+    def id(self) -> int:
+        """The object's kernel-wide id (stable while the object lives)."""
+        return self.info().id
+
     def describe(self) -> str:
         """How errors name this object: ``map 'config'`` or ``prog id 12``."""
         return f"{self.kind} {self.name!r}" if self.name else f"{self.kind} (unnamed)"

@@ -214,10 +214,6 @@ class Program(KernelObject):
     def info(self) -> ProgInfo:
         return ProgInfo.from_fd(self.fd, self.describe())
 
-    @property
-    def id(self) -> int:
-        return self.info().id
-
     def xlated(self) -> bytes:
         """The instructions as the verifier rewrote them (``bpftool prog dump xlated``)."""
         n = self.info().xlated_prog_len

@@ -62,10 +62,6 @@ class Link(KernelObject):
     def info(self) -> LinkInfo:
         return LinkInfo.from_fd(self.fd, self.describe())
 
-    @property
-    def id(self) -> int:
-        return self.info().id
-
     def update(self, program: KernelObject, old: KernelObject | None = None) -> None:
         """Swap the attached program (BPF_LINK_UPDATE); with ``old``, only if it is attached."""
         attr = LinkUpdateAttr(link_fd=self.fd, new_prog_fd=program.fd)
