@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.vm.kernels import guest_kernel, kernels_with
+
 BPFFS = Path("/sys/fs/bpf")
 TRACEFS = Path("/sys/kernel/tracing")
 BPF_SRC = Path(__file__).parent / "bpf"
@@ -71,3 +73,17 @@ def bpf_objects(clang: str, tmp_path_factory) -> dict[str, Path]:
                         "-c", str(src), "-o", str(obj)], check=True)
         objs[src.stem] = obj
     return objs
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.kernel("kprobe")``: skipped on the host; in the VM where the kernel has it."""
+    vm = guest_kernel()
+    for item in items:
+        for mark in item.iter_markers("kernel"):
+            feature = mark.args[0]
+            if vm is None:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"needs kernel feature {feature!r}: python -m tests.vm --feature "
+                           f"{feature} -- python3 -m pytest {item.nodeid}"))
+            elif vm not in kernels_with(feature):
+                item.add_marker(pytest.mark.skip(reason=f"kernel {vm} lacks {feature!r}"))

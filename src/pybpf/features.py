@@ -238,14 +238,34 @@ def lsm() -> Support:
 
 @functools.lru_cache(maxsize=None)
 def perf_link() -> Support:
-    """BPF links for perf events (LINK_CREATE with BPF_PERF_EVENT, kernel >= 5.15)."""
+    """BPF links for perf events (LINK_CREATE with BPF_PERF_EVENT, kernel >= 5.15).
+
+    Probed for real: a perf_event program linked to a disabled software event.
+    """
+    from .sys import perf
     from .sys.attrs import LinkCreateAttr
-    attr = LinkCreateAttr(prog_fd=0xFFFFFFFF, target_fd=0xFFFFFFFF, attach_type=AttachType.PERF_EVENT)
-    ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
-    if ret == -_errno.EBADF:
+    from .sys.uapi import PerfSwId, PerfTypeId
+    code = ctypes.create_string_buffer(_RET0, len(_RET0))
+    lic = ctypes.create_string_buffer(b"GPL")
+    load = ProgLoadAttr(prog_type=ProgType.PERF_EVENT, insn_cnt=2, insns=ctypes.addressof(code),
+                        license=ctypes.addressof(lic))
+    prog = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(load), ctypes.sizeof(load))
+    if prog < 0:
+        return Support(False, f"perf_event programs cannot be loaded ({_errname(-prog)})")
+    try:
+        attr = perf.PerfEventAttr(type=PerfTypeId.SOFTWARE, config=PerfSwId.CPU_CLOCK,
+                                  sample_period=10**9, flags=perf.PerfAttrFlag.DISABLED)
+        with perf.perf_event_open(attr, pid=0, cpu=-1, what="probe") as pfd:
+            link = LinkCreateAttr(prog_fd=prog, target_fd=pfd.fd, attach_type=AttachType.PERF_EVENT)
+            ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(link), ctypes.sizeof(link))
+    finally:
+        os.close(prog)
+    if ret >= 0:
+        os.close(ret)
         return Support(True)
-    return Support(False, f"this kernel cannot create perf-event BPF links "
-                          f"({_errname(-ret)}): PERF_EVENT_IOC_SET_BPF is used instead")
+    return Support(False, f"this kernel cannot create perf-event BPF links (BPF_LINK_CREATE gives "
+                          f"{_errname(-ret)}; Linux 5.15 added them): PERF_EVENT_IOC_SET_BPF is "
+                          "used instead")
 
 
 def map_batch(t: MapType) -> Support:
