@@ -798,3 +798,11 @@ def test_id_gone_after_last_reference():
     assert mid in Map.ids()  # still referenced by `other`
     del other  # the finalizer closes a forgotten fd
     assert wait_gone(mid)
+
+
+def test_bad_key_type_is_a_usage_error_on_every_access_path():
+    with Map.create("hash", 4, 4, 4, name="badkey", key="I") as m:
+        for op in (lambda: m["x"], lambda: m.update("x", 1), lambda: "x" in m,
+                   lambda: m.lookup_and_delete("x"), lambda: m.delete("x")):
+            with pytest.raises(UsageError, match="map 'badkey': key: 'x' does not pack as 'I'"):
+                op()

@@ -191,13 +191,14 @@ class Map(KernelObject):
         self.value_codec: Codec = vcodec
         self._kbuf = bytearray(max(self.key_size, 1))
         self._vbuf = bytearray(max(vcodec.size, 1))
-        self._kptr = ctypes.addressof((ctypes.c_char * len(self._kbuf)).from_buffer(self._kbuf))
-        self._vptr = ctypes.addressof((ctypes.c_char * len(self._vbuf)).from_buffer(self._vbuf))
+        self._kptr = _address(self._kbuf)
+        self._vptr = _address(self._vbuf)
         self._attr = MapElemAttr(map_fd=fd.fd, key=self._kptr if self.key_size else 0,
                                  value=self._vptr)
         self._addr = ctypes.addressof(self._attr)
         self._ref = ctypes.byref(self._attr)
         self._flags = 0  # what self._attr.flags holds (cheaper to compare than to read)
+        # lookup/update pack keys unchecked and fall back to the checked put on error
         self._kput = getattr(self.key_codec, "put_unchecked", self.key_codec.put)
         self._vput = self.value_codec.put
         self._vget = self.value_codec.get
@@ -328,7 +329,7 @@ class Map(KernelObject):
     def __contains__(self, key: Any) -> bool:
         if self.map_type == MapType.BLOOM_FILTER:
             return self.peek(key) is not None
-        self._kput(self._kbuf, 0, key)
+        self.key_codec.put(self._kbuf, 0, key)
         self._attr.flags = self._flags = 0
         ret = bpf_raw(Cmd.MAP_LOOKUP_ELEM, self._addr, 32)
         if ret < 0 and ret != -_errno.ENOENT:
@@ -369,7 +370,7 @@ class Map(KernelObject):
 
     def lookup_and_delete(self, key: Any) -> Any:
         """Remove ``key`` and return its value, atomically (hash maps; kernel >= 5.14)."""
-        self._kput(self._kbuf, 0, key)
+        self.key_codec.put(self._kbuf, 0, key)
         self._attr.flags = self._flags = 0
         ret = bpf_raw(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, self._addr, 32)
         if ret < 0:
@@ -426,8 +427,8 @@ class Map(KernelObject):
         """
         size = self.key_size
         cur, nxt = bytearray(max(size, 1)), bytearray(max(size, 1))
-        cptr = ctypes.addressof((ctypes.c_char * len(cur)).from_buffer(cur))
-        nptr = ctypes.addressof((ctypes.c_char * len(nxt)).from_buffer(nxt))
+        cptr = _address(cur)
+        nptr = _address(nxt)
         attr = MapElemAttr(map_fd=self.fd, key=0, value=nptr)
         addr = ctypes.addressof(attr)
         ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, addr, 32)
@@ -491,10 +492,7 @@ class Map(KernelObject):
             raise UsageError(f"{self.describe()}: {n} keys but {nvals} values")
         kbuf = self._pack(self.key_codec, keys, n)
         vbuf = self._pack(self.value_codec, values, n)
-        kc = (ctypes.c_char * max(len(kbuf), 1)).from_buffer(kbuf) if kbuf else None
-        vc = (ctypes.c_char * max(len(vbuf), 1)).from_buffer(vbuf) if vbuf else None
-        attr = MapBatchAttr(keys=ctypes.addressof(kc) if kc else 0,
-                            values=ctypes.addressof(vc) if vc else 0, count=n,
+        attr = MapBatchAttr(keys=_address(kbuf), values=_address(vbuf), count=n,
                             map_fd=self.fd, elem_flags=elem_flags, flags=flags)
         ret = bpf_raw(Cmd.MAP_UPDATE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
         # the kernel leaves count untouched when the map type has no batch op
@@ -518,8 +516,7 @@ class Map(KernelObject):
         """Delete many keys in one call (BPF_MAP_DELETE_BATCH); returns how many."""
         n = _count(keys, self.key_size)
         kbuf = self._pack(self.key_codec, keys, n)
-        kc = (ctypes.c_char * max(len(kbuf), 1)).from_buffer(kbuf)
-        attr = MapBatchAttr(keys=ctypes.addressof(kc), count=n, map_fd=self.fd, flags=flags)
+        attr = MapBatchAttr(keys=_address(kbuf), count=n, map_fd=self.fd, flags=flags)
         ret = bpf_raw(Cmd.MAP_DELETE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
         # the kernel leaves count untouched when the map type has no batch op
         if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) \
@@ -546,14 +543,14 @@ class Map(KernelObject):
         keys, vals = bytearray(), bytearray()
         total = 0
         cursor_in, cursor_out = bytearray(max(ksz, 8)), bytearray(max(ksz, 8))
-        cin = ctypes.addressof((ctypes.c_char * len(cursor_in)).from_buffer(cursor_in))
-        cout = ctypes.addressof((ctypes.c_char * len(cursor_out)).from_buffer(cursor_out))
+        cin = _address(cursor_in)
+        cout = _address(cursor_out)
         first = True
         while True:
             kb, vb = bytearray(chunk * ksz), bytearray(chunk * vsz)
             attr = MapBatchAttr(in_batch=0 if first else cin, out_batch=cout,
-                                keys=ctypes.addressof((ctypes.c_char * len(kb)).from_buffer(kb)),
-                                values=ctypes.addressof((ctypes.c_char * len(vb)).from_buffer(vb)),
+                                keys=_address(kb),
+                                values=_address(vb),
                                 count=chunk, map_fd=self.fd)
             ret = bpf_raw(cmd, ctypes.addressof(attr), ctypes.sizeof(attr))
             if ret < 0 and -ret not in (_errno.ENOENT,):
@@ -633,6 +630,11 @@ class Map(KernelObject):
         if self.name:
             return f"map {self.name!r}"
         return f"{_type_name(self.map_type)} map" if hasattr(self, "map_type") else "map"
+
+
+def _address(buf: bytearray) -> int:
+    """Where a bytearray's bytes live (0 when empty): valid while it is neither freed nor resized."""
+    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf)) if buf else 0
 
 
 def _is_buffer(items: Any) -> bool:

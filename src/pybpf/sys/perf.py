@@ -41,27 +41,24 @@ class PerfAttrFlag:
     WATERMARK = 1 << 14
 
 
+_perf_syscall = ctypes.CDLL(None, use_errno=True).syscall  # a function object of its own
+_perf_syscall.restype = ctypes.c_long
+_perf_syscall.argtypes = (ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_ulong)
+
+
 def perf_event_open(attr: PerfEventAttr, pid: int = -1, cpu: int = 0, group_fd: int = -1,
                     flags: int = PerfFlag.FD_CLOEXEC, what: str = "perf event") -> FD:
     """Open a perf event; ``attr.size`` is filled in. Raises BPFError naming ``what``."""
     attr.size = ctypes.sizeof(attr)
     while True:
-        ret = _perf_open(attr, pid, cpu, group_fd, flags)
+        ret = _perf_syscall(SYS_perf_event_open, ctypes.addressof(attr), pid, cpu, group_fd,
+                            flags)
         if ret >= 0:
             return FD(ret)
         err = ctypes.get_errno()
         if err != _errno.EINTR:
             raise BPFError(err, "perf_event_open", what)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_sc = _libc.syscall
-_sc.restype = ctypes.c_long
-
-
-def _perf_open(attr: PerfEventAttr, pid: int, cpu: int, group_fd: int, flags: int) -> int:
-    return _sc(ctypes.c_long(SYS_perf_event_open), ctypes.byref(attr), ctypes.c_int(pid),
-               ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
 
 
 def ioctl(fd: int, request: PerfIoc, arg: int = 0, what: str = "perf event") -> None:
