@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm.kernels import guest_kernel, kernels_with
+from tests.vm.kernels import guest_kernel
+from tests.vm.probes import PROBES
 
 BPFFS = Path("/sys/fs/bpf")
 TRACEFS = Path("/sys/kernel/tracing")
@@ -62,6 +63,16 @@ def clang() -> str:
 
 
 @pytest.fixture(scope="session")
+def bpftool() -> str:
+    """Debian's bpftool, the reference peer tests compare with."""
+    path = shutil.which("bpftool")
+    if path is None:
+        pytest.fail("bpftool (the reference peer) is not installed: `apt-get install bpftool` "
+                    "(.ci/install installs it)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def bpf_objects(clang: str, tmp_path_factory) -> dict[str, Path]:
     """Every ``tests/bpf/*.c`` compiled with ``clang -g -O2 -target bpf``, by stem."""
     out = tmp_path_factory.mktemp("bpfobj")
@@ -76,14 +87,17 @@ def bpf_objects(clang: str, tmp_path_factory) -> dict[str, Path]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """``@pytest.mark.kernel("kprobe")``: skipped on the host; in the VM where the kernel has it."""
+    """``@pytest.mark.kernel("kprobe")``: skipped, with the probe's reason and how to run it
+    in a VM, where the running kernel lacks the feature (``pybpf.features``)."""
     vm = guest_kernel()
     for item in items:
         for mark in item.iter_markers("kernel"):
             feature = mark.args[0]
-            if vm is None:
-                item.add_marker(pytest.mark.skip(
-                    reason=f"needs kernel feature {feature!r}: python -m tests.vm --feature "
-                           f"{feature} -- python3 -m pytest {item.nodeid}"))
-            elif vm not in kernels_with(feature):
-                item.add_marker(pytest.mark.skip(reason=f"kernel {vm} lacks {feature!r}"))
+            support = PROBES[feature]()
+            if support:
+                continue
+            where = f"kernel {vm}" if vm else "this kernel"
+            how = "" if vm else (f"; run it in a VM with `python -m tests.vm --feature {feature} "
+                                 f"-- python3 -m pytest {item.nodeid}`")
+            item.add_marker(pytest.mark.skip(
+                reason=f"{where} lacks {feature!r}: {support.reason}{how}"))

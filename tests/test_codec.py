@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import ctypes
+import struct
 import sys
 
 import pytest
 
-from pybpf.codec import CtypesCodec, RawCodec, StructCodec, codec_for
+from pybpf.codec import CtypesCodec, RawCodec, StructCodec, codec_for, pair_packer
 from pybpf.errors import UsageError
 
 
@@ -77,3 +78,23 @@ def test_codec_for():
         codec_for("Q", 4, "map 'm': key")
     with pytest.raises(UsageError, match="a codec is"):
         codec_for(42, 4, "k")
+
+
+@pytest.mark.parametrize("fmt", ["I", "=I", "<H", ">Q", "!i", "b"])
+def test_pair_packer_writes_what_the_key_codec_and_raw_bytes_write(fmt):
+    key = StructCodec(fmt, "key")
+    pack = pair_packer(key, 12)
+    value = bytes(range(1, 13))
+    one, two = bytearray(2 + key.size + 12), bytearray(2 + key.size + 12)
+    pack(one, 2, 5, value)
+    key.put(two, 2, 5)
+    two[2 + key.size:] = value
+    assert one == two
+
+
+def test_pair_packer_only_for_one_field_struct_keys():
+    assert pair_packer(StructCodec("II", "key"), 4) is None  # tuples
+    assert pair_packer(RawCodec(4, "key"), 4) is None
+    assert pair_packer(CtypesCodec(Point, "key"), 4) is None
+    with pytest.raises(struct.error):  # a bad key: the caller then runs key.put for the UsageError
+        pair_packer(StructCodec("I", "key"), 4)(bytearray(8), 0, -1, b"abcd")

@@ -1,6 +1,7 @@
 """No file descriptor leaks: thousands of succeeding and failing operations leave none."""
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
@@ -49,9 +50,11 @@ def _round(tmp: str, pin_dir) -> None:
 
 def test_no_fd_leak_across_thousands_of_operations(tmp_path, pin_dir):
     _round(str(tmp_path), pin_dir)  # warm caches (feature probes) first
+    gc.collect()  # objects earlier tests dropped close now, not in the middle of the count
     before = open_fds()
     for _ in range(150):  # ~20 operations each: 3000 in all
         _round(str(tmp_path), pin_dir)
+    gc.collect()
     assert open_fds() == before
 
 
@@ -59,6 +62,5 @@ def test_forgotten_objects_are_closed_by_the_finalizer():
     before = open_fds()
     for _ in range(200):
         Map.create("array", 4, 4, 1)  # never closed explicitly
-    import gc
     gc.collect()
     assert open_fds() == before

@@ -12,7 +12,9 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
+import types
 
 import pytest
 
@@ -21,7 +23,9 @@ from pybpf.btf import BTF, int_btf
 from pybpf.errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
 from pybpf.maps import Map, MapInfo, list_maps, map_type_of
 from pybpf.programs import Program
+from pybpf.sys import syscall
 from pybpf.sys.cpus import possible_cpus
+from pybpf.sys.trace import tracing
 from pybpf.sys.uapi import MapFlag, MapType, ProgType, UpdateFlag
 
 NCPUS = len(possible_cpus())
@@ -803,6 +807,139 @@ def test_id_gone_after_last_reference():
 def test_bad_key_type_is_a_usage_error_on_every_access_path():
     with Map.create("hash", 4, 4, 4, name="badkey", key="I") as m:
         for op in (lambda: m["x"], lambda: m.update("x", 1), lambda: "x" in m,
-                   lambda: m.lookup_and_delete("x"), lambda: m.delete("x")):
-            with pytest.raises(UsageError, match="map 'badkey': key: 'x' does not pack as 'I'"):
+                   lambda: m.lookup_and_delete("x"), lambda: m.delete("x"),
+                   lambda: m.update("x", b"1234"), lambda: m.update(-1, b"1234")):
+            with pytest.raises(UsageError, match="map 'badkey': key: .* does not pack as 'I'"):
                 op()
+
+
+def test_exact_bytes_values_with_a_struct_key():
+    """Key and value packed in one step; any other value goes through the value codec."""
+    with Map.create("hash", 4, 4, 4, name="t_pair", key="I") as m:
+        m[7] = b"abcd"
+        assert m[7] == b"abcd" and m.lookup(7) == b"abcd"
+        m[7] = bytearray(b"efgh")
+        assert m[7] == b"efgh"
+        m[7] = 0x64636261
+        assert m[7] == (0x64636261).to_bytes(4, sys.byteorder)
+        for bad in (b"abc", b"abcde"):
+            with pytest.raises(UsageError, match="map 't_pair': value must be 4 bytes"):
+                m[7] = bad
+        assert m[7] == (0x64636261).to_bytes(4, sys.byteorder)  # untouched by the refusals
+
+
+# -- threads and tracing ---------------------------------------------------------------------
+
+@pytest.fixture
+def fast_switching():
+    """Let the interpreter switch threads as often as it can."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+@pytest.mark.parametrize("value", [None, "Q"], ids=["raw", "codec"])
+def test_threads_never_see_each_others_keys_or_values(fast_switching, value):
+    """Four threads update, read back and delete their own keys at once (the first on the
+    map's fast buffers): a key or value buffer shared between threads would mix them up."""
+    nthreads, per = 4, 2000
+    failures: list[str] = []
+    with Map.create("hash", 4, 8, nthreads * per, name="t_threads", key="I",
+                    value=value) as m:
+
+        def encode(k: int):
+            return k * 7 if value else (k * 7).to_bytes(8, sys.byteorder)
+
+        def work(t: int) -> None:
+            try:
+                for i in range(per):
+                    k = t * per + i
+                    m[k] = encode(k)
+                    got = m[k]
+                    if got != encode(k):
+                        failures.append(f"thread {t}: m[{k}] = {got!r}")
+                    if i % 2:
+                        del m[k]
+                    else:
+                        m.update(k, encode(k), UpdateFlag.EXIST)
+            except Exception as e:  # noqa: BLE001 - reported below
+                failures.append(f"thread {t}: {e!r}")
+
+        others = [threading.Thread(target=work, args=(t,)) for t in range(1, nthreads)]
+        for th in others:
+            th.start()
+        work(0)  # the creating thread, meanwhile
+        for th in others:
+            th.join()
+        assert failures == []
+        assert dict(m.items()) == {k: encode(k) for k in range(0, nthreads * per, 2)}
+
+
+def test_close_reaches_every_threads_buffers():
+    """After close(), a thread that used the map gets ValueError, never the reused fd."""
+    m = Map.create("hash", 4, 4, 4, key="I", value="I")
+    used, closed, outcome = threading.Event(), threading.Event(), []
+
+    def other_thread() -> None:
+        m[1] = 1  # makes this thread's buffers, holding the fd
+        used.set()
+        closed.wait(10)
+        try:
+            m[1] = 2
+        except Exception as e:  # noqa: BLE001 - checked below
+            outcome.append(e)
+
+    th = threading.Thread(target=other_thread)
+    th.start()
+    used.wait(10)
+    old = m.fd
+    m.close()
+    with Map.create("hash", 4, 4, 4, key="I", value="I") as other:
+        assert other.fd == old  # the lowest free fd number is reused
+        closed.set()
+        th.join()
+        assert len(outcome) == 1 and isinstance(outcome[0], ValueError)
+        assert 1 not in other
+
+
+def test_element_access_where_machine_code_is_refused(monkeypatch):
+    """Systems refusing executable memory get the libc syscall() path: same answers."""
+    monkeypatch.setattr(syscall, "_stubs_refused", True)
+    lines: list[str] = []
+    with Map.create("hash", 4, 8, 2, name="t_libc", key="I") as m, tracing(lines):
+        m[1] = b"abcdefgh"
+        assert not isinstance(m._own.lookup, types.BuiltinFunctionType)
+        m.update(2, b"ABCDEFGH", UpdateFlag.NOEXIST)
+        assert m[1] == b"abcdefgh" and m.lookup(2) == b"ABCDEFGH"
+        with pytest.raises(BPFError) as ei:
+            m[3] = b"xxxxxxxx"
+        assert ei.value.errno == errno.E2BIG
+        del m[1]
+        with pytest.raises(MapKeyError):
+            del m[1]
+    assert len(lines) == 7 and lines[-1].endswith("= -1 ENOENT (No such file or directory)")
+
+
+def test_trace_sees_every_element_call():
+    lines: list[str] = []
+    with Map.create("hash", 4, 8, 4, name="t_traced", key="I") as m:
+        with tracing(lines):
+            m[1] = b"abcdefgh"
+            assert m[1] == b"abcdefgh"
+            m.update(1, b"ABCDEFGH", UpdateFlag.EXIST)
+            with pytest.raises(MapKeyError):
+                m[2]
+            del m[1]
+            m[3] = b"xxxxxxxx"  # flags are back to BPF_ANY
+        fd = m.fd
+    assert [line.split(" = ")[1] for line in lines] == [
+        "0", "0", "0", "-1 ENOENT (No such file or directory)", "0", "0"]
+    assert [line.split(",")[0] for line in lines] == [
+        "bpf(BPF_MAP_UPDATE_ELEM", "bpf(BPF_MAP_LOOKUP_ELEM", "bpf(BPF_MAP_UPDATE_ELEM",
+        "bpf(BPF_MAP_LOOKUP_ELEM", "bpf(BPF_MAP_DELETE_ELEM", "bpf(BPF_MAP_UPDATE_ELEM"]
+    assert all(f"{{map_fd={fd}, key=0x" in line for line in lines)
+    assert "flags=BPF_EXIST}, 32)" in lines[2] and "flags=BPF_ANY}, 32)" in lines[5]
+    assert lines[4].endswith("}, 16) = 0")  # DELETE_ELEM's attr ends at key

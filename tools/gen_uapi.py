@@ -27,15 +27,23 @@ ENUMS = [
     ("StatsType", "enum bpf_stats_type", "BPF_STATS_", "IntEnum"),
     ("TaskFdType", "enum bpf_task_fd_type", "BPF_FD_TYPE_", "IntEnum"),
     ("PerfEventType", "enum bpf_perf_event_type", "BPF_PERF_EVENT_", "IntEnum"),
+    ("CgroupIterOrder", "enum bpf_cgroup_iter_order", "BPF_CGROUP_ITER_", "IntEnum"),
     ("XdpAction", "enum xdp_action", "XDP_", "IntEnum"),
     ("UpdateFlag", "BPF_NOEXIST", "BPF_", "IntFlag"),
     ("MapFlag", "BPF_F_NO_PREALLOC", "BPF_F_", "IntFlag"),
     ("BtfKind", "BTF_KIND_INT", "BTF_KIND_", "IntEnum"),
+    ("CoreReloKind", "enum bpf_core_relo_kind", "BPF_CORE_", "IntEnum"),
     ("PerfTypeId", "enum perf_type_id", "PERF_TYPE_", "IntEnum"),
     ("PerfSwId", "enum perf_sw_ids", "PERF_COUNT_SW_", "IntEnum"),
     ("PerfHwId", "enum perf_hw_id", "PERF_COUNT_HW_", "IntEnum"),
     ("PerfSampleFormat", "enum perf_event_sample_format", "PERF_SAMPLE_", "IntFlag"),
     ("PerfEventRecordType", "enum perf_event_type", "PERF_RECORD_", "IntEnum"),
+    ("PerfOutputFlag", "BPF_F_CURRENT_CPU", "BPF_F_", "IntFlag"),
+    ("RingbufFlag", "BPF_RB_NO_WAKEUP", "BPF_RB_", "IntFlag"),
+    ("RingbufHeader", "BPF_RINGBUF_BUSY_BIT", "BPF_RINGBUF_", "IntEnum"),
+    ("SkAction", "enum sk_action", "SK_", "IntEnum"),
+    ("NfProto", "NFPROTO_IPV4", "NFPROTO_", "IntEnum"),
+    ("NfInetHook", "enum nf_inet_hooks", "NF_INET_", "IntEnum"),
 ]
 
 # Flags the UAPI has only as #define (not in BTF): (class, base, [(name, value)]).
@@ -61,10 +69,21 @@ DEFINES = [
                             ("DRV_MODE", 1 << 2), ("HW_MODE", 1 << 3), ("REPLACE", 1 << 4)]),
     ("PerfFlag", "IntFlag", [("FD_NO_GROUP", 1 << 0), ("FD_OUTPUT", 1 << 1),
                              ("PID_CGROUP", 1 << 2), ("FD_CLOEXEC", 1 << 3)]),
+    ("NfVerdict", "IntEnum", [("DROP", 0), ("ACCEPT", 1)]),  # linux/netfilter.h
+    ("NetfilterFlag", "IntFlag", [("IP_DEFRAG", 1 << 0)]),  # BPF_F_NETFILTER_*
+    ("TcAction", "IntEnum", [  # TC_ACT_* (linux/pkt_cls.h)
+        ("OK", 0), ("RECLASSIFY", 1), ("SHOT", 2), ("PIPE", 3), ("STOLEN", 4), ("QUEUE", 5),
+        ("REPEAT", 6), ("REDIRECT", 7),
+    ]),
+    ("TcHandle", "IntEnum", [  # TC_H_* (linux/pkt_sched.h): the clsact qdisc and its parents
+        ("CLSACT", 0xFFFFFFF1), ("MIN_INGRESS", 0xFFF2), ("MIN_EGRESS", 0xFFF3),
+    ]),
     ("PerfIoc", "IntEnum", [  # _IO('$', n) / _IOW('$', n, __u32)
         ("ENABLE", 0x2400), ("DISABLE", 0x2401), ("REFRESH", 0x2402), ("RESET", 0x2403),
         ("SET_OUTPUT", 0x2405), ("SET_BPF", 0x40042408),
     ]),
+    ("KprobeMultiFlag", "IntFlag", [("RETURN", 1 << 0)]),  # BPF_F_KPROBE_MULTI_RETURN
+    ("UprobeMultiFlag", "IntFlag", [("RETURN", 1 << 0)]),  # BPF_F_UPROBE_MULTI_RETURN
 ]
 
 SCALARS = [
@@ -74,10 +93,12 @@ SCALARS = [
     ("LOG_BUF_MAX", (1 << 32) - 1 >> 8, "largest verifier log the kernel accepts (UINT_MAX >> 8)"),
     ("BPFFS_MAGIC", 0xCAFE4A11, "statfs f_type of a bpffs mount"),
     ("PERF_EVENT_ATTR_SIZE_VER8", 136, "sizeof(struct perf_event_attr), version 8"),
+    ("SO_ATTACH_BPF", 50, "setsockopt(SOL_SOCKET) option attaching a socket filter program"),
+    ("SO_DETACH_BPF", 27, "setsockopt(SOL_SOCKET) option detaching it (SO_DETACH_FILTER)"),
 ]
 
 ENUM_RE = re.compile(r"^enum( \w+)? \{\n(.*?)^\};", re.S | re.M)
-ITEM_RE = re.compile(r"^\t(\w+) = (-?\d+),$", re.M)
+ITEM_RE = re.compile(r"^\t(\w+) = (-?\d+)(?:ULL)?,$", re.M)
 
 
 def enums(src: str) -> list[tuple[str | None, list[tuple[str, int]]]]:

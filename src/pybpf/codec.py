@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import struct
 import sys
-from typing import Any, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from .errors import UsageError
 
@@ -114,6 +114,22 @@ class CtypesCodec:
 
     def get(self, buf: bytearray, offset: int) -> Any:
         return self.ctype.from_buffer_copy(buf, offset)
+
+
+def pair_packer(key: Codec, value_size: int) -> Optional[Callable[[bytearray, int, Any, bytes], None]]:
+    """``pack(buf, offset, key, value)``: a one-field ``struct`` key, then ``value_size`` raw
+    bytes right after it, in one step; None for other key codecs.
+
+    The value must be bytes of exactly ``value_size`` (others are padded or cut silently);
+    a bad key raises ``struct.error``, after which the caller runs ``key.put`` for the
+    explanatory UsageError.
+    """
+    if type(key) is not StructCodec or not key._single:
+        return None
+    pair = struct.Struct(f"{key._s.format}{value_size}s")  # "s" has no alignment: no padding
+    if pair.size != key.size + value_size:
+        return None
+    return pair.pack_into
 
 
 def codec_for(spec: CodecSpec, size: int, what: str) -> Codec:

@@ -60,6 +60,16 @@ _EXPLAIN: dict[tuple[str | None, int], str] = {
         "this program type cannot be run with BPF_PROG_TEST_RUN",
     ("PROG_TEST_RUN", _errno.ENOSPC): "data_out is too small for the program's output",
     ("LINK_CREATE", _errno.EINVAL): "the kernel refused this attachment (attach type, target or flags)",
+    ("LINK_CREATE", _errno.EBUSY): "the hook is taken: another program is attached there",
+    ("PROG_ATTACH", _errno.EPERM): "not permitted: the hook holds a program attached in another "
+                                   "mode (without ALLOW_MULTI/ALLOW_OVERRIDE, or with other "
+                                   f"flags), or the process lacks privileges ({_PRIVS})",
+    ("PROG_ATTACH", _errno.EEXIST): "this program is attached to this hook already",
+    ("PROG_ATTACH", _errno.EINVAL): "the kernel refused this attachment (attach type, target, "
+                                    "flags, or the program's expected_attach_type)",
+    ("PROG_DETACH", _errno.ENOENT): "no such program is attached to this hook",
+    ("PROG_QUERY", _errno.EINVAL): "this kernel does not know the attach type, or the target is "
+                                   "not of the kind the attach type needs",
     ("RAW_TRACEPOINT_OPEN", _errno.ENOENT): "no such raw tracepoint",
 }
 
@@ -129,6 +139,31 @@ class UnsupportedFeatureError(PyBPFError):
 
 class UsageError(PyBPFError, ValueError):
     """Bad input from the caller (wrong key size, bad name, ...), caught before the kernel."""
+
+
+class BTFError(PyBPFError, ValueError):
+    """Malformed or unusable BTF (raw blob, ELF .BTF/.BTF.ext, or a type lookup that fails)."""
+
+
+class ObjectError(PyBPFError, ValueError):
+    """A BPF object file (ELF) is malformed, or asks for something pybpf cannot honour."""
+
+
+class ToolchainError(PyBPFError):
+    """A build tool or header pybpf.compile needs (clang, libbpf-dev's bpf/*.h) is missing;
+    the message says what to install."""
+
+
+class CompileError(PyBPFError):
+    """clang failed on a BPF C program: ``stderr`` holds its diagnostics, ``command`` the
+    command line."""
+
+    def __init__(self, message: str, stderr: str = "", command: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{message}\n{stderr.rstrip()}" if stderr else message)
+        self.message, self.stderr, self.command = message, stderr, command
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.stderr, self.command))
 
 
 class MapKeyError(BPFError, KeyError):

@@ -11,7 +11,7 @@ import errno as _errno
 import functools
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from .errors import UnsupportedFeatureError
 from .sys.attrs import MapCreateAttr, ProgLoadAttr
@@ -143,7 +143,9 @@ _PROG_ATTACH_FOR_PROBE = {
 @functools.lru_cache(maxsize=None)
 def prog_type(t: ProgType) -> Support:
     """Can a program of type ``t`` be loaded? (tracing kinds: see ``fentry``, ``lsm``)."""
-    if t in (ProgType.TRACING, ProgType.EXT, ProgType.STRUCT_OPS):
+    if t == ProgType.EXT:
+        return freplace()
+    if t in (ProgType.TRACING, ProgType.STRUCT_OPS):
         return fentry() if t == ProgType.TRACING else Support(True, "needs an attach target; not probed")
     if t == ProgType.LSM:
         return lsm()
@@ -198,6 +200,60 @@ def uprobes() -> Support:
                           "CONFIG_UPROBE_EVENTS is off)")
 
 
+def _multi_link(attach: AttachType, target: str, instead: str) -> Support:
+    """A kprobe program linked with ``attach`` to a target that cannot exist: a kernel with
+    the link type answers ESRCH/ENOENT/EBADF from target lookup, one without EINVAL or
+    EOPNOTSUPP."""
+    from .sys.attrs import LinkCreateAttr
+    what = "kprobe_multi" if attach == AttachType.TRACE_KPROBE_MULTI else "uprobe_multi"
+    code = ctypes.create_string_buffer(_RET0, len(_RET0))
+    lic = ctypes.create_string_buffer(b"GPL")
+    load = ProgLoadAttr(prog_type=ProgType.KPROBE, insn_cnt=2, insns=ctypes.addressof(code),
+                        license=ctypes.addressof(lic), expected_attach_type=attach)
+    prog = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(load), ctypes.sizeof(load))
+    if prog < 0:
+        return Support(False, f"{what} links: kprobe programs cannot be loaded "
+                              f"({_errname(-prog)})")
+    name = ctypes.create_string_buffer(target.encode())
+    ptrs = (ctypes.c_uint64 * 1)(ctypes.addressof(name))
+    offsets = (ctypes.c_uint64 * 1)(0)
+    link = LinkCreateAttr(prog_fd=prog, attach_type=attach)
+    if attach == AttachType.TRACE_KPROBE_MULTI:
+        link.target.kprobe_multi.cnt, link.target.kprobe_multi.syms = 1, ctypes.addressof(ptrs)
+    else:
+        multi = link.target.uprobe_multi
+        multi.path, multi.offsets, multi.cnt = ctypes.addressof(name), ctypes.addressof(offsets), 1
+    try:
+        ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(link), ctypes.sizeof(link))
+    finally:
+        os.close(prog)
+    if ret >= 0:
+        os.close(ret)
+        return Support(True)
+    if -ret in (_errno.EINVAL, _errno.EOPNOTSUPP, _ENOTSUPP):
+        return Support(False, f"{what} links are not supported by this kernel "
+                              f"({os.uname().release}: BPF_LINK_CREATE gives {_errname(-ret)}): "
+                              f"{instead}")
+    if -ret == _errno.EPERM:
+        return Support(False, f"creating {what} links is {_NO_PRIVS}")
+    return Support(True)
+
+
+@functools.lru_cache(maxsize=None)
+def kprobe_multi() -> Support:
+    """kprobe_multi links (BPF_TRACE_KPROBE_MULTI: Linux 5.18+ built with CONFIG_FPROBE)."""
+    return _multi_link(AttachType.TRACE_KPROBE_MULTI, "pybpf_no_such_function",
+                       "they need Linux 5.18+ with CONFIG_FPROBE; attach one kprobe per "
+                       "function (attach_kprobe), or use tracepoints")
+
+
+@functools.lru_cache(maxsize=None)
+def uprobe_multi() -> Support:
+    """uprobe_multi links (BPF_TRACE_UPROBE_MULTI: Linux 6.6+)."""
+    return _multi_link(AttachType.TRACE_UPROBE_MULTI, "/",
+                       "they need Linux 6.6+; attach one uprobe per function (attach_uprobe)")
+
+
 def _tracing_load(prog: ProgType, attach: AttachType, what: str, instead: str) -> Support:
     # attach_btf_id 0 is never a valid target: a kernel that allows the program type answers
     # EINVAL from target validation; one whose policy refuses it answers EPERM first.
@@ -219,6 +275,14 @@ def fentry() -> Support:
     """fentry/fexit/fmod_ret (BPF_PROG_TYPE_TRACING) programs."""
     return _tracing_load(ProgType.TRACING, AttachType.TRACE_FENTRY, "fentry/fexit",
                          "use a tp_btf or raw_tracepoint program, or a tracepoint")
+
+
+@functools.lru_cache(maxsize=None)
+def freplace() -> Support:
+    """freplace (BPF_PROG_TYPE_EXT) programs, which replace a global function of a program."""
+    return _tracing_load(ProgType.EXT, 0, "freplace",
+                         "keep the logic in the target program, or switch programs with a "
+                         "prog_array and tail calls")
 
 
 @functools.lru_cache(maxsize=None)
@@ -276,3 +340,168 @@ def map_batch(t: MapType) -> Support:
 _BATCH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
                           MapType.LRU_PERCPU_HASH, MapType.ARRAY, MapType.PERCPU_ARRAY,
                           MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.LPM_TRIE})
+
+
+def _query_errno(target: int, attach: AttachType) -> int:
+    """0 or the errno of a BPF_PROG_QUERY of ``attach`` on ``target`` (read-only)."""
+    from .sys.attrs import QueryAttr
+    attr = QueryAttr(target_fd=target, attach_type=attach)
+    ret = bpf_raw(Cmd.PROG_QUERY, ctypes.addressof(attr), ctypes.sizeof(attr))
+    return -ret if ret < 0 else 0
+
+
+@functools.lru_cache(maxsize=None)
+def attach_type(t: AttachType) -> Support:
+    """Does the kernel know the cgroup, netns or tcx attach type ``t``?
+
+    Probed by BPF_PROG_QUERY of the hook (the cgroup2 root, this network namespace, lo):
+    the kernel answers EINVAL for an attach type it does not know.
+    """
+    from .links.attach import CGROUP_ATTACH_TYPES
+    name = t.name.lower()
+    if t in CGROUP_ATTACH_TYPES:
+        from .links.cgroup import cgroup2_mount
+        try:
+            fd = os.open(cgroup2_mount(), os.O_RDONLY | os.O_DIRECTORY)
+        except (OSError, UnsupportedFeatureError) as e:
+            return Support(False, f"cgroup attach type {name}: {e}")
+        try:
+            err = _query_errno(fd, t)
+        finally:
+            os.close(fd)
+    elif t in (AttachType.SK_LOOKUP, AttachType.FLOW_DISSECTOR):
+        fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        try:
+            err = _query_errno(fd, t)
+        finally:
+            os.close(fd)
+    elif t in (AttachType.TCX_INGRESS, AttachType.TCX_EGRESS):
+        err = _query_errno(1, t)  # lo is ifindex 1 in every network namespace
+        if err:
+            return Support(False, f"tcx hooks are not supported by this kernel "
+                                  f"({os.uname().release}: BPF_PROG_QUERY gives {_errname(err)}; "
+                                  "Linux 6.6 added them): attach a sched_cls program with a "
+                                  "clsact qdisc and a cls_bpf filter instead (pybpf.links.tc."
+                                  "attach_tc)")
+    else:
+        return Support(True, f"attach type {name} is not probed")
+    if err in (0, _errno.ENOENT):
+        return Support(True)
+    if err == _errno.EPERM:
+        return Support(False, f"querying {name} hooks is {_NO_PRIVS}")
+    return Support(False, f"attach type {name} is not supported by this kernel "
+                          f"({os.uname().release}: BPF_PROG_QUERY gives {_errname(err)})")
+
+
+def _vmlinux_btf_has(name: str) -> Optional[bool]:
+    """Is ``name`` a string of the kernel's BTF? None when the kernel has no BTF."""
+    try:
+        with open("/sys/kernel/btf/vmlinux", "rb") as f:
+            return b"\0" + name.encode() + b"\0" in f.read()
+    except OSError:
+        return None
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    from .programs import kernel_version_code
+    return kernel_version_code() >= (major << 16 | minor << 8)
+
+
+@functools.lru_cache(maxsize=None)
+def xdp_link() -> Support:
+    """BPF links for XDP (LINK_CREATE with BPF_XDP, Linux 5.9): ``struct bpf_xdp_link`` in the
+    kernel's BTF, or the kernel version where there is no BTF (no probe can tell an absent
+    XDP link from a bad ifindex: both are EINVAL)."""
+    has = _vmlinux_btf_has("bpf_xdp_link")
+    if has or (has is None and _kernel_at_least(5, 9)):
+        return Support(True)
+    return Support(False, f"this kernel ({os.uname().release}) has no XDP BPF links (Linux 5.9 "
+                          "added them): XDP programs are attached by netlink (IFLA_XDP) instead")
+
+
+@functools.lru_cache(maxsize=None)
+def netfilter_link() -> Support:
+    """Netfilter BPF programs and links (BPF_PROG_TYPE_NETFILTER, Linux 6.4)."""
+    support = prog_type(ProgType.NETFILTER)
+    if support:
+        return support
+    return Support(False, f"{support.reason}; netfilter BPF links need Linux 6.4 and "
+                          "CONFIG_NETFILTER_BPF_LINK: count or drop packets with a tcx/tc or "
+                          "XDP program instead")
+
+
+# --- BTF kinds the kernel's BTF_LOAD accepts (pybpf.btf.sanitize rewrites the rest) -------
+
+def _btf_probe(what: str, since: str, build: Callable[[Any, Any], list]) -> Support:
+    """Load the types ``build(types module, int type)`` returns; EINVAL means the kernel's BTF
+    checker refuses ``what``."""
+    from .btf import BTF, types as T
+    from .btf.encode import encode
+    from .errors import BPFError
+    try:
+        BTF.load(encode(build(T, T.Int("int", 4, T.INT_SIGNED))), f"probe {what}").close()
+    except BPFError as e:
+        if e.errno == _errno.EPERM:
+            return Support(False, f"loading BTF is {_NO_PRIVS}")
+        return Support(False, f"BTF {what} is not supported by this kernel ({os.uname().release}: "
+                              f"BPF_BTF_LOAD gives {_errname(e.errno)}; Linux {since} added it): "
+                              "pybpf.btf.sanitize rewrites it for this kernel")
+    return Support(True)
+
+
+@functools.lru_cache(maxsize=None)
+def btf_func() -> Support:
+    """BTF_KIND_FUNC and FUNC_PROTO (Linux 5.0)."""
+    return _btf_probe("FUNC/FUNC_PROTO", "5.0", lambda T, i: [
+        T.Func("f", T.FuncProto(i, [T.FuncParam("a", i)]), T.LINKAGE_STATIC)])
+
+
+@functools.lru_cache(maxsize=None)
+def btf_func_global() -> Support:
+    """Global linkage of BTF_KIND_FUNC (Linux 5.6)."""
+    return _btf_probe("global FUNC linkage", "5.6", lambda T, i: [
+        T.Func("f", T.FuncProto(i, [T.FuncParam("a", i)]), T.LINKAGE_GLOBAL)])
+
+
+@functools.lru_cache(maxsize=None)
+def btf_datasec() -> Support:
+    """BTF_KIND_VAR and DATASEC (Linux 5.2)."""
+    return _btf_probe("VAR/DATASEC", "5.2", lambda T, i: [
+        T.Datasec(".data", 4, [T.VarSecinfo(T.Var("x", i, T.LINKAGE_GLOBAL), 0, 4)])])
+
+
+@functools.lru_cache(maxsize=None)
+def btf_float() -> Support:
+    """BTF_KIND_FLOAT (Linux 5.13)."""
+    return _btf_probe("FLOAT", "5.13", lambda T, i: [T.Float("float", 4)])
+
+
+@functools.lru_cache(maxsize=None)
+def btf_decl_tag() -> Support:
+    """BTF_KIND_DECL_TAG (Linux 5.16)."""
+    return _btf_probe("DECL_TAG", "5.16", lambda T, i: [
+        T.DeclTag("tag", T.Var("x", i, T.LINKAGE_GLOBAL), -1)])
+
+
+@functools.lru_cache(maxsize=None)
+def btf_type_tag() -> Support:
+    """BTF_KIND_TYPE_TAG (Linux 5.17)."""
+    return _btf_probe("TYPE_TAG", "5.17", lambda T, i: [T.Pointer(T.TypeTag("tag", i))])
+
+
+@functools.lru_cache(maxsize=None)
+def btf_enum64() -> Support:
+    """BTF_KIND_ENUM64 and signed enums (Linux 6.0)."""
+    return _btf_probe("ENUM64", "6.0", lambda T, i: [
+        T.Enum64("e", 8, [T.EnumValue("v", 1 << 40)])])
+
+
+@functools.lru_cache(maxsize=None)
+def sockmap_link() -> Support:
+    """BPF links for sk_skb/sk_msg programs on a sockmap (Linux 6.10): ``struct
+    sockmap_link`` in the kernel's BTF, or the kernel version where there is no BTF."""
+    has = _vmlinux_btf_has("sockmap_link")
+    if has or (has is None and _kernel_at_least(6, 10)):
+        return Support(True)
+    return Support(False, f"this kernel ({os.uname().release}) has no sockmap BPF links (Linux "
+                          "6.10 added them): attach with BPF_PROG_ATTACH instead (link=False)")

@@ -1,8 +1,9 @@
 """BPF maps: create every map type, open existing ones, and access them like dicts.
 
-Element access reuses per-map buffers and an attr struct (the bpf() call keeps the GIL,
-see ``pybpf.sys.syscall``), so ``m[k]``, ``m[k] = v`` and ``del m[k]`` cost one syscall
-and a few pack/unpack steps. Keys and values are converted by codecs (``pybpf.codec``).
+Element access reuses a per-thread scratch (key and value buffer, the attr pointing at
+them, ``bound_calls`` of ``pybpf.sys.syscall``), so ``m[k]``, ``m[k] = v`` and ``del m[k]``
+cost one syscall and a few pack/unpack steps. Keys and values are converted by codecs
+(``pybpf.codec``).
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import mmap as _mmap
 import os
 import struct
 import sys
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
-from .codec import Codec, CodecSpec, RawCodec, codec_for
+from .codec import Codec, CodecSpec, RawCodec, codec_for, pair_packer
 from .errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
 from .object import KernelObject
 from .sys import objects
@@ -23,12 +26,16 @@ from .sys.attrs import MapBatchAttr, MapCreateAttr, MapElemAttr, MapInfoStruct
 from .sys.cpus import possible_cpus
 from .sys.fd import FD
 from .sys import syscall as _syscall
-from .sys.syscall import SYS_bpf, bpf, bpf_raw, command_name, elem_call, elem_done
+from .sys.syscall import bound_calls, bpf, bpf_raw, command_name, elem_done
 from .sys.uapi import OBJ_NAME_LEN, Cmd, MapFlag, MapType, UpdateFlag
 
 _ENOTSUPP = 524  # kernel-internal "not supported" that bpf() can return
 # plain ints for the element fast path (an IntEnum member costs ~70 ns to fetch on 3.11)
 _LOOKUP, _UPDATE, _DELETE = int(Cmd.MAP_LOOKUP_ELEM), int(Cmd.MAP_UPDATE_ELEM), int(Cmd.MAP_DELETE_ELEM)
+_ANY = int(UpdateFlag.ANY)
+_CLOSED_FD = 0xFFFFFFFF  # what a closed map's attrs hold: never a reused fd; the kernel says EBADF
+_get_ident = threading.get_ident
+_claim = threading.Lock()  # guards the first element access of every map (who owns the fast buffers)
 
 PERCPU_TYPES = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH,
                           MapType.PERCPU_CGROUP_STORAGE})
@@ -115,6 +122,32 @@ class _PerCpuCodec:
         return [self.inner.get(buf, offset + i * self.stride) for i in range(self.ncpus)]
 
 
+class _Scratch:
+    """One thread's buffers for the element commands of one map.
+
+    ``buf`` holds the key (at 0) and then the value (at ``key_size``); ``attr`` points at
+    both (its flags are 0 but during a call that sets them); ``lookup``, ``update`` and
+    ``delete`` are that attr's bound bpf() calls; ``value`` is the value as a ctypes array
+    (``.raw`` copies it out).
+    """
+
+    __slots__ = ("buf", "kptr", "attr", "addr", "value", "lookup", "update", "delete",
+                 "__weakref__")
+
+    def __init__(self, fd: int, key_size: int, value_size: int) -> None:
+        vsize = max(value_size, 1)
+        self.buf = bytearray(key_size + vsize)
+        # an export of buf: it can never be resized, so the addresses stay valid
+        self.value = (ctypes.c_char * vsize).from_buffer(self.buf, key_size)
+        base = _address(self.buf)
+        self.kptr = base if key_size else 0  # what attr.key holds
+        self.attr = MapElemAttr(map_fd=fd, key=self.kptr, value=base + key_size)
+        self.addr = ctypes.addressof(self.attr)
+        # DELETE_ELEM's attr ends at key: the kernel wants the rest zero or not passed
+        self.lookup, self.update, self.delete = bound_calls(
+            ((_LOOKUP, self.addr, 32), (_UPDATE, self.addr, 32), (_DELETE, self.addr, 16)))
+
+
 @dataclass(frozen=True)
 class MapInfo:
     """struct bpf_map_info, plus ``frozen`` from the fd's fdinfo."""
@@ -167,6 +200,9 @@ class Map(KernelObject):
     ``key``/``value`` codecs fix how Python objects are converted (see ``pybpf.codec``);
     without one, keys and values are bytes (ints and ctypes objects are accepted too).
     Per-CPU maps return a list with one value per possible CPU.
+
+    A Map may be used from several threads: each has its own element buffers, made on its
+    first element access (the first thread's are found fastest).
     """
 
     kind = "map"
@@ -189,22 +225,23 @@ class Map(KernelObject):
         if self.map_type in PERCPU_TYPES:
             vcodec = _PerCpuCodec(vcodec, f"{what}: value")
         self.value_codec: Codec = vcodec
-        self._kbuf = bytearray(max(self.key_size, 1))
-        self._vbuf = bytearray(max(vcodec.size, 1))
-        self._kptr = _address(self._kbuf)
-        self._vptr = _address(self._vbuf)
-        self._attr = MapElemAttr(map_fd=fd.fd, key=self._kptr if self.key_size else 0,
-                                 value=self._vptr)
-        self._addr = ctypes.addressof(self._attr)
-        self._ref = ctypes.byref(self._attr)
-        self._flags = 0  # what self._attr.flags holds (cheaper to compare than to read)
+        # element scratch: the first thread's, and one per other thread (weakly listed for
+        # close()); made on first use, so maps never accessed by element cost nothing
+        self._owner: Optional[int] = None
+        self._own: Optional[_Scratch] = None
+        self._local = threading.local()
+        self._others: "weakref.WeakSet[_Scratch]" = weakref.WeakSet()
         # lookup/update pack keys unchecked and fall back to the checked put on error
         self._kput = getattr(self.key_codec, "put_unchecked", self.key_codec.put)
         self._vput = self.value_codec.put
         self._vget = self.value_codec.get
-        # plain bytes values filling the buffer: lookups return a copy without a codec call
-        self._raw_value = type(vcodec) is RawCodec and len(self._vbuf) == vcodec.size
-        self._vpack = struct.Struct(f"{len(self._vbuf)}s").pack_into
+        # plain bytes values: a lookup returns the value buffer's bytes without a codec call,
+        # an update of exactly value_size bytes packs them directly, with a struct key in
+        # the same step
+        self._raw_value = type(vcodec) is RawCodec and vcodec.size > 0
+        self._raw_size = vcodec.size if self._raw_value else -1
+        self._vpack = struct.Struct(f"{vcodec.size}s").pack_into
+        self._kvpack = pair_packer(self.key_codec, vcodec.size) if self._raw_value else None
 
     # -- creating and opening -----------------------------------------------------------------
     @classmethod
@@ -288,9 +325,35 @@ class Map(KernelObject):
     def close(self) -> None:
         """Drop this reference; element access afterwards raises ValueError."""
         super().close()
-        self._attr.map_fd = 0xFFFFFFFF  # never reach a reused fd number; the kernel says EBADF
+        for scratch in (self._own, *self._others):
+            if scratch is not None:
+                scratch.attr.map_fd = _CLOSED_FD
+
+    def _scratch(self) -> _Scratch:
+        """This thread's element buffers (ValueError once the map is closed)."""
+        me = _get_ident()
+        if me == self._owner:
+            return self._own  # type: ignore[return-value]
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = _Scratch(self.fd, self.key_size, self.value_codec.size)
+            with _claim:
+                if self._owner is None:  # the first thread: its buffers take the fast path
+                    self._own = scratch
+                    self._owner = me
+                else:
+                    self._local.scratch = scratch
+                    self._others.add(scratch)
+                if self.closed:  # closed meanwhile by another thread
+                    scratch.attr.map_fd = _CLOSED_FD
+        return scratch
 
     # -- element access ------------------------------------------------------------------------
+    def _endless_walk(self) -> BPFError:
+        """A key walk (BPF_MAP_GET_NEXT_KEY) that outran its limit: the map churns."""
+        return BPFError(_errno.EAGAIN, "BPF_MAP_GET_NEXT_KEY", self.describe(),
+                        "iteration did not end: the map changes faster than it is read")
+
     def _fail(self, cmd: int, err: int, key: Any = _MISSING) -> Exception:
         if self.closed:
             return ValueError(f"{self.describe()} is closed")
@@ -300,25 +363,42 @@ class Map(KernelObject):
             return MapKeyError(err, command_name(cmd), obj)
         return BPFError(err, command_name(cmd), self.describe())
 
-    def lookup(self, key: Any, flags: int = 0) -> Any:
+    # The element fast paths (m[k], m[k] = v, del m[k]) call instance attributes through
+    # locals: ``self._kput(...)`` would be a method call the interpreter cannot specialize.
+    def __getitem__(self, key: Any) -> Any:
         """The value for ``key``; MapKeyError (a KeyError) when absent."""
+        sc = self._own if _get_ident() == self._owner else self._scratch()
+        put = self._kput
         try:
-            self._kput(self._kbuf, 0, key)
+            put(sc.buf, 0, key)
         except Exception:
-            self.key_codec.put(self._kbuf, 0, key)  # raises the explanatory error
+            self.key_codec.put(sc.buf, 0, key)  # raises the explanatory error
             raise
-        if flags != self._flags:
-            self._attr.flags = self._flags = flags
-        ret = elem_call(SYS_bpf, _LOOKUP, self._ref, 32)
-        if ret < 0 or _syscall.tracer is not None:
-            ret = elem_done(_LOOKUP, self._addr, 32, ret)
+        call = sc.lookup
+        ret = call()
+        if ret or _syscall.tracer:
+            ret = elem_done(_LOOKUP, sc.addr, 32, ret)
             if ret < 0:
                 raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret, key)
         if self._raw_value:
-            return bytes(self._vbuf)
-        return self._vget(self._vbuf, 0)
+            return sc.value.raw
+        get = self._vget
+        return get(sc.buf, self.key_size)
 
-    __getitem__ = lookup
+    def lookup(self, key: Any, flags: int = 0) -> Any:
+        """``m[key]``; ``flags``: UpdateFlag.F_LOCK (a value holding a bpf_spin_lock)."""
+        if not flags:
+            return self.__getitem__(key)
+        return self._flagged(flags, self.__getitem__, key)
+
+    def _flagged(self, flags: int, op: Any, *args: Any) -> Any:
+        """``op(*args)`` with ``flags`` in this thread's attr (which holds 0 otherwise)."""
+        attr = self._scratch().attr
+        attr.flags = flags
+        try:
+            return op(*args)
+        finally:
+            attr.flags = 0
 
     def get(self, key: Any, default: Any = None) -> Any:
         try:
@@ -329,40 +409,57 @@ class Map(KernelObject):
     def __contains__(self, key: Any) -> bool:
         if self.map_type == MapType.BLOOM_FILTER:
             return self.peek(key) is not None
-        self.key_codec.put(self._kbuf, 0, key)
-        self._attr.flags = self._flags = 0
-        ret = bpf_raw(Cmd.MAP_LOOKUP_ELEM, self._addr, 32)
+        sc = self._scratch()
+        self.key_codec.put(sc.buf, 0, key)
+        ret = bpf_raw(Cmd.MAP_LOOKUP_ELEM, sc.addr, 32)
         if ret < 0 and ret != -_errno.ENOENT:
             raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret, key)
         return ret == 0
 
-    def update(self, key: Any, value: Any, flags: int = UpdateFlag.ANY) -> None:
-        """Set ``key`` to ``value``; ``flags``: UpdateFlag.ANY, NOEXIST, EXIST (| F_LOCK)."""
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """Set ``key`` to ``value`` (UpdateFlag.ANY); UsageError when a codec refuses either."""
+        sc = self._own if _get_ident() == self._owner else self._scratch()
+        buf = sc.buf
         try:
-            self._kput(self._kbuf, 0, key)
+            if type(value) is bytes and len(value) == self._raw_size:
+                pack = self._kvpack
+                if pack is not None:
+                    pack(buf, 0, key, value)  # a struct key and the value in one step
+                else:
+                    put = self._kput
+                    put(buf, 0, key)
+                    pack = self._vpack
+                    pack(buf, self.key_size, value)
+            else:
+                put = self._kput
+                put(buf, 0, key)
+                put = self._vput
+                put(buf, self.key_size, value)
         except Exception:
-            self.key_codec.put(self._kbuf, 0, key)  # raises the explanatory error
+            self.key_codec.put(buf, 0, key)  # raises the explanatory error (or the value's)
             raise
-        if self._raw_value and type(value) is bytes and len(value) == self.value_size:
-            self._vpack(self._vbuf, 0, value)
-        else:
-            self._vput(self._vbuf, 0, value)
-        if flags != self._flags:
-            self._attr.flags = self._flags = flags
-        ret = elem_call(SYS_bpf, _UPDATE, self._ref, 32)
-        if ret < 0 or _syscall.tracer is not None:
-            ret = elem_done(_UPDATE, self._addr, 32, ret)
+        call = sc.update
+        ret = call()
+        if ret or _syscall.tracer:
+            ret = elem_done(_UPDATE, sc.addr, 32, ret)
             if ret < 0:
                 raise self._fail(Cmd.MAP_UPDATE_ELEM, -ret)
 
-    __setitem__ = update
+    def update(self, key: Any, value: Any, flags: int = _ANY) -> None:
+        """``m[key] = value``; ``flags``: UpdateFlag.ANY, NOEXIST, EXIST (| F_LOCK)."""
+        if not flags:
+            self.__setitem__(key, value)
+        else:
+            self._flagged(flags, self.__setitem__, key, value)
 
     def delete(self, key: Any) -> None:
         """Remove ``key``; MapKeyError when absent."""
-        self.key_codec.put(self._kbuf, 0, key)
-        ret = elem_call(SYS_bpf, _DELETE, self._ref, 16)  # the attr ends at key
-        if ret < 0 or _syscall.tracer is not None:
-            ret = elem_done(_DELETE, self._addr, 16, ret)
+        sc = self._own if _get_ident() == self._owner else self._scratch()
+        self.key_codec.put(sc.buf, 0, key)
+        call = sc.delete
+        ret = call()
+        if ret or _syscall.tracer:
+            ret = elem_done(_DELETE, sc.addr, 16, ret)
             if ret < 0:
                 raise self._fail(Cmd.MAP_DELETE_ELEM, -ret, key)
 
@@ -370,49 +467,53 @@ class Map(KernelObject):
 
     def lookup_and_delete(self, key: Any) -> Any:
         """Remove ``key`` and return its value, atomically (hash maps; kernel >= 5.14)."""
-        self.key_codec.put(self._kbuf, 0, key)
-        self._attr.flags = self._flags = 0
-        ret = bpf_raw(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, self._addr, 32)
+        sc = self._scratch()
+        self.key_codec.put(sc.buf, 0, key)
+        ret = bpf_raw(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, sc.addr, 32)
         if ret < 0:
             raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret, key)
-        return self._vget(self._vbuf, 0)
+        return self._vget(sc.buf, self.key_size)
 
     # queue, stack and bloom filter: no keys ----------------------------------------------------
-    def _keyless(self, cmd: int, flags: int = 0) -> int:
-        self._attr.key = 0
-        self._attr.flags = self._flags = flags
+    def _keyless(self, sc: _Scratch, cmd: int, flags: int = 0) -> int:
+        sc.attr.key = 0
+        sc.attr.flags = flags
         try:
-            return bpf_raw(cmd, self._addr, 32)
+            return bpf_raw(cmd, sc.addr, 32)
         finally:
-            self._attr.key = self._kptr
+            sc.attr.key = sc.kptr
+            sc.attr.flags = 0
 
     def push(self, value: Any, flags: int = UpdateFlag.ANY) -> None:
         """Queue/stack push, bloom filter add; ``UpdateFlag.EXIST`` overwrites the oldest when full."""
-        self._vput(self._vbuf, 0, value)
-        ret = self._keyless(Cmd.MAP_UPDATE_ELEM, flags)
+        sc = self._scratch()
+        self._vput(sc.buf, self.key_size, value)
+        ret = self._keyless(sc, Cmd.MAP_UPDATE_ELEM, flags)
         if ret < 0:
             raise self._fail(Cmd.MAP_UPDATE_ELEM, -ret)
 
     def pop(self) -> Any:
         """Queue/stack: remove and return the next value; MapKeyError when empty."""
-        ret = self._keyless(Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+        sc = self._scratch()
+        ret = self._keyless(sc, Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
         if ret < 0:
             raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret)
-        return self._vget(self._vbuf, 0)
+        return self._vget(sc.buf, self.key_size)
 
     def peek(self, value: Any = _MISSING) -> Any:
         """Queue/stack: the next value without removing it (None when empty).
 
         Bloom filter: ``peek(value)`` returns ``value`` when it may be in the set, else None.
         """
+        sc = self._scratch()
         if value is not _MISSING:
-            self._vput(self._vbuf, 0, value)
-        ret = self._keyless(Cmd.MAP_LOOKUP_ELEM)
+            self._vput(sc.buf, self.key_size, value)
+        ret = self._keyless(sc, Cmd.MAP_LOOKUP_ELEM)
         if ret == -_errno.ENOENT:
             return None
         if ret < 0:
             raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret)
-        return value if value is not _MISSING else self._vget(self._vbuf, 0)
+        return value if value is not _MISSING else self._vget(sc.buf, self.key_size)
 
     def freeze(self) -> None:
         """Make the map read-only from user space for good (BPF_MAP_FREEZE)."""
@@ -440,12 +541,25 @@ class Map(KernelObject):
             yield self.key_codec.get(cur, 0)
             limit -= 1
             if limit == 0:
-                raise BPFError(_errno.EAGAIN, "BPF_MAP_GET_NEXT_KEY", self.describe(),
-                               "iteration did not end: the map changes faster than it is read")
+                raise self._endless_walk()
         if ret != -_errno.ENOENT:
             raise self._fail(Cmd.MAP_GET_NEXT_KEY, -ret)
 
     __iter__ = keys
+
+    def next_key(self, key: Any = None) -> Any:
+        """The key after ``key``, or the first key when ``key`` is None (BPF_MAP_GET_NEXT_KEY);
+        BPFError (ENOENT) after the last key."""
+        nxt = bytearray(max(self.key_size, 1))
+        attr = MapElemAttr(map_fd=self.fd, key=0, value=_address(nxt))
+        if key is not None:
+            sc = self._scratch()
+            self.key_codec.put(sc.buf, 0, key)
+            attr.key = sc.kptr
+        ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, ctypes.addressof(attr), 32)
+        if ret < 0:
+            raise self._fail(Cmd.MAP_GET_NEXT_KEY, -ret)
+        return self.key_codec.get(nxt, 0)
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         """(key, value) pairs; keys deleted meanwhile are skipped."""
@@ -498,12 +612,11 @@ class Map(KernelObject):
         # the kernel leaves count untouched when the map type has no batch op
         if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
+            sc, ks, vs = self._scratch(), self.key_size, self.value_codec.size
             for i in range(n):
-                self._kbuf[:self.key_size] = kbuf[i * self.key_size:(i + 1) * self.key_size]
-                vs = self.value_codec.size
-                self._vbuf[:vs] = vbuf[i * vs:(i + 1) * vs]
-                self._attr.flags = self._flags = elem_flags
-                r = bpf_raw(Cmd.MAP_UPDATE_ELEM, self._addr, 32)
+                sc.buf[:ks] = kbuf[i * ks:(i + 1) * ks]
+                sc.buf[ks:ks + vs] = vbuf[i * vs:(i + 1) * vs]
+                r = self._flagged(elem_flags, bpf_raw, Cmd.MAP_UPDATE_ELEM, sc.addr, 32)
                 if r < 0:
                     raise self._fail(Cmd.MAP_UPDATE_ELEM, -r)
             return n
@@ -521,9 +634,10 @@ class Map(KernelObject):
         # the kernel leaves count untouched when the map type has no batch op
         if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
+            sc, ks = self._scratch(), self.key_size
             for i in range(n):
-                self._kbuf[:self.key_size] = kbuf[i * self.key_size:(i + 1) * self.key_size]
-                r = bpf_raw(Cmd.MAP_DELETE_ELEM, self._addr, 16)  # attr ends at key
+                sc.buf[:ks] = kbuf[i * ks:(i + 1) * ks]
+                r = bpf_raw(Cmd.MAP_DELETE_ELEM, sc.addr, 16)  # attr ends at key
                 if r < 0:
                     raise self._fail(Cmd.MAP_DELETE_ELEM, -r)
             return n
@@ -581,13 +695,14 @@ class Map(KernelObject):
                 raise UsageError(f"{self.describe()}: a queue or stack cannot be read without "
                                  "removing elements; use lookup_batch(delete=True), pop() or peek()")
             popped = []
+            sc, ks, vs = self._scratch(), self.key_size, self.value_codec.size
             while True:
-                ret = self._keyless(Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+                ret = self._keyless(sc, Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
                 if ret == -_errno.ENOENT:
                     break
                 if ret < 0:
                     raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret)
-                popped.append(bytes(self._vbuf[:self.value_codec.size]))
+                popped.append(bytes(sc.buf[ks:ks + vs]))
             if raw:
                 return b"", b"".join(popped), len(popped)
             return ([self.key_codec.get(bytearray(), 0)] * len(popped),
@@ -607,6 +722,39 @@ class Map(KernelObject):
     def _supports_batch(self) -> bool:
         from . import features
         return bool(features.map_batch(self.map_type))
+
+    def dump_raw(self) -> Iterator[tuple[bytes, Union[bytes, int]]]:
+        """Every element as ``(key, value)`` bytes, undecoded (``bpftool map dump``).
+
+        Map types with batch operations are read with BPF_MAP_LOOKUP_BATCH, others with a
+        BPF_MAP_GET_NEXT_KEY walk and one lookup per key; a key whose lookup fails yields its
+        errno instead of the value (the kernel's answer for an empty prog array slot, say).
+        Per-CPU values are all CPUs' values, each padded to 8 bytes. A failing key walk
+        (queue, stack: no keys) raises BPFError.
+        """
+        ksz, vsz = self.key_size, self.value_codec.size
+        if self._supports_batch():
+            kb, vb, n = self.lookup_batch(raw=True)
+            for i in range(n):
+                yield kb[i * ksz:(i + 1) * ksz], vb[i * vsz:(i + 1) * vsz]
+            return
+        cur, nxt, val = bytearray(max(ksz, 1)), bytearray(max(ksz, 1)), bytearray(max(vsz, 1))
+        walk = MapElemAttr(map_fd=self.fd, key=0, value=_address(nxt))
+        look = MapElemAttr(map_fd=self.fd, key=_address(cur), value=_address(val))
+        waddr, laddr = ctypes.addressof(walk), ctypes.addressof(look)
+        ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, waddr, 32)
+        walk.key = _address(cur)
+        limit = 2 * self.max_entries + 16  # a walk longer than this means concurrent churn
+        while ret == 0:
+            cur[:] = nxt
+            r = bpf_raw(Cmd.MAP_LOOKUP_ELEM, laddr, 32)
+            yield bytes(cur[:ksz]), (bytes(val[:vsz]) if r == 0 else -r)
+            ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, waddr, 32)
+            limit -= 1
+            if limit == 0:
+                raise self._endless_walk()
+        if ret != -_errno.ENOENT:
+            raise self._fail(Cmd.MAP_GET_NEXT_KEY, -ret)
 
     # -- memory mapping --------------------------------------------------------------------------
     def mmap(self, writable: bool = True) -> _mmap.mmap:

@@ -123,15 +123,19 @@ class TestRunResult:
 
 
 class Program(KernelObject):
-    """A loaded BPF program. ``verifier_log`` holds the log when one was requested."""
+    """A loaded BPF program. ``verifier_log`` holds the log when one was requested;
+    ``expected_attach_type`` is the one it was loaded with (None when unknown: opened by
+    fd, pin or id, since the kernel does not report it)."""
 
     kind = "prog"
 
     def __init__(self, fd: FD, name: str, prog_type: Union[ProgType, int],
-                 verifier_log: str = "") -> None:
+                 verifier_log: str = "",
+                 expected_attach_type: Optional[AttachType] = None) -> None:
         super().__init__(fd, name)
         self.prog_type = prog_type
         self.verifier_log = verifier_log
+        self.expected_attach_type = expected_attach_type
 
     @classmethod
     def load(cls, prog_type: ProgTypeLike, insns: Any, *, license: str = "GPL",
@@ -185,7 +189,7 @@ class Program(KernelObject):
             attr.fd_array, attr.fd_array_cnt = ctypes.addressof(arr), len(fd_array)
         what = f"program {name!r}" if name else f"{ptype.name.lower()} program"
         fd, log = _load_with_log(attr, what, log_level, log_size, log_size_max)
-        return cls(FD(fd), name, ptype, log)
+        return cls(FD(fd), name, ptype, log, expected_attach_type)
 
     @classmethod
     def from_fd(cls, fd: Union[int, FD]) -> "Program":
@@ -222,6 +226,39 @@ class Program(KernelObject):
                                                  xlated_prog_insns=ctypes.addressof(buf)),
                          self.describe())
         return buf.raw
+
+    def jited_ksyms(self) -> list[int]:
+        """Kernel addresses of the JITed program and its subprograms (0s when kptr_restrict
+        hides them); ``pybpf.asm.disassemble`` names subprogram calls with them."""
+        n = ProgInfoStruct()
+        objects.obj_info(self.fd, n, self.describe())
+        if not n.nr_jited_ksyms:
+            return []
+        addrs = (ctypes.c_uint64 * n.nr_jited_ksyms)()
+        objects.obj_info(self.fd, ProgInfoStruct(nr_jited_ksyms=n.nr_jited_ksyms,
+                                                 jited_ksyms=ctypes.addressof(addrs)),
+                         self.describe())
+        return list(addrs)
+
+    def btf_ext_info(self) -> tuple[list[tuple[int, int]], list[tuple[int, int, int, int]]]:
+        """The program's BTF func and line info as the kernel keeps them (offsets in the
+        translated program): ``[(insn_off, func type_id)]`` and ``[(insn_off, file_name_off,
+        line_off, line_col)]``; string offsets and type ids refer to ``info().btf_id``."""
+        n = objects.obj_info(self.fd, ProgInfoStruct(), self.describe())
+        if not (n.nr_func_info or n.nr_line_info):
+            return [], []
+        fsz, lsz = n.func_info_rec_size or 8, n.line_info_rec_size or 16
+        funcs = ctypes.create_string_buffer(n.nr_func_info * fsz)
+        lines = ctypes.create_string_buffer(n.nr_line_info * lsz)
+        objects.obj_info(self.fd, ProgInfoStruct(
+            nr_func_info=n.nr_func_info, func_info_rec_size=fsz, func_info=ctypes.addressof(funcs),
+            nr_line_info=n.nr_line_info, line_info_rec_size=lsz,
+            line_info=ctypes.addressof(lines)), self.describe())
+        words = memoryview(funcs.raw).cast("I")
+        func_info = [(words[i * fsz // 4], words[i * fsz // 4 + 1]) for i in range(n.nr_func_info)]
+        words = memoryview(lines.raw).cast("I")
+        line_info = [tuple(words[i * lsz // 4:i * lsz // 4 + 4]) for i in range(n.nr_line_info)]
+        return func_info, line_info  # type: ignore[return-value]
 
     def test_run(self, data_in: bytes = b"", *, data_out_size: Optional[int] = None,
                  ctx_in: Optional[bytes] = None, ctx_out_size: Optional[int] = None,

@@ -16,16 +16,14 @@ Programs are lists of instructions and labels::
 
 This package never calls the kernel.
 """
-from . import instructions as _instructions
-from .assembler import Assembler, Item, Label, assemble, label, resolve
-from .disasm import KernelSymbols, disassemble, format_instruction
-from .insn import INSN_SIZE, AssemblyError, Instruction, decode
-from .instructions import *  # noqa: F401,F403  (one function per instruction)
-from .opcodes import (B, DW, FETCH, FP, H, LD_IMM64, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10,
-                      W, AluOp, AtomicOp, Class, JmpOp, Mode, Reg, Size, Source)
+from .._lazy import exports
 
-__all__ = ["Assembler", "Item", "Label", "assemble", "label", "resolve", "KernelSymbols",
-           "disassemble", "format_instruction", "INSN_SIZE", "AssemblyError", "Instruction",
-           "decode", "B", "DW", "FETCH", "FP", "H", "LD_IMM64", "R0", "R1", "R2", "R3", "R4", "R5",
-           "R6", "R7", "R8", "R9", "R10", "W", "AluOp", "AtomicOp", "Class", "JmpOp", "Mode", "Reg",
-           "Size", "Source", *_instructions.__all__]
+# each name imported from its module on first use; the instruction functions (every name in
+# instructions.__all__) too: loading an object needs only ``opcodes``
+__getattr__, __dir__ = exports(__name__, {
+    ".assembler": "Assembler, Item, Label, assemble, label, resolve",
+    ".disasm": "KernelSymbols, disassemble, format_instruction",
+    ".insn": "INSN_SIZE, AssemblyError, Instruction, decode",
+    ".opcodes": "B, DW, FETCH, FP, H, LD_IMM64, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, W, "
+                "AluOp, AtomicOp, Class, JmpOp, Mode, Reg, Size, Source",
+}, star=".instructions")

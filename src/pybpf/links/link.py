@@ -10,7 +10,7 @@ import ctypes
 import errno as _errno
 import os
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from ..errors import BPFError
 from ..object import KernelObject
@@ -18,7 +18,10 @@ from ..sys import objects
 from ..sys.attrs import LinkDetachAttr, LinkInfoStruct, LinkUpdateAttr
 from ..sys.fd import FD
 from ..sys.syscall import bpf
-from ..sys.uapi import Cmd, LinkType
+from ..sys.uapi import AttachType, Cmd, LinkType, PerfEventType
+
+_TARGET_NAMES = {LinkType.NETNS: "netns_ino", LinkType.XDP: "ifindex", LinkType.TCX: "ifindex",
+                 LinkType.NETKIT: "ifindex", LinkType.SOCKMAP: "map_id"}
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,81 @@ class LinkInfo:
             objects.obj_info(fd, s2, obj)
             details["tp_name"] = name.value.decode()
         elif ltype == LinkType.PERF_EVENT:
-            details["perf_event_type"] = s.data.perf_event.type
+            details = _perf_event_details(fd, obj, s.data.perf_event)
+        elif ltype == LinkType.ITER:
+            it = s.data.iter
+            details = {"target_name": _string(fd, obj, "iter", "target_name", "target_name_len",
+                                              it.target_name_len),
+                       "map_id": it.map_id, "cgroup_id": it.cgroup_id, "order": it.order}
+        elif ltype == LinkType.KPROBE_MULTI:
+            km = s.data.kprobe_multi
+            details = {"count": km.count, "flags": km.flags, "missed": km.missed}
+        elif ltype == LinkType.UPROBE_MULTI:
+            um = s.data.uprobe_multi
+            details = {"path": _string(fd, obj, "uprobe_multi", "path", "path_size", um.path_size),
+                       "count": um.count, "flags": um.flags, "pid": um.pid}
         elif ltype in (LinkType.TRACING, LinkType.CGROUP, LinkType.NETNS, LinkType.XDP,
-                       LinkType.TCX, LinkType.NETKIT):
+                       LinkType.TCX, LinkType.NETKIT, LinkType.NETFILTER, LinkType.SOCKMAP):
             sub = getattr(s.data, ltype.name.lower())
             details = {name: getattr(sub, name) for name, *_ in sub._fields_}
+            if "target" in details:  # the UAPI union's member names the target's kind
+                details[_TARGET_NAMES[ltype]] = details.pop("target")
+            if "attach_type" in details:
+                try:
+                    details["attach_type"] = AttachType(details["attach_type"])
+                except ValueError:
+                    pass
         return cls(id=s.id, type=ltype, prog_id=s.prog_id, details=details)
 
 
-class Link(KernelObject):
+def _string(fd: int, obj: str, member: str, ptr: str, size: str, length: int) -> str:
+    """A string of the link's info that the kernel copies out only into a buffer of ours."""
+    if not length:
+        return ""
+    buf = ctypes.create_string_buffer(length)
+    s = LinkInfoStruct()
+    sub = getattr(s.data, member)
+    setattr(sub, ptr, ctypes.addressof(buf))
+    setattr(sub, size, length)
+    objects.obj_info(fd, s, obj)
+    return buf.value.decode(errors="replace")
+
+
+def _perf_event_details(fd: int, obj: str, pe: ctypes.Structure) -> dict:
+    """The fields of a perf-event link by its ``enum bpf_perf_event_type`` (Linux 6.6+)."""
+    t = pe.type
+    name = _string(fd, obj, "perf_event", "name", "name_len", pe.name_len) \
+        if t != PerfEventType.EVENT else ""
+    if t in (PerfEventType.KPROBE, PerfEventType.KRETPROBE):
+        return {"perf_event_type": t, "func_name": name, "offset": pe.offset, "addr": pe.word2,
+                "missed": pe.word3, "cookie": pe.word4}
+    if t in (PerfEventType.UPROBE, PerfEventType.URETPROBE):
+        return {"perf_event_type": t, "file_name": name, "offset": pe.offset,
+                "cookie": pe.word2, "ref_ctr_offset": pe.word3}
+    if t == PerfEventType.TRACEPOINT:
+        return {"perf_event_type": t, "tp_name": name, "cookie": pe.word2}
+    if t == PerfEventType.EVENT:
+        return {"perf_event_type": t, "config": pe.name, "type": pe.name_len, "cookie": pe.word2}
+    return {"perf_event_type": t}
+
+
+class _Attachment(KernelObject):
+    """An fd that keeps a program attached; ``after_close`` runs once the fd is closed
+    (a legacy tracefs probe event is removed then: the kernel refuses while it is in use)."""
+
+    def __init__(self, fd: FD, name: str = "",
+                 after_close: Optional[Callable[[], None]] = None) -> None:
+        super().__init__(fd, name)
+        self._after_close = after_close
+
+    def close(self) -> None:
+        super().close()
+        cleanup, self._after_close = self._after_close, None
+        if cleanup is not None:
+            cleanup()
+
+
+class Link(_Attachment):
     """A BPF link (an fd from LINK_CREATE or RAW_TRACEPOINT_OPEN)."""
 
     kind = "link"
@@ -97,7 +166,7 @@ class Link(KernelObject):
         return f"link {self.name!r}" if self.name else "link"
 
 
-class PerfEventAttachment(KernelObject):
+class PerfEventAttachment(_Attachment):
     """A program attached to a perf event by PERF_EVENT_IOC_SET_BPF (no BPF link).
 
     Closing the perf event fd detaches the program. It cannot be pinned.
@@ -112,6 +181,40 @@ class PerfEventAttachment(KernelObject):
 
     def describe(self) -> str:
         return f"perf event attachment {self.name!r}"
+
+
+class LinkGroup(Sequence[Union[Link, PerfEventAttachment]]):
+    """Attachments made together (one perf event per CPU, one uprobe per USDT site).
+
+    A sequence of its links; ``close()`` (or the context manager) closes every one.
+    """
+
+    def __init__(self, links: Iterable[Union[Link, PerfEventAttachment]], name: str = "") -> None:
+        self.links = list(links)
+        self.name = name
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.links[i]
+
+    def __len__(self) -> int:
+        return len(self.links)
+
+    @property
+    def closed(self) -> bool:
+        return all(link.closed for link in self.links)
+
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
+
+    def __enter__(self) -> "LinkGroup":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<LinkGroup {self.name!r} of {len(self.links)}>"
 
 
 def list_links() -> Iterator[LinkInfo]:

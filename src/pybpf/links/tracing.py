@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-from typing import Union
+from typing import Callable, Optional, Union
 
 from ..errors import BPFError, UsageError
 from ..object import KernelObject
@@ -27,12 +27,15 @@ def tracefs() -> str:
 
 
 def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0,
-                      force_ioctl: bool = False) -> Union[Link, PerfEventAttachment]:
+                      force_ioctl: bool = False,
+                      after_close: Optional[Callable[[], None]] = None
+                      ) -> Union[Link, PerfEventAttachment]:
     """Attach ``program`` to the open perf event ``pfd`` (ownership of ``pfd`` is taken).
 
     A BPF link (LINK_CREATE, BPF_PERF_EVENT) where the kernel has them; otherwise, or with
     ``force_ioctl`` (libbpf's ``force_ioctl_attach``), PERF_EVENT_IOC_SET_BPF + ENABLE, as
-    libbpf falls back on kernels before 5.15 (no cookie there).
+    libbpf falls back on kernels before 5.15 (no cookie there). ``after_close`` runs when the
+    returned attachment is closed (not when attaching fails: the caller cleans up then).
     """
     try:
         if not force_ioctl:
@@ -42,12 +45,12 @@ def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0
             ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
             if ret >= 0:
                 pfd.close()  # the link holds its own reference to the perf event
-                return Link(FD(ret), what)
+                return Link(FD(ret), what, after_close)
             if -ret not in (_errno.EINVAL, _errno.EOPNOTSUPP, 524):
                 raise BPFError(-ret, "BPF_LINK_CREATE", f"{program.describe()} on {what}")
         perf.ioctl(pfd.fd, PerfIoc.SET_BPF, program.fd, what)
         perf.ioctl(pfd.fd, PerfIoc.ENABLE, 0, what)
-        return PerfEventAttachment(pfd, what)
+        return PerfEventAttachment(pfd, what, after_close)
     except BaseException:
         pfd.close()
         raise

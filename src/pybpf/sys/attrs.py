@@ -213,6 +213,24 @@ class IterCreateAttr(Attr):
     _fields_ = [("link_fd", c_uint32), ("flags", c_uint32)]
 
 
+class _IterMap(ctypes.Structure):
+    _fields_ = [("map_fd", c_uint32)]
+
+
+class _IterCgroup(ctypes.Structure):
+    _fields_ = [("order", c_uint32), ("cgroup_fd", c_uint32), ("cgroup_id", c_uint64)]
+
+
+class _IterTask(ctypes.Structure):
+    _fields_ = [("tid", c_uint32), ("pid", c_uint32), ("pid_fd", c_uint32)]
+
+
+class IterLinkInfo(ctypes.Union):
+    """union bpf_iter_link_info: what an iterator link walks (LINK_CREATE ``iter_info``)."""
+
+    _fields_ = [("map", _IterMap), ("cgroup", _IterCgroup), ("task", _IterTask)]
+
+
 class ProgBindMapAttr(Attr):
     _fields_ = [("prog_fd", c_uint32), ("map_fd", c_uint32), ("flags", c_uint32)]
 

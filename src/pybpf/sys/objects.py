@@ -59,6 +59,9 @@ def obj_pin(fd: int, path: str, obj: str) -> None:
         raise BPFError(_errno.EPERM, "BPF_OBJ_PIN", obj,
                        f"{parent} is not on a bpffs mount",
                        "pin under a bpffs mount, e.g. `mount -t bpf bpf /sys/fs/bpf`")
+    if "." in os.path.basename(path):
+        raise BPFError(_errno.EPERM, "BPF_OBJ_PIN", f"{obj} at {path}",
+                       "bpffs refuses names with a '.'", "replace the dots (libbpf uses '_')")
     name = ctypes.create_string_buffer(os.fsencode(path))
     bpf(Cmd.OBJ_PIN, ObjAttr(pathname=ctypes.addressof(name), bpf_fd=fd),
         f"{obj} at {path}")
@@ -93,12 +96,13 @@ def next_ids(kind: str) -> Iterator[int]:
 
 def open_all(kind: str) -> Iterator[tuple[int, FD]]:
     """(id, fd) of every ``kind`` object in the kernel, whoever owns it; objects that go away
-    between the id walk and the open are skipped. The caller closes each fd."""
+    between the id walk and the open (ENOENT), or links caught half made or half released
+    (EAGAIN), are skipped. The caller closes each fd."""
     for obj_id in next_ids(kind):
         try:
             yield obj_id, fd_by_id(kind, obj_id)
         except BPFError as e:
-            if e.errno != _errno.ENOENT:
+            if e.errno not in (_errno.ENOENT, _errno.EAGAIN):
                 raise
 
 
@@ -106,6 +110,79 @@ def fd_by_id(kind: str, obj_id: int, flags: int = 0) -> FD:
     """Open ``kind`` object ``obj_id`` (BPF_*_GET_FD_BY_ID)."""
     attr = GetIdAttr(start_id=obj_id, open_flags=flags)
     return FD(bpf(_FD_BY_ID[kind], attr, f"{kind} id {obj_id}"))
+
+
+_ANON_KINDS = {"anon_inode:bpf-map": "map", "anon_inode:bpf-prog": "prog",
+               "anon_inode:bpf_link": "link", "anon_inode:bpf-link": "link",  # new fd / opened pin
+               "anon_inode:btf": "btf"}
+
+
+def fd_kind(fd: int) -> str:
+    """"map", "prog", "link" or "btf": what kind of BPF object ``fd`` refers to ("" if none)."""
+    try:
+        return _ANON_KINDS.get(os.readlink(f"/proc/self/fd/{fd}"), "")
+    except OSError:
+        return ""
+
+
+def fdinfo(fd: int) -> dict[str, str]:
+    """The ``key: value`` lines of /proc/self/fdinfo/FD (``memlock``, ``frozen``, ``map_id``...)."""
+    out = {}
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            key, sep, value = line.partition(":")
+            if sep:
+                out[key] = value.strip()
+    return out
+
+
+def bpffs_mounts() -> list[str]:
+    """Mount points of bpffs, in /proc/mounts order."""
+    with open("/proc/mounts") as f:
+        return [line.split()[1] for line in f if line.split()[2] == "bpf"]
+
+
+def pins(kind: str) -> dict[int, list[str]]:
+    """Paths pinned on every bpffs mount, by object id, for objects of ``kind``.
+
+    Walks each mount depth-first in directory order without following symlinks (as bpftool's
+    ``-f`` does), opening every file (BPF_OBJ_GET); files that cannot be opened or hold
+    another kind of object are skipped.
+    """
+    out: dict[int, list[str]] = {}
+    id_key = {"map": "map_id", "prog": "prog_id", "link": "link_id", "btf": "btf_id"}[kind]
+
+    def visit(directory: str) -> None:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                visit(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                obj_id = _pinned_id(entry.path, kind, id_key)
+                if obj_id is not None:
+                    out.setdefault(obj_id, []).append(entry.path)
+
+    for mount in bpffs_mounts():
+        visit(mount)
+    return out
+
+
+def _pinned_id(path: str, kind: str, id_key: str) -> int | None:
+    name = ctypes.create_string_buffer(os.fsencode(path))
+    attr = ObjAttr(pathname=ctypes.addressof(name))
+    ret = bpf_raw(Cmd.OBJ_GET, ctypes.addressof(attr), ctypes.sizeof(attr))
+    if ret < 0:
+        return None
+    with FD(ret) as fd:
+        if fd_kind(fd.fd) != kind:
+            return None
+        try:
+            return int(fdinfo(fd.fd)[id_key])
+        except (OSError, KeyError, ValueError):
+            return None
 
 
 def obj_info(fd: int, info: S, obj: str = "") -> S:

@@ -233,6 +233,15 @@ class PerfEventType(IntEnum):
     TRACEPOINT = 5
     EVENT = 6
 
+class CgroupIterOrder(IntEnum):
+    """enum bpf_cgroup_iter_order (BPF_CGROUP_ITER_*)."""
+
+    ORDER_UNSPEC = 0
+    SELF_ONLY = 1
+    DESCENDANTS_PRE = 2
+    DESCENDANTS_POST = 3
+    ANCESTORS_UP = 4
+
 class XdpAction(IntEnum):
     """enum xdp_action (XDP_*)."""
 
@@ -297,6 +306,23 @@ class BtfKind(IntEnum):
     TYPE_TAG = 18
     ENUM64 = 19
     MAX = 19
+
+class CoreReloKind(IntEnum):
+    """BPF_CORE_FIELD_BYTE_OFFSET (enum bpf_core_relo_kind)."""
+
+    FIELD_BYTE_OFFSET = 0
+    FIELD_BYTE_SIZE = 1
+    FIELD_EXISTS = 2
+    FIELD_SIGNED = 3
+    FIELD_LSHIFT_U64 = 4
+    FIELD_RSHIFT_U64 = 5
+    TYPE_ID_LOCAL = 6
+    TYPE_ID_TARGET = 7
+    TYPE_EXISTS = 8
+    TYPE_SIZE = 9
+    ENUMVAL_EXISTS = 10
+    ENUMVAL_VALUE = 11
+    TYPE_MATCHES = 12
 
 class PerfTypeId(IntEnum):
     """enum perf_type_id (PERF_TYPE_*)."""
@@ -396,6 +422,55 @@ class PerfEventRecordType(IntEnum):
     TEXT_POKE = 20
     AUX_OUTPUT_HW_ID = 21
     MAX = 22
+
+class PerfOutputFlag(IntFlag):
+    """BPF_F_CURRENT_CPU (BPF_F_*)."""
+
+    INDEX_MASK = 4294967295
+    CURRENT_CPU = 4294967295
+    CTXLEN_MASK = 4503595332403200
+
+class RingbufFlag(IntFlag):
+    """BPF_RB_NO_WAKEUP (BPF_RB_*)."""
+
+    NO_WAKEUP = 1
+    FORCE_WAKEUP = 2
+
+class RingbufHeader(IntEnum):
+    """BPF_RINGBUF_BUSY_BIT (BPF_RINGBUF_*)."""
+
+    BUSY_BIT = 2147483648
+    DISCARD_BIT = 1073741824
+    HDR_SZ = 8
+
+class SkAction(IntEnum):
+    """enum sk_action (SK_*)."""
+
+    DROP = 0
+    PASS = 1
+
+class NfProto(IntEnum):
+    """NFPROTO_IPV4 (NFPROTO_*)."""
+
+    UNSPEC = 0
+    INET = 1
+    IPV4 = 2
+    ARP = 3
+    NETDEV = 5
+    BRIDGE = 7
+    IPV6 = 10
+    NUMPROTO = 11
+
+class NfInetHook(IntEnum):
+    """enum nf_inet_hooks (NF_INET_*)."""
+
+    PRE_ROUTING = 0
+    LOCAL_IN = 1
+    FORWARD = 2
+    LOCAL_OUT = 3
+    POST_ROUTING = 4
+    NUMHOOKS = 5
+    INGRESS = 5
 
 
 class Helper(IntEnum):
@@ -692,6 +767,40 @@ class PerfFlag(IntFlag):
     FD_CLOEXEC = 0x8
 
 
+class NfVerdict(IntEnum):
+    """NfVerdict (UAPI #defines)."""
+
+    DROP = 0
+    ACCEPT = 1
+
+
+class NetfilterFlag(IntFlag):
+    """NetfilterFlag (UAPI #defines)."""
+
+    IP_DEFRAG = 0x1
+
+
+class TcAction(IntEnum):
+    """TcAction (UAPI #defines)."""
+
+    OK = 0
+    RECLASSIFY = 1
+    SHOT = 2
+    PIPE = 3
+    STOLEN = 4
+    QUEUE = 5
+    REPEAT = 6
+    REDIRECT = 7
+
+
+class TcHandle(IntEnum):
+    """TcHandle (UAPI #defines)."""
+
+    CLSACT = 0xfffffff1
+    MIN_INGRESS = 0xfff2
+    MIN_EGRESS = 0xfff3
+
+
 class PerfIoc(IntEnum):
     """PerfIoc (UAPI #defines)."""
 
@@ -703,9 +812,23 @@ class PerfIoc(IntEnum):
     SET_BPF = 0x40042408
 
 
+class KprobeMultiFlag(IntFlag):
+    """KprobeMultiFlag (UAPI #defines)."""
+
+    RETURN = 0x1
+
+
+class UprobeMultiFlag(IntFlag):
+    """UprobeMultiFlag (UAPI #defines)."""
+
+    RETURN = 0x1
+
+
 OBJ_NAME_LEN = 16  # bytes of map_name/prog_name, NUL included
 TAG_SIZE = 8  # bytes of a program tag
 INSN_SIZE = 8  # bytes of one struct bpf_insn
 LOG_BUF_MAX = 0xffffff  # largest verifier log the kernel accepts (UINT_MAX >> 8)
 BPFFS_MAGIC = 0xcafe4a11  # statfs f_type of a bpffs mount
 PERF_EVENT_ATTR_SIZE_VER8 = 136  # sizeof(struct perf_event_attr), version 8
+SO_ATTACH_BPF = 50  # setsockopt(SOL_SOCKET) option attaching a socket filter program
+SO_DETACH_BPF = 27  # setsockopt(SOL_SOCKET) option detaching it (SO_DETACH_FILTER)

@@ -1,0 +1,493 @@
+"""Loading an ObjectSpec: BTF, maps, then programs, into a Collection that closes them all.
+
+Order (libbpf's): the object's BTF goes to the kernel first (BTF_LOAD; an object whose BTF
+the kernel refuses loads without it, as libbpf does), then every map is created (or a
+compatible pinned or given one reused), filled with its initial data and frozen when read-only, then
+each program marked ``autoload`` is linked (``linker``), gets map fds, extern values and
+CO-RE results patched into its code, and is loaded with its func/line info. Last, prog
+array and map-in-map slots named in ``.maps`` are filled. Any failure closes what was made.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import os
+import sys
+from typing import Any, Mapping, Optional, Union
+
+from ..asm import rewrite as I
+from ..btf import types as T
+from ..btf.ext import encode_func_info, encode_line_info
+from ..btf.kernel import BTF, list_btf
+from ..btf.spec import Spec
+from ..errors import BPFError, BTFError, ObjectError, UsageError, VerifierError
+from ..maps import Map, MapInfo
+from ..programs import Program
+from ..sys.uapi import MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
+from .externs import KernelBTFId, fill_kconfig, kallsyms, kernel_btf_id, kernel_type
+from .linker import LinkedProgram, link
+from .maps import MapSpec, Pinning
+from .reader import STT_SECTION
+from .spec import ObjectSpec, ProgramSpec, RefKind
+
+DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+# map types the kernel refuses BTF key/value types for (libbpf clears them too)
+_NO_BTF_TYPES = frozenset({MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.STACK_TRACE,
+                           MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.DEVMAP,
+                           MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKMAP,
+                           MapType.SOCKHASH, MapType.QUEUE, MapType.STACK, MapType.RINGBUF,
+                           MapType.USER_RINGBUF, MapType.PROG_ARRAY, MapType.REUSEPORT_SOCKARRAY})
+# BTF name prefix and kind of the kernel entity a BTF-attached program targets
+_ATTACH_BTF = {"tp_btf": ("btf_trace_", T.Typedef), "lsm": ("bpf_lsm_", T.Func),
+               "lsm_cgroup": ("bpf_lsm_", T.Func), "iter": ("bpf_iter_", T.Func)}
+
+
+class ObjectProgram(Program):
+    """A program loaded from an object: ``spec`` says its section; ``attach()`` auto-attaches."""
+
+    spec: ProgramSpec
+
+    def attach(self) -> Any:
+        """Attach by the program's SEC() name (``tracepoint/<cat>/<name>``, ``raw_tp/<name>``
+        ...); UsageError for sections that need a target given in code (xdp, tc, cgroup...)."""
+        from .attach import auto_attach
+        return auto_attach(self)
+
+
+class Collection:
+    """The maps and programs of a loaded object, by name; closing it closes them all."""
+
+    def __init__(self, spec: ObjectSpec) -> None:
+        self.spec = spec
+        self.maps: dict[str, Map] = {}
+        self.programs: dict[str, ObjectProgram] = {}
+        self.btf: Optional[BTF] = None
+        self.links: list[Any] = []
+
+    def attach_all(self) -> list[Any]:
+        """Auto-attach every loaded program whose section says where (tracepoints, raw
+        tracepoints, ...); the links are kept and closed with the collection."""
+        from .attach import auto_attach_kind
+        out = []
+        for p in self.programs.values():
+            if auto_attach_kind(p) is not None:
+                link = p.attach()
+                self.links.append(link)
+                out.append(link)
+        return out
+
+    def close(self) -> None:
+        for obj in [*self.links, *self.programs.values(), *self.maps.values(), self.btf]:
+            if obj is not None:
+                obj.close()
+        self.links.clear()
+
+    def __enter__(self) -> "Collection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<Collection {self.spec.path!r}: programs {sorted(self.programs)}, "
+                f"maps {sorted(self.maps)}>")
+
+
+def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_ROOT,
+         maps: Optional[Mapping[str, Map]] = None, log_level: int = 0,
+         kconfig: Optional[dict[str, str]] = None, btf: bool = True,
+         core_btf: Optional[list[Spec]] = None) -> Collection:
+    """Create ``spec``'s maps and load its autoload programs.
+
+    ``pin_root``: directory of maps with ``pinning = LIBBPF_PIN_BY_NAME``. ``maps``: existing
+    maps to use instead of creating the object's maps of those names (libbpf's
+    ``bpf_map__reuse_fd``); each must match its definition as a reused pinned map must (type,
+    key and value size, max entries, flags) and is used as it is: not filled, frozen or
+    pinned. The collection holds its own fd of each; the caller's maps stay open. ``kconfig``:
+    CONFIG_* values that override the running kernel's. ``btf=False`` loads without the
+    object's BTF (no func/line info, no BTF map types). ``core_btf``: the BTF specs CO-RE
+    relocates against (default: the running kernel's vmlinux, and its modules' BTF for types
+    vmlinux lacks).
+    """
+    if spec.byte_order != sys.byteorder:
+        raise ObjectError(f"{spec.path}: a {spec.byte_order}-endian object cannot be loaded "
+                          f"into this {sys.byteorder}-endian kernel: compile with -target "
+                          f"bpf{'el' if sys.byteorder == 'little' else 'eb'} (or -target bpf)")
+    given = dict(maps or {})
+    unknown = [name for name in given if name not in spec.maps]
+    if unknown:
+        raise UsageError(f"{spec.path}: no map named {', '.join(map(repr, unknown))} to replace; "
+                         f"the object's maps: {', '.join(spec.maps) or '(none)'}")
+    coll = Collection(spec)
+    try:
+        kcfg = [e for e in spec.externs.values() if e.kind == RefKind.KCONFIG]
+        if kcfg:
+            fill_kconfig(kcfg, spec.variables, kconfig)
+        if btf and spec.btf is not None:
+            coll.btf = _load_btf(spec)
+        for ms in spec.maps.values():
+            coll.maps[ms.name] = _reuse_given(ms, given[ms.name]) if ms.name in given else \
+                _create_map(spec, ms, coll.btf, os.fspath(pin_root))
+        ksyms = _Ksyms(spec)
+        try:
+            for ps in spec.programs.values():
+                if ps.autoload:
+                    coll.programs[ps.name] = _load_program(spec, ps, coll, ksyms, log_level,
+                                                           core_btf)
+        finally:
+            ksyms.close()
+        _fill_slots(spec, coll)
+    except BaseException:
+        coll.close()
+        raise
+    return coll
+
+
+# -- BTF ---------------------------------------------------------------------------------
+def object_btf(spec: ObjectSpec) -> bytes:
+    """The object's BTF as BTF_LOAD takes it.
+
+    ``btf.sanitize.fixup_datasecs`` fills DATASEC sizes and variable offsets from the ELF
+    (clang leaves them zero); the extern pass here lays out ``.kconfig`` as the loader does
+    and turns ``.ksyms`` entries into allocated int variables (kfunc entries into a dummy
+    one, their FUNCs static), as libbpf does, since the kernel refuses extern linkage; then
+    ``sanitize`` rewrites what the running kernel's BTF lacks.
+    """
+    from ..btf.encode import encode_spec
+    from ..btf.sanitize import fixup_datasecs, sanitize
+    assert spec.btf is not None
+    elf = spec.elf
+    sizes = {s.name: s.size for s in elf.sections if s.size}
+    offsets = {}
+    hidden = set()
+    for sym in elf.symbols:
+        if sym.name and 0 < sym.shndx < len(elf.sections) and sym.type != STT_SECTION:
+            offsets[sym.name] = sym.value
+            if sym.visibility in (1, 2):  # STV_INTERNAL, STV_HIDDEN
+                hidden.add(sym.name)
+    fresh = Spec.parse(fixup_datasecs(spec.btf, sizes, offsets, hidden), name=spec.btf.name)
+    int_type: Optional[T.Type] = None
+    dummy: Optional[T.Var] = None
+    for t in list(fresh):
+        if not isinstance(t, T.Datasec) or t.name not in (".kconfig", ".ksyms"):
+            continue
+        if t.name == ".kconfig":
+            t.size = next((m.value_size for m in spec.maps.values() if m.section == ".kconfig"),
+                          0)
+            for vs in t.vars:
+                ext = spec.externs.get(vs.type.name)
+                vs.offset = ext.offset if ext is not None else 0
+                if isinstance(vs.type, T.Var):
+                    vs.type.linkage = T.LINKAGE_GLOBAL
+        else:
+            if int_type is None:
+                int_type = next((x for x in fresh.find_all("int", T.Int) if x.size == 4),
+                                None) or T.Int("int", 4, T.INT_SIGNED, 32)
+            for n, vs in enumerate(t.vars):
+                if isinstance(vs.type, T.Func):
+                    vs.type.linkage = T.LINKAGE_STATIC
+                    for param in vs.type.proto.params:  # clang leaves extern params unnamed
+                        param.name = param.name or "dummy_ksym"
+                    if dummy is None:
+                        dummy = T.Var("dummy_ksym", int_type, T.LINKAGE_GLOBAL)
+                    vs.type = dummy
+                elif isinstance(vs.type, T.Var):
+                    vs.type.type, vs.type.linkage = int_type, T.LINKAGE_GLOBAL
+                vs.offset, vs.size = 4 * n, 4
+            t.size = 4 * len(t.vars)
+        t.vars.sort(key=lambda vs: vs.offset)
+    return sanitize(encode_spec(fresh))
+
+
+def _load_btf(spec: ObjectSpec) -> Optional[BTF]:
+    try:
+        return BTF.load(object_btf(spec), name=f"BTF of {spec.path}")
+    except (BPFError, BTFError):
+        return None  # as libbpf: an object whose BTF the kernel refuses loads without it
+
+
+# -- maps --------------------------------------------------------------------------------
+def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str,
+                inner: bool = False) -> Map:
+    path = os.path.join(pin_root, ms.name) if ms.pinning == Pinning.BY_NAME and not inner \
+        else None
+    if path is not None and os.path.exists(path):
+        return _reuse_pinned(ms, path)
+    inner_map = None
+    if ms.inner is not None:
+        inner_map = _create_map(spec, ms.inner, btf, pin_root, inner=True)
+    try:
+        ids = {}
+        if btf is not None and ms.type not in _NO_BTF_TYPES:
+            ids = {"btf": btf, "btf_key_type_id": _id(ms.key_type),
+                   "btf_value_type_id": _id(ms.value_type)}
+            if not ids["btf_value_type_id"]:
+                ids = {}
+        numa = ms.numa_node if ms.flags & MapFlag.NUMA_NODE else None  # as libbpf: the flag
+        kw = dict(name=ms.kernel_name, flags=ms.flags, inner_map=inner_map, numa_node=numa,
+                  map_extra=ms.map_extra)
+        try:
+            m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw, **ids)
+        except BPFError as e:
+            if not ids or e.errno not in (_errno.EINVAL, _errno.ENOTSUP, 524):
+                raise
+            m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw)
+    finally:
+        if inner_map is not None:
+            inner_map.close()
+    try:
+        if ms.data is not None and any(ms.data):
+            m.update(b"\0\0\0\0", bytes(ms.data))
+        if ms.freeze:
+            m.freeze()
+        if path is not None:
+            m.pin(path)
+    except BaseException:
+        m.close()
+        raise
+    return m
+
+
+def _id(t: Optional[T.Type]) -> int:
+    return t.id if t is not None and t.id is not None else 0
+
+
+def _reuse_pinned(ms: MapSpec, path: str) -> Map:
+    """libbpf's pin reuse: the pinned map must match the definition."""
+    return _reuse(ms, Map.from_pin(path), f"the map pinned at {path}",
+                  f"unpin it (rm {path}) or use another pin_root")
+
+
+def _reuse_given(ms: MapSpec, given: Map) -> Map:
+    """A map the caller gave for ``ms`` (a new fd of it): it must match the definition."""
+    what = f"the given map (id {given.id})"
+    return _reuse(ms, Map.from_fd(given.fd), what, "give a map created as the object defines it")
+
+
+def _reuse(ms: MapSpec, m: Map, what: str, fix: str) -> Map:
+    """``m`` if it matches ``ms`` as libbpf checks a reused map (``map_is_reuse_compat``);
+    otherwise ``m`` is closed and ObjectError says what differs."""
+    try:
+        info: MapInfo = m.info()
+        want = {"type": ms.type, "key_size": ms.key_size, "value_size": ms.value_size,
+                "max_entries": ms.max_entries, "flags": ms.flags, "map_extra": ms.map_extra}
+        if ms.type == MapType.PERF_EVENT_ARRAY and not ms.max_entries:
+            want.pop("max_entries")
+        diff = [f"{k} {_shown(k, getattr(info, k))} (wanted {_shown(k, v)})"
+                for k, v in want.items() if getattr(info, k) != v]
+        if diff:
+            raise ObjectError(f"map {ms.name!r}: {what} is incompatible with the object's "
+                              f"definition: {', '.join(diff)}; {fix}")
+    except BaseException:
+        m.close()
+        raise
+    return m
+
+
+def _shown(field: str, value: int) -> str:
+    """A map attribute as errors show it: the type by name (``hash``), numbers as numbers."""
+    if field == "type" and value in MapType._value2member_map_:
+        return MapType(value).name.lower()
+    return str(int(value))
+
+
+def _fill_slots(spec: ObjectSpec, coll: Collection) -> None:
+    for ms in spec.maps.values():
+        for slot, target in ms.contents.items():
+            if ms.type == MapType.PROG_ARRAY:
+                obj: Any = coll.programs.get(target)
+                if obj is None:
+                    continue  # not loaded (autoload off): the slot stays empty, as in libbpf
+            else:
+                obj = coll.maps[target]
+            coll.maps[ms.name].update(slot.to_bytes(4, sys.byteorder), obj.fd)
+
+
+# -- programs ----------------------------------------------------------------------------
+class _Ksyms:
+    """Kernel symbol values for one load: kallsyms addresses, BTF ids, module BTF fds."""
+
+    def __init__(self, spec: ObjectSpec) -> None:
+        self.spec = spec
+        self._addrs: Optional[dict[str, int]] = None
+        self._module_btf: dict[str, BTF] = {}
+
+    def address(self, name: str) -> Optional[int]:
+        if self._addrs is None:
+            names = {e.name for e in self.spec.externs.values()
+                     if e.kind == RefKind.KSYM and e.type is None}
+            self._addrs = kallsyms(names)
+        return self._addrs.get(name)
+
+    def btf_id(self, name: str, kind: type) -> Optional[KernelBTFId]:
+        return kernel_btf_id(name, kind)
+
+    def module_fd(self, module: str) -> int:
+        if module not in self._module_btf:
+            ids = [b.id for b in list_btf() if b.name == module and b.kernel_btf]
+            if not ids:
+                raise ObjectError(f"kernel module {module!r} has no loaded BTF object")
+            self._module_btf[module] = BTF.from_id(ids[0])
+        return self._module_btf[module].fd
+
+    def close(self) -> None:
+        for b in self._module_btf.values():
+            b.close()
+
+
+def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _Ksyms,
+                  log_level: int, core_targets: Optional[list[Spec]]) -> ObjectProgram:
+    lp = link(spec, ps)
+    code, order = lp.code, spec.byte_order
+    fd_array: list[int] = []
+    what = f"program {ps.name!r} (SEC {ps.section.name!r}) of {spec.path}"
+    for ref in lp.refs:
+        i = ref.insn
+        if ref.kind == RefKind.MAP_FD:
+            I.patch(code, i, order, src=PseudoSrc.MAP_FD, imm=coll.maps[ref.target].fd)
+            I.patch(code, i + 1, order, imm=0)
+        elif ref.kind == RefKind.MAP_VALUE:
+            I.patch(code, i, order, src=PseudoSrc.MAP_VALUE, imm=coll.maps[ref.target].fd)
+            I.patch(code, i + 1, order, imm=ref.offset)
+        elif ref.kind == RefKind.KCONFIG:
+            ext = spec.externs[ref.target]
+            kmap = next(m for m in spec.maps.values() if m.section == ".kconfig")
+            I.patch(code, i, order, src=PseudoSrc.MAP_VALUE, imm=coll.maps[kmap.name].fd)
+            I.patch(code, i + 1, order, imm=ext.offset + ref.offset)
+        elif ref.kind == RefKind.KSYM:
+            _patch_ksym(code, i, order, spec, ref.target, ksyms, what)
+        elif ref.kind == RefKind.KFUNC:
+            _patch_kfunc(code, i, order, spec, ref.target, ksyms, fd_array, what)
+    core_results = _apply_core(spec, lp, core_targets, what) if lp.core_relos else []
+    attach_btf_id, attach_obj_fd = _attach_btf(ps, ksyms, what)
+    kw: dict[str, Any] = {}
+    if coll.btf is not None and lp.func_info:
+        kw = {"btf": coll.btf, "func_info": encode_func_info(lp.func_info),
+              "line_info": encode_line_info(lp.line_info)}
+    try:
+        prog = ObjectProgram.load(
+            ps.prog_type, bytes(code), license=ps.license, name=ps.name[:15],
+            expected_attach_type=ps.attach_type, attach_btf_id=attach_btf_id,
+            attach_btf_obj_fd=attach_obj_fd,
+            kern_version=ps.kern_version or None, flags=ps.flags,
+            fd_array=[0, *fd_array] if fd_array else None,
+            log_level=ps.log_level or log_level, **kw)
+    except VerifierError as e:
+        from ..btf.core import explain_poison
+        failed = explain_poison(e.log, core_results) if core_results else ""
+        if failed:
+            raise ObjectError(f"{what}: the verifier reached an instruction whose CO-RE "
+                              f"relocation could not be satisfied on this kernel:\n{failed}"
+                              ) from e
+        raise
+    prog.spec = ps
+    return prog
+
+
+def _patch_ksym(code: bytearray, i: int, order: str, spec: ObjectSpec, name: str,
+                ksyms: _Ksyms, what: str) -> None:
+    ext = spec.externs[name]
+    if ext.type is None:  # untyped: the kallsyms address
+        addr = ksyms.address(name)
+        if addr is None and not ext.weak:
+            raise ObjectError(f"{what}: __ksym {name!r} is not in /proc/kallsyms")
+        I.set_imm64(code, i, order, addr or 0)
+        return
+    found = ksyms.btf_id(name, T.Var)
+    if found is None:
+        if not ext.weak:
+            raise ObjectError(f"{what}: typed __ksym {name!r} is not a variable in the kernel's "
+                              "BTF (vmlinux or modules)")
+        I.set_imm64(code, i, order, 0)
+        return
+    I.patch(code, i, order, src=PseudoSrc.BTF_ID, imm=found.type_id)
+    I.patch(code, i + 1, order, imm=ksyms.module_fd(found.module) if found.module else 0)
+
+
+def _patch_kfunc(code: bytearray, i: int, order: str, spec: ObjectSpec, name: str,
+                 ksyms: _Ksyms, fd_array: list[int], what: str) -> None:
+    """A kfunc call (BPF_PSEUDO_KFUNC_CALL: BTF id, module BTF's fd_array index in ``off``),
+    or a load of its address (``bpf_ksym_exists``: 0 when a __weak kfunc is missing)."""
+    found = ksyms.btf_id(name, T.Func)
+    is_call = I.fields(code, i, order)[0] == I.CALL
+    if found is None:
+        if not spec.externs[name].weak:
+            raise ObjectError(f"{what}: kfunc {name!r} is not in the kernel's BTF (vmlinux or "
+                              "modules)")
+        if is_call:
+            I.poison(code, i, order)  # as libbpf: unreachable once its bpf_ksym_exists() test is 0
+        else:
+            I.set_imm64(code, i, order, 0)
+        return
+    from ..btf.core import types_compatible
+    local, kernel = spec.externs[name].type, kernel_type(found)
+    if not types_compatible(local.proto, kernel.proto):  # type: ignore[union-attr]
+        raise ObjectError(f"{what}: kfunc {name!r} is declared with a prototype that does not "
+                          f"match the kernel's ({_signature(kernel)}); fix the extern "
+                          "declaration")
+    fd = ksyms.module_fd(found.module) if found.module else 0
+    if not is_call:
+        I.patch(code, i, order, src=PseudoSrc.BTF_ID, imm=found.type_id)
+        I.patch(code, i + 1, order, imm=fd)
+        return
+    off = 0
+    if fd:
+        if fd not in fd_array:
+            fd_array.append(fd)
+        off = fd_array.index(fd) + 1
+    I.patch(code, i, order, src=PseudoCall.KFUNC_CALL, imm=found.type_id, off=off)
+
+
+def _signature(func: T.Type) -> str:
+    proto = func.proto  # type: ignore[attr-defined]
+    params = ", ".join(p.type.name or p.type.kind.name.lower() for p in proto.params)
+    ret = proto.return_type
+    return f"{func.name}({params}) -> {ret.name or ret.kind.name.lower()}"
+
+
+def _attach_btf(ps: ProgramSpec, ksyms: _Ksyms, what: str) -> tuple[int, int]:
+    """attach_btf_id (and module BTF fd) of a BTF-attached program, from its section name."""
+    d = ps.section.definition
+    if not d.attach_btf:
+        return 0, 0
+    if ps.prog_type == ProgType.EXT:
+        raise UsageError(f"{what}: freplace programs replace a function of another loaded "
+                         "program; load them with Program.load(..., attach_prog_fd=...)")
+    target = ps.attach_target
+    if not target:
+        raise ObjectError(f"{what}: SEC({ps.section.name!r}) needs a target after '/' "
+                          "(a kernel function, tracepoint or iterator)")
+    base = d.pattern.rstrip("+/").split(".")[0]
+    prefix, kind = _ATTACH_BTF.get(base, ("", T.Func))
+    found = ksyms.btf_id(prefix + target, kind)
+    if found is None:
+        raise ObjectError(f"{what}: {prefix + target!r} ({kind.__name__}) is not in the "
+                          "kernel's BTF: the attach target does not exist on this kernel")
+    return found.type_id, ksyms.module_fd(found.module) if found.module else 0
+
+
+def _apply_core(spec: ObjectSpec, lp: LinkedProgram, targets: Optional[list[Spec]],
+                what: str) -> list[tuple[int, Any]]:
+    """Relocate ``lp``'s CO-RE records through ``pybpf.btf.core``, poisoning what cannot be
+    satisfied; the results explain a verifier failure on a poisoned instruction.
+
+    Without explicit ``targets``, as libbpf: vmlinux BTF first, and module BTF only for a
+    relocation whose type vmlinux does not have (parsing every module's BTF costs ~60 ms).
+    """
+    from ..btf import core
+    assert spec.btf is not None
+    results = []
+    try:
+        for r in lp.core_relos:
+            if targets is not None:
+                res = core.relocate(spec.btf, r.type_id, r.access_str, r.kind, targets)
+            else:
+                res = core.relocate(spec.btf, r.type_id, r.access_str, r.kind,
+                                    [Spec.vmlinux()])
+                if res.poison and not core.candidates(res.local.root, [Spec.vmlinux()]):
+                    res = core.relocate(spec.btf, r.type_id, r.access_str, r.kind,
+                                        core.kernel_specs())
+            core.patch(lp.code, r.insn_off, res)
+            results.append((r.insn_off, res))
+    except BTFError as e:
+        raise ObjectError(f"{what}: {e}") from None
+    return results

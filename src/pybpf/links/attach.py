@@ -1,0 +1,310 @@
+"""BPF_PROG_ATTACH, BPF_PROG_DETACH and BPF_PROG_QUERY: attachments without a BPF link.
+
+Cgroups, network namespaces (flow dissector), sockmaps and tcx hooks take programs by
+PROG_ATTACH as well as by links. Such an attachment lives in the kernel until it is
+detached, not while some fd is open: ``ProgAttachment.close()`` detaches it, and one that
+is never closed stays attached after the process exits (as a pin would keep a link).
+PROG_QUERY lists what is attached to a hook, whoever attached it.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+from ..errors import BPFError, UnsupportedFeatureError, UsageError
+from ..features import Support
+from ..object import KernelObject
+from ..sys import objects
+from ..sys.attrs import GetIdAttr, LinkCreateAttr, ProgAttachAttr, ProgInfoStruct, QueryAttr
+from ..sys.fd import FD
+from ..sys.syscall import bpf, bpf_raw
+from ..sys.uapi import AttachFlag, AttachType, Cmd, ProgType, QueryFlag
+from .link import Link
+
+AttachTypeLike = Union[AttachType, int, str]
+
+_SOCK_ADDR = ("INET4_BIND", "INET6_BIND", "INET4_CONNECT", "INET6_CONNECT", "UDP4_SENDMSG",
+              "UDP6_SENDMSG", "UDP4_RECVMSG", "UDP6_RECVMSG", "INET4_GETPEERNAME",
+              "INET6_GETPEERNAME", "INET4_GETSOCKNAME", "INET6_GETSOCKNAME", "UNIX_CONNECT",
+              "UNIX_SENDMSG", "UNIX_RECVMSG", "UNIX_GETPEERNAME", "UNIX_GETSOCKNAME")
+_SOCK = ("INET_SOCK_CREATE", "INET4_POST_BIND", "INET6_POST_BIND", "INET_SOCK_RELEASE")
+
+PROG_TYPE_OF_ATTACH: dict[AttachType, ProgType] = {
+    AttachType.CGROUP_INET_INGRESS: ProgType.CGROUP_SKB,
+    AttachType.CGROUP_INET_EGRESS: ProgType.CGROUP_SKB,
+    **{AttachType["CGROUP_" + n]: ProgType.CGROUP_SOCK for n in _SOCK},
+    **{AttachType["CGROUP_" + n]: ProgType.CGROUP_SOCK_ADDR for n in _SOCK_ADDR},
+    AttachType.CGROUP_SOCK_OPS: ProgType.SOCK_OPS,
+    AttachType.CGROUP_DEVICE: ProgType.CGROUP_DEVICE,
+    AttachType.CGROUP_SYSCTL: ProgType.CGROUP_SYSCTL,
+    AttachType.CGROUP_GETSOCKOPT: ProgType.CGROUP_SOCKOPT,
+    AttachType.CGROUP_SETSOCKOPT: ProgType.CGROUP_SOCKOPT,
+    AttachType.LSM_CGROUP: ProgType.LSM,
+    AttachType.SK_SKB_STREAM_PARSER: ProgType.SK_SKB,
+    AttachType.SK_SKB_STREAM_VERDICT: ProgType.SK_SKB,
+    AttachType.SK_SKB_VERDICT: ProgType.SK_SKB,
+    AttachType.SK_MSG_VERDICT: ProgType.SK_MSG,
+    AttachType.FLOW_DISSECTOR: ProgType.FLOW_DISSECTOR,
+    AttachType.SK_LOOKUP: ProgType.SK_LOOKUP,
+    AttachType.XDP: ProgType.XDP,
+    AttachType.TCX_INGRESS: ProgType.SCHED_CLS,
+    AttachType.TCX_EGRESS: ProgType.SCHED_CLS,
+    AttachType.NETFILTER: ProgType.NETFILTER,
+}
+"""The program type each network/cgroup attach type takes."""
+
+CGROUP_ATTACH_TYPES = frozenset(a for a, p in PROG_TYPE_OF_ATTACH.items()
+                                if a.name.startswith("CGROUP_") or a == AttachType.LSM_CGROUP)
+
+# bpftool's short names (``bpftool cgroup attach CGROUP connect4 ...``)
+_SHORT_NAMES: dict[str, AttachType] = {
+    "ingress": AttachType.CGROUP_INET_INGRESS, "egress": AttachType.CGROUP_INET_EGRESS,
+    "sock_create": AttachType.CGROUP_INET_SOCK_CREATE, "sock_ops": AttachType.CGROUP_SOCK_OPS,
+    "device": AttachType.CGROUP_DEVICE, "bind4": AttachType.CGROUP_INET4_BIND,
+    "bind6": AttachType.CGROUP_INET6_BIND, "post_bind4": AttachType.CGROUP_INET4_POST_BIND,
+    "post_bind6": AttachType.CGROUP_INET6_POST_BIND,
+    "connect4": AttachType.CGROUP_INET4_CONNECT, "connect6": AttachType.CGROUP_INET6_CONNECT,
+    "connect_unix": AttachType.CGROUP_UNIX_CONNECT,
+    "getpeername4": AttachType.CGROUP_INET4_GETPEERNAME,
+    "getpeername6": AttachType.CGROUP_INET6_GETPEERNAME,
+    "getpeername_unix": AttachType.CGROUP_UNIX_GETPEERNAME,
+    "getsockname4": AttachType.CGROUP_INET4_GETSOCKNAME,
+    "getsockname6": AttachType.CGROUP_INET6_GETSOCKNAME,
+    "getsockname_unix": AttachType.CGROUP_UNIX_GETSOCKNAME,
+    "sendmsg4": AttachType.CGROUP_UDP4_SENDMSG, "sendmsg6": AttachType.CGROUP_UDP6_SENDMSG,
+    "sendmsg_unix": AttachType.CGROUP_UNIX_SENDMSG,
+    "recvmsg4": AttachType.CGROUP_UDP4_RECVMSG, "recvmsg6": AttachType.CGROUP_UDP6_RECVMSG,
+    "recvmsg_unix": AttachType.CGROUP_UNIX_RECVMSG,
+    "sysctl": AttachType.CGROUP_SYSCTL, "getsockopt": AttachType.CGROUP_GETSOCKOPT,
+    "setsockopt": AttachType.CGROUP_SETSOCKOPT, "sock_release": AttachType.CGROUP_INET_SOCK_RELEASE,
+    "lsm_cgroup": AttachType.LSM_CGROUP,
+}
+
+
+def attach_type_of(t: AttachTypeLike) -> AttachType:
+    """AttachType from an enum, a number, the UAPI name (``cgroup_inet4_connect``, with or
+    without ``BPF_``) or bpftool's short name (``connect4``, ``ingress``, ``sock_create``)."""
+    if isinstance(t, str):
+        key = t.lower().removeprefix("bpf_")
+        if key in _SHORT_NAMES:
+            return _SHORT_NAMES[key]
+        try:
+            return AttachType[key.upper()]
+        except KeyError:
+            raise UsageError(f"unknown attach type {t!r}; short names: "
+                             f"{', '.join(_SHORT_NAMES)}") from None
+    try:
+        return AttachType(t)
+    except ValueError:
+        raise UsageError(f"unknown attach type {t}") from None
+
+
+_SHORT_NAME_OF = {a: n for n, a in reversed(list(_SHORT_NAMES.items()))}
+
+
+def short_name(t: AttachType) -> str:
+    """bpftool's short name of a cgroup attach type, else the lower-case UAPI name."""
+    return _SHORT_NAME_OF.get(t) or t.name.lower()
+
+
+def check_prog_type(program: KernelObject, attach_type: AttachType, what: str) -> None:
+    """UsageError unless ``program``'s type is the one ``attach_type`` takes."""
+    want = PROG_TYPE_OF_ATTACH.get(attach_type)
+    have = getattr(program, "prog_type", None)
+    if want is None or have is None or int(have) == want:
+        return
+    try:
+        have_name = ProgType(have).name.lower()
+    except ValueError:
+        have_name = str(have)
+    raise UsageError(f"{program.describe()} is a {have_name} program; {what} "
+                     f"({attach_type.name.lower()}) takes {want.name.lower()} programs")
+
+
+class ProgAttachment:
+    """A program attached with BPF_PROG_ATTACH; ``close()`` detaches it (BPF_PROG_DETACH).
+
+    Holds its own references to the program and the target (cgroup, netns, map) for the
+    detach. It has no BPF link, so it cannot be pinned; an attachment never closed stays.
+    """
+
+    def __init__(self, program: FD, target: Optional[FD], attach_type: AttachType,
+                 what: str, target_ifindex: int = 0, netns: Optional[FD] = None) -> None:
+        self._prog = program
+        self._target = target
+        self._netns = netns  # where the detach must run (flow dissector, tcx ifindex)
+        self.attach_type = attach_type
+        self.target_ifindex = target_ifindex
+        self.name = what
+
+    @property
+    def closed(self) -> bool:
+        return self._prog.closed
+
+    def detach(self) -> None:
+        """BPF_PROG_DETACH of this program from this hook (then the fds are closed)."""
+        if self.closed:
+            return
+        try:
+            attr = ProgAttachAttr(attach_bpf_fd=self._prog.fd, attach_type=self.attach_type,
+                                  target_fd=self._target.fd if self._target else
+                                  self.target_ifindex)
+            from .netns import in_netns
+            with in_netns(self._netns):
+                bpf(Cmd.PROG_DETACH, attr, self.name)
+        finally:
+            for fd in (self._prog, self._target, self._netns):
+                if fd is not None:
+                    fd.close()
+
+    def close(self) -> None:
+        """Detach; an attachment someone else detached already (ENOENT) just closes."""
+        try:
+            self.detach()
+        except BPFError as e:
+            if e.errno != _errno.ENOENT:
+                raise
+
+    def pin(self, path: object) -> None:
+        raise BPFError(_errno.EOPNOTSUPP, "BPF_OBJ_PIN", self.name,
+                       "attached with BPF_PROG_ATTACH: there is no BPF link to pin",
+                       "attach with a link (the default) to pin the attachment")
+
+    def __enter__(self) -> "ProgAttachment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "detached" if self.closed else "attached"
+        return f"<ProgAttachment {self.name!r} {state}>"
+
+
+def prog_attach(program: KernelObject, target: Optional[FD], attach_type: AttachType,
+                what: str, flags: int = 0, replace: Optional[KernelObject] = None,
+                target_ifindex: int = 0) -> ProgAttachment:
+    """BPF_PROG_ATTACH ``program`` to ``target`` (an fd, owned from now on) or, with no
+    target, an ifindex or the calling thread's network namespace (remembered for the
+    detach)."""
+    check_prog_type(program, attach_type, what)
+    try:
+        attr = ProgAttachAttr(target_fd=target.fd if target else target_ifindex,
+                              attach_bpf_fd=program.fd, attach_type=attach_type,
+                              attach_flags=flags)
+        if replace is not None:
+            attr.attach_flags |= AttachFlag.REPLACE
+            attr.replace_bpf_fd = replace.fd
+        bpf(Cmd.PROG_ATTACH, attr, f"{program.describe()} on {what}")
+        from .netns import current_netns
+        return ProgAttachment(FD(os.dup(program.fd)), target, attach_type, what,
+                              target_ifindex, None if target is not None else current_netns())
+    except BaseException:
+        if target is not None:
+            target.close()
+        raise
+
+
+@dataclass(frozen=True)
+class AttachedProgram:
+    """One program on a hook: its id and name, its own attach flags (reported since Linux
+    6.0, 0 before) and the link holding it (reported for tcx; 0 for none or unknown)."""
+
+    prog_id: int
+    name: str
+    attach_flags: int = 0
+    link_id: int = 0
+
+
+@dataclass(frozen=True)
+class HookQuery:
+    """BPF_PROG_QUERY of one hook: the hook's attach mode flags, revision and programs in the
+    order they run."""
+
+    attach_type: AttachType
+    attach_flags: int
+    revision: int
+    programs: tuple[AttachedProgram, ...]
+
+    @property
+    def prog_ids(self) -> tuple[int, ...]:
+        return tuple(p.prog_id for p in self.programs)
+
+
+def _prog_name(prog_id: int) -> str:
+    """The program's name, or '' when it went away meanwhile."""
+    attr = GetIdAttr(start_id=prog_id)
+    fd = bpf_raw(Cmd.PROG_GET_FD_BY_ID, ctypes.addressof(attr), ctypes.sizeof(attr))
+    if fd < 0:
+        return ""
+    try:
+        return objects.obj_info(fd, ProgInfoStruct()).name.decode(errors="replace")
+    except BPFError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+_query_level = 2
+"""How many of PROG_QUERY's newer output arrays this kernel takes: 2 = prog_attach_flags
+(Linux 6.0) and link_ids (6.6), 1 = prog_attach_flags, 0 = neither (older kernels answer
+EINVAL to non-zero fields they do not know)."""
+
+
+def prog_query(target: int, attach_type: AttachType, what: str,
+               effective: bool = False) -> HookQuery:
+    """BPF_PROG_QUERY on ``target`` (a cgroup/netns/map fd, or an ifindex for tcx).
+
+    ``effective``: the programs that run for this cgroup, inherited ones included.
+    """
+    global _query_level
+    attr = QueryAttr(target_fd=target, attach_type=attach_type,
+                     query_flags=QueryFlag.EFFECTIVE if effective else 0)
+    n = 8
+    level = _query_level
+    while True:
+        buf = (ctypes.c_uint32 * (3 * n))()  # program ids, their flags, their link ids
+        base = ctypes.addressof(buf)
+        attr.prog_ids, attr.prog_cnt = base, n
+        attr.prog_attach_flags = base + 4 * n if level >= 1 and not effective else 0
+        attr.link_ids = base + 8 * n if level >= 2 and not effective else 0
+        ret = bpf_raw(Cmd.PROG_QUERY, ctypes.addressof(attr), ctypes.sizeof(attr))
+        if ret == -_errno.ENOSPC:  # more programs than room: the kernel set the count
+            n = max(attr.prog_cnt, n * 2)
+            continue
+        if ret == -_errno.EINVAL and level > 0 and not effective:
+            level -= 1  # an older kernel: ask again without the newest field
+            continue
+        if ret < 0:
+            raise BPFError(-ret, "BPF_PROG_QUERY", what)
+        _query_level = level
+        break
+    count = min(attr.prog_cnt, n)
+    progs = tuple(AttachedProgram(buf[i], _prog_name(buf[i]), buf[n + i], buf[2 * n + i])
+                  for i in range(count))
+    return HookQuery(attach_type, attr.attach_flags, attr.revision, progs)
+
+
+def link_create(program: KernelObject, target: int, attach_type: AttachType, what: str,
+                flags: int = 0, fill: Optional[Callable[[LinkCreateAttr], None]] = None,
+                missing: Optional[Callable[[], Support]] = None) -> Link:
+    """BPF_LINK_CREATE of ``program`` on ``target`` (fd or ifindex); ``fill`` sets the
+    attach type's own fields. When the kernel refuses with EINVAL and ``missing()`` (a
+    ``pybpf.features`` probe) says the hook is absent, UnsupportedFeatureError says so."""
+    check_prog_type(program, attach_type, what)
+    attr = LinkCreateAttr(prog_fd=program.fd, target_fd=target, attach_type=attach_type,
+                          flags=flags)
+    if fill is not None:
+        fill(attr)
+    ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+    if ret >= 0:
+        return Link(FD(ret), what)
+    if -ret in (_errno.EINVAL, _errno.EOPNOTSUPP, 524) and missing is not None:
+        support = missing()
+        if not support:
+            raise UnsupportedFeatureError(f"BPF_LINK_CREATE of {program.describe()} on {what}: "
+                                          f"{support.reason}")
+    raise BPFError(-ret, "BPF_LINK_CREATE", f"{program.describe()} on {what}")

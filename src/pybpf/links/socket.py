@@ -1,0 +1,78 @@
+"""Socket-level programs: socket filters (SO_ATTACH_BPF) and sockmap/sockhash programs.
+
+A socket filter runs on every packet a socket receives; returning 0 drops it, n keeps the
+first n bytes. sk_skb and sk_msg programs attach to a sockmap or sockhash (BPF_PROG_ATTACH
+with the map as target) and run for the sockets in it.
+"""
+from __future__ import annotations
+
+import os
+import socket as _socket
+from typing import Union
+
+from .. import features
+from ..errors import UsageError
+from ..object import KernelObject
+from ..sys.fd import FD
+from ..sys.uapi import SO_ATTACH_BPF, SO_DETACH_BPF, AttachType, MapType, ProgType
+from .attach import AttachTypeLike, ProgAttachment, attach_type_of, link_create, prog_attach
+from .link import Link
+
+SocketLike = Union[_socket.socket, int]
+_SOCKMAP_TYPES = (AttachType.SK_SKB_STREAM_PARSER, AttachType.SK_SKB_STREAM_VERDICT,
+                  AttachType.SK_SKB_VERDICT, AttachType.SK_MSG_VERDICT)
+
+
+def _sock(sock: SocketLike) -> _socket.socket:
+    return sock if isinstance(sock, _socket.socket) else _socket.socket(fileno=os.dup(sock))
+
+
+def attach_socket_filter(program: KernelObject, sock: SocketLike) -> None:
+    """Filter what ``sock`` (a socket or its fd) receives with the socket_filter ``program``
+    (setsockopt SO_ATTACH_BPF). It replaces any filter there and lasts as long as the socket
+    or until ``detach_socket_filter``; the socket holds its own reference to the program."""
+    have = getattr(program, "prog_type", ProgType.SOCKET_FILTER)
+    if int(have) != ProgType.SOCKET_FILTER:
+        raise UsageError(f"{program.describe()} is a {ProgType(have).name.lower()} program; "
+                         "SO_ATTACH_BPF takes socket_filter programs")
+    s = _sock(sock)
+    try:
+        s.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_BPF, program.fd)
+    except OSError as e:
+        raise OSError(e.errno, f"setsockopt(SO_ATTACH_BPF) of {program.describe()} on socket "
+                               f"fd {s.fileno()}: {e.strerror}") from None
+    finally:
+        if s is not sock:
+            s.close()
+
+
+def detach_socket_filter(sock: SocketLike) -> None:
+    """Remove the filter of ``sock`` (setsockopt SO_DETACH_BPF; ENOENT when there is none)."""
+    s = _sock(sock)
+    try:
+        s.setsockopt(_socket.SOL_SOCKET, SO_DETACH_BPF, 0)
+    except OSError as e:
+        raise OSError(e.errno, f"setsockopt(SO_DETACH_BPF) on socket fd {s.fileno()}: "
+                               f"{e.strerror}") from None
+    finally:
+        if s is not sock:
+            s.close()
+
+
+def attach_sockmap(program: KernelObject, sockmap: KernelObject, attach_type: AttachTypeLike,
+                   *, link: bool = False) -> Union[ProgAttachment, Link]:
+    """Attach an sk_skb (stream_parser, stream_verdict, sk_skb_verdict) or sk_msg
+    (sk_msg_verdict) program to a sockmap/sockhash: BPF_PROG_ATTACH with the map as target,
+    or with ``link`` a sockmap BPF link (Linux 6.10); ``close()`` detaches either."""
+    at = attach_type_of(attach_type)
+    if at not in _SOCKMAP_TYPES:
+        raise UsageError(f"{at.name.lower()} is not a sockmap attach type; they are "
+                         f"{', '.join(t.name.lower() for t in _SOCKMAP_TYPES)}")
+    mtype = getattr(sockmap, "map_type", None)
+    if mtype is not None and int(mtype) not in (MapType.SOCKMAP, MapType.SOCKHASH):
+        raise UsageError(f"{sockmap.describe()} is a {MapType(mtype).name.lower()} map; "
+                         f"{at.name.lower()} programs attach to sockmap or sockhash maps")
+    what = f"{sockmap.describe()} ({at.name.lower()})"
+    if link:
+        return link_create(program, sockmap.fd, at, what, missing=features.sockmap_link)
+    return prog_attach(program, FD(os.dup(sockmap.fd)), at, what)
