@@ -13,8 +13,9 @@ Two measures, each the median of ``--rounds``:
 
     warm   open+load repeated in one long-running process (pybpf keeps the parsed vmlinux
            BTF for the process, libbpf parses it again for every object)
-    fresh  the same, but pybpf reads and indexes the kernel's BTF again each round, as
-           libbpf does (its cache dropped)
+    fresh  the same, but pybpf reads the kernel's BTF again each round, as libbpf does (its
+           in-process cache dropped; the type index comes from pybpf's boot-long disk cache)
+    first  as fresh, with pybpf's disk cache empty too: the first load after a boot
     cold   a new process that loads the object once: for pybpf ``python3 -c`` with the import
            of pybpf, for the peer the C program's first round (its exec time not counted)
 
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 from common import build_peer, exit_status
 
@@ -126,14 +128,17 @@ def run_peer(exe: Path, obj: Path, rounds: int) -> tuple[list[float], int]:
     return times, rss
 
 
-def run_pybpf_warm(obj: Path, rounds: int, fresh_btf: bool = False) -> list[float]:
+def run_pybpf_warm(obj: Path, rounds: int, fresh_btf: bool = False,
+                   empty_cache: Optional[Path] = None) -> list[float]:
     from pybpf.btf import spec as btf_spec  # noqa: PLC0415 - after argument parsing
     from pybpf.elf import ObjectSpec  # noqa: PLC0415
 
     times = []
-    for _ in range(rounds):
+    for r in range(rounds):
         if fresh_btf:
             btf_spec._vmlinux.cache_clear()
+        if empty_cache is not None:
+            os.environ["XDG_CACHE_HOME"] = str(empty_cache / str(r))
         t0 = time.perf_counter()
         coll = ObjectSpec.from_file(obj).load()
         times.append(time.perf_counter() - t0)
@@ -166,9 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         peer_cold = [run_peer(exe, obj, 1)[0][0] for _ in range(args.rounds)]
         py_warm = run_pybpf_warm(obj, args.rounds + 1)[1:]  # the first is the cold one
         py_fresh = run_pybpf_warm(obj, args.rounds, fresh_btf=True)
+        cache = os.environ.get("XDG_CACHE_HOME")
+        py_first = run_pybpf_warm(obj, args.rounds, fresh_btf=True,
+                                  empty_cache=Path(tmp) / "empty-cache")
+        if cache is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = cache
         py_cold = [run_pybpf_cold(obj) for _ in range(args.rounds)]
     rows = [("warm", statistics.median(py_warm), statistics.median(peer_warm[1:])),
             ("fresh", statistics.median(py_fresh), statistics.median(peer_warm[1:])),
+            ("first", statistics.median(py_first), statistics.median(peer_warm[1:])),
             ("cold", statistics.median(py_cold), statistics.median(peer_cold))]
     print(f"open + load of a 2-map, 1-program CO-RE object; median of {args.rounds} rounds")
     print(f"{'measure':<9}{'pybpf ms':>10}{'libbpf ms':>11}{'ratio':>8}{'goal':>7}  result")

@@ -53,6 +53,13 @@ def first_event_ms(cmd: list[str]) -> float:
     return elapsed
 
 
+def _python_ms() -> float:
+    """Milliseconds for the interpreter alone to start and exit: the floor of pybpf's side."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], env=ENV, check=True)
+    return (time.perf_counter() - start) * 1000
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10)
@@ -71,9 +78,11 @@ def main() -> int:
         for r in range(args.rounds):
             for side in (list(sides) if r % 2 == 0 else list(reversed(sides))):
                 times[side].append(first_event_ms(sides[side]))
+        python = [_python_ms() for _ in range(args.rounds)]
     med = {side: statistics.median(t) for side, t in times.items()}
     for side, t in times.items():
         print(f"{side:<7} median {med[side]:7.1f} ms   min {min(t):7.1f}   max {max(t):7.1f}")
+    print(f"(python3 -c pass alone: median {statistics.median(python):.1f} ms of pybpf's time)")
     if importlib.util.find_spec("bcc") is None:
         print("BCC     not installed, skipped")
     ratio = med["pybpf"] / med["libbpf"]

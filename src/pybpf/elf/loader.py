@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import sys
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from ..asm import rewrite as I
 from ..btf import types as T
@@ -23,11 +23,13 @@ from ..errors import BPFError, BTFError, ObjectError, UsageError, VerifierError
 from ..maps import Map, MapInfo
 from ..programs import Program
 from ..sys.uapi import MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
-from .externs import KernelBTFId, fill_kconfig, kallsyms, kernel_btf_id, kernel_type
 from .linker import LinkedProgram, link
 from .maps import MapSpec, Pinning
 from .reader import STT_SECTION
 from .spec import ObjectSpec, ProgramSpec, RefKind
+
+if TYPE_CHECKING:  # externs: imported where an object has some (start-up time)
+    from .externs import KernelBTFId
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 # map types the kernel refuses BTF key/value types for (libbpf clears them too)
@@ -121,6 +123,7 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
     try:
         kcfg = [e for e in spec.externs.values() if e.kind == RefKind.KCONFIG]
         if kcfg:
+            from .externs import fill_kconfig
             fill_kconfig(kcfg, spec.variables, kconfig)
         if btf and spec.btf is not None:
             coll.btf = _load_btf(spec)
@@ -315,10 +318,12 @@ class _Ksyms:
         if self._addrs is None:
             names = {e.name for e in self.spec.externs.values()
                      if e.kind == RefKind.KSYM and e.type is None}
+            from .externs import kallsyms
             self._addrs = kallsyms(names)
         return self._addrs.get(name)
 
     def btf_id(self, name: str, kind: type) -> Optional[KernelBTFId]:
+        from .externs import kernel_btf_id
         return kernel_btf_id(name, kind)
 
     def module_fd(self, module: str) -> int:
@@ -419,6 +424,7 @@ def _patch_kfunc(code: bytearray, i: int, order: str, spec: ObjectSpec, name: st
             I.set_imm64(code, i, order, 0)
         return
     from ..btf.core import types_compatible
+    from .externs import kernel_type
     local, kernel = spec.externs[name].type, kernel_type(found)
     if not types_compatible(local.proto, kernel.proto):  # type: ignore[union-attr]
         raise ObjectError(f"{what}: kfunc {name!r} is declared with a prototype that does not "

@@ -54,6 +54,8 @@ class Section:
 
 @dataclass(frozen=True)
 class Symbol:
+    """A symbol table entry: ``shndx`` the section it is in (SHN_UNDEF: an extern)."""
+
     index: int
     name: str
     value: int

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from .. import features
-from ..errors import BPFError, UsageError
+from ..errors import BPFError, PyBPFError, UsageError
 from ..object import KernelObject
 from ..sys.fd import FD
 from ..sys.uapi import AttachType, XdpFlag
@@ -121,7 +121,11 @@ def attach_xdp(program: KernelObject, interface: InterfaceLike, flags: int = 0, 
 def _explain(e: BPFError, index: int, flags: int, what: str) -> BPFError:
     """Say why the kernel refused: busy interface, a mode the driver lacks."""
     if e.errno == _errno.EBUSY or (e.errno == _errno.EEXIST and e.command == "rtnetlink"):
-        held = ", ".join(f"{m} id {i}" for x in netlink.xdp_links(index) for m, i in x[3].items())
+        try:
+            held = ", ".join(f"{m} id {i}" for x in netlink.xdp_links(index)
+                             for m, i in x[3].items())
+        except PyBPFError:  # no pyroute2: say it without the ids
+            held = ""
         return BPFError(e.errno, e.command, e.obj,
                         f"another XDP program is attached already ({held or 'by a link'})",
                         "detach it first (or attach in another mode)")
