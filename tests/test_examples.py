@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -69,16 +70,19 @@ def test_bpftool_update_changes_what_uid_2_gets(bpffs, tracefs):
         child = subprocess.run(["setpriv", "--reuid=2", "--regid=2", "--clear-groups",
                                 "/bin/true"], timeout=30)
         assert child.returncode == 0
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        lines: queue.Queue = queue.Queue()  # a thread reads: select() can't see buffered lines
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
+                         daemon=True).start()
         deadline = time.monotonic() + 30
         seen = []
         while time.monotonic() < deadline:
-            if sel.select(timeout=1):
-                line = proc.stdout.readline()
-                seen.append(line)
-                if re.match(r"^\d+ 2 \S+ Hello 2$", line):
-                    break
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if re.match(r"^\d+ 2 \S+ Hello 2$", line):
+                break
         else:
             pytest.fail(f"no 'Hello 2' event for uid 2; got {seen[-5:]}")
     finally:

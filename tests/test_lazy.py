@@ -93,10 +93,9 @@ def test_submodules_and_unknown_names(package: str) -> None:
 
 def test_renamed_exports() -> None:
     from pybpf import links
-    from pybpf.links import btf_tracing, sections
+    from pybpf.links import btf_tracing
     assert links.load_btf_tracing is btf_tracing.load
     assert links.attach_btf_tracing is btf_tracing.attach
-    assert links.auto_attach is sections.attach
 
 
 def test_startup_path_imports_only_what_it_uses(bpf_objects) -> None:

@@ -169,6 +169,23 @@ def test_bad_blobs_are_btf_errors() -> None:
         Spec.module("no_such_module_xyz")
 
 
+def test_find_kernel_looks_in_vmlinux_then_modules() -> None:
+    vmlinux = Spec.vmlinux()
+    assert Spec.find_kernel("do_unlinkat", T.Func) == ("", vmlinux.find("do_unlinkat", T.Func))
+    assert Spec.find_kernel("do_unlinkat", T.Struct) is None
+    assert Spec.find_kernel("pybpf_no_such_function", T.Func) is None
+    with pytest.raises(BTFError, match="no BTF for kernel module"):
+        Spec.find_kernel("do_unlinkat", T.Func, module="no_such_module_xyz")
+    for module in Spec.module_names():  # none on a kernel built without modules' BTF
+        own = next((t for t in Spec.module(module) if t.id >= len(vmlinux)
+                    and isinstance(t, T.Func) and not vmlinux.find_all(t.name, T.Func)), None)
+        if own is not None:
+            assert Spec.find_kernel(own.name, T.Func, module) == (module, own)
+            place, found = Spec.find_kernel(own.name, T.Func)
+            assert place and found.id >= len(vmlinux)  # a module's own type, not vmlinux's
+            return
+
+
 def test_kernel_btf_index_is_cached_for_the_boot(tmp_path, monkeypatch) -> None:
     """The header walk of vmlinux is stored in pybpf's cache; a later parse reads it back and
     decodes the same types; a damaged or foreign cache entry is ignored."""

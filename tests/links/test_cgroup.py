@@ -25,7 +25,7 @@ def attempt(fn):
     try:
         fn()
         print("ok")
-    except TimeoutError:
+    except socket.timeout:  # TimeoutError only from Python 3.10
         print("timeout")
     except OSError as e:
         print(errno.errorcode[e.errno])

@@ -119,6 +119,20 @@ class Spec:
         except FileNotFoundError:
             return []
 
+    @staticmethod
+    def find_kernel(name: str, kind: KindLike = None,
+                    module: Optional[str] = None) -> Optional[tuple[str, T.Type]]:
+        """Kernel type ``name`` (of ``kind``) and where it is ('' for vmlinux, else the
+        module): in vmlinux, then in each module's own types (only ``module``'s when given);
+        None when no kernel BTF has it."""
+        for place in [module] if module else ["", *Spec.module_names()]:
+            spec = Spec.module(place) if place else Spec.vmlinux()
+            own = [t for t in spec.find_all(name, kind)
+                   if not place or t.id >= len(Spec.vmlinux())]  # not the base's types
+            if own:
+                return place, own[0]
+        return None
+
     # --- index --------------------------------------------------------------------------
 
     def _index(self) -> array:

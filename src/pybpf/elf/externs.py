@@ -147,22 +147,17 @@ class KernelBTFId:
     module: str = ""
 
 
-def kernel_btf_id(name: str, kind: type, modules: bool = True) -> Optional[KernelBTFId]:
+def kernel_btf_id(name: str, kind: type) -> Optional[KernelBTFId]:
     """The BTF id of kernel ``name`` of ``kind`` (T.Func, T.Var, T.Typedef) in vmlinux or,
-    failing that, the first module that has one."""
+    failing that, the first module that has one (``Spec.find_kernel``)."""
     try:
-        found = Spec.vmlinux().find_all(name, kind)
-        if found:
-            return KernelBTFId(found[0].id)  # type: ignore[arg-type]
-        if modules:
-            for mod in Spec.module_names():
-                spec = Spec.module(mod)
-                own = [t for t in spec.find_all(name, kind) if t.id >= len(spec.base or ())]
-                if own:
-                    return KernelBTFId(own[0].id, mod)  # type: ignore[arg-type]
+        found = Spec.find_kernel(name, kind)
     except BTFError as e:
         raise ObjectError(f"kernel BTF for {name!r}: {e}") from None
-    return None
+    if found is None:
+        return None
+    module, t = found
+    return KernelBTFId(t.id, module)  # type: ignore[arg-type]
 
 
 def kernel_type(found: KernelBTFId) -> T.Type:

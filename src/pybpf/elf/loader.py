@@ -28,8 +28,10 @@ from .maps import MapSpec, Pinning
 from .reader import STT_SECTION
 from .spec import ObjectSpec, ProgramSpec, RefKind
 
-if TYPE_CHECKING:  # externs: imported where an object has some (start-up time)
+if TYPE_CHECKING:  # externs, links: imported where an object has some (start-up time)
+    from ..links.btf_tracing import BtfTarget
     from .externs import KernelBTFId
+    from .sections import Section
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 # map types the kernel refuses BTF key/value types for (libbpf clears them too)
@@ -38,9 +40,6 @@ _NO_BTF_TYPES = frozenset({MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapTy
                            MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKMAP,
                            MapType.SOCKHASH, MapType.QUEUE, MapType.STACK, MapType.RINGBUF,
                            MapType.USER_RINGBUF, MapType.PROG_ARRAY, MapType.REUSEPORT_SOCKARRAY})
-# BTF name prefix and kind of the kernel entity a BTF-attached program targets
-_ATTACH_BTF = {"tp_btf": ("btf_trace_", T.Typedef), "lsm": ("bpf_lsm_", T.Func),
-               "lsm_cgroup": ("bpf_lsm_", T.Func), "iter": ("bpf_iter_", T.Func)}
 
 
 class ObjectProgram(Program):
@@ -450,25 +449,38 @@ def _signature(func: T.Type) -> str:
     return f"{func.name}({params}) -> {ret.name or ret.kind.name.lower()}"
 
 
-def _attach_btf(ps: ProgramSpec, ksyms: _Ksyms, what: str) -> tuple[int, int]:
-    """attach_btf_id (and module BTF fd) of a BTF-attached program, from its section name."""
-    d = ps.section.definition
+def attach_btf_target(section: Section, what: str) -> Optional[BtfTarget]:
+    """The kernel hook a BTF-attached program of ``section`` loads for, found by
+    ``links.btf_tracing.lookup_target`` (vmlinux, then modules); None for other sections.
+    ``what`` names the program in the ObjectError when the kernel has no such hook."""
+    d = section.definition
     if not d.attach_btf:
-        return 0, 0
-    if ps.prog_type == ProgType.EXT:
+        return None
+    if d.prog_type == ProgType.EXT:
         raise UsageError(f"{what}: freplace programs replace a function of another loaded "
                          "program; load them with Program.load(..., attach_prog_fd=...)")
-    target = ps.attach_target
-    if not target:
-        raise ObjectError(f"{what}: SEC({ps.section.name!r}) needs a target after '/' "
+    if not section.target:
+        raise ObjectError(f"{what}: SEC({section.name!r}) needs a target after '/' "
                           "(a kernel function, tracepoint or iterator)")
-    base = d.pattern.rstrip("+/").split(".")[0]
-    prefix, kind = _ATTACH_BTF.get(base, ("", T.Func))
-    found = ksyms.btf_id(prefix + target, kind)
+    from ..links.btf_tracing import HOOKS, lookup_target
+    try:
+        found = lookup_target(d.btf_hook, section.target)
+    except BTFError as e:
+        raise ObjectError(f"{what}: kernel BTF: {e}") from None
     if found is None:
-        raise ObjectError(f"{what}: {prefix + target!r} ({kind.__name__}) is not in the "
-                          "kernel's BTF: the attach target does not exist on this kernel")
-    return found.type_id, ksyms.module_fd(found.module) if found.module else 0
+        hook = HOOKS[d.btf_hook]
+        raise ObjectError(f"{what}: {hook.prefix + section.target!r} "
+                          f"({hook.btf_kind.__name__}) is not in the kernel's BTF: the attach "
+                          "target does not exist on this kernel")
+    return found
+
+
+def _attach_btf(ps: ProgramSpec, ksyms: _Ksyms, what: str) -> tuple[int, int]:
+    """attach_btf_id (and module BTF fd) of a BTF-attached program, from its section name."""
+    found = attach_btf_target(ps.section, what)
+    if found is None:
+        return 0, 0
+    return found.btf_id, ksyms.module_fd(found.module) if found.module else 0
 
 
 def _apply_core(spec: ObjectSpec, lp: LinkedProgram, targets: Optional[list[Spec]],

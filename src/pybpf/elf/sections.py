@@ -61,6 +61,12 @@ class SectionDef:
             return name[len(base) + 1:] if name.startswith(base + "/") else None
         return "" if name == pat else None
 
+    @property
+    def btf_hook(self) -> str:
+        """The hook kind of an ``attach_btf`` section, a key of ``links.btf_tracing.HOOKS``
+        (``fentry.s+`` -> ``fentry``)."""
+        return self.pattern.rstrip("+/").split(".")[0]
+
 
 @dataclass(frozen=True)
 class Section:

@@ -1,11 +1,12 @@
-"""BTF-typed tracing: tp_btf, fentry, fexit, fmod_ret, LSM and freplace programs.
+"""BTF-typed tracing: tp_btf, fentry, fexit, fmod_ret, LSM, iterator and freplace programs.
 
 Such a program names its hook when it is loaded: ``expected_attach_type`` plus the BTF id of
-the hook (a typedef ``btf_trace_<tp>``, a kernel function, ``bpf_lsm_<hook>``) in vmlinux or
-a module (whose BTF object fd goes along), or for freplace a global function of a loaded
-program. Attaching then needs no target: BPF_LINK_CREATE, or RAW_TRACEPOINT_OPEN with no
-name on kernels whose LINK_CREATE does not know tracing programs (before 5.13), as libbpf
-falls back.
+the hook (a typedef ``btf_trace_<tp>``, a kernel function, ``bpf_lsm_<hook>``,
+``bpf_iter_<target>``) in vmlinux or a module (whose BTF object fd goes along), or for
+freplace a global function of a loaded program. ``HOOKS`` and ``lookup_target`` are the one
+place hooks are resolved; the ELF loader uses them for SEC("fentry/...") etc. Attaching
+then needs no target: BPF_LINK_CREATE, or RAW_TRACEPOINT_OPEN with no name on kernels whose
+LINK_CREATE does not know tracing programs (before 5.13), as libbpf falls back.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ HOOKS: dict[str, Hook] = {
     "fexit": Hook(ProgType.TRACING, AttachType.TRACE_FEXIT, "", T.Func),
     "fmod_ret": Hook(ProgType.TRACING, AttachType.MODIFY_RETURN, "", T.Func),
     "lsm": Hook(ProgType.LSM, AttachType.LSM_MAC, "bpf_lsm_", T.Func),
+    "lsm_cgroup": Hook(ProgType.LSM, AttachType.LSM_CGROUP, "bpf_lsm_", T.Func),
     "iter": Hook(ProgType.TRACING, AttachType.TRACE_ITER, "bpf_iter_", T.Func),
 }
 
@@ -65,21 +67,27 @@ class BtfTarget:
         return HOOKS[self.kind]
 
 
-def find_target(kind: str, name: str, module: Optional[str] = None) -> BtfTarget:
+def lookup_target(kind: str, name: str, module: Optional[str] = None) -> Optional[BtfTarget]:
     """The BTF id of hook ``name`` for programs of ``kind`` (a key of ``HOOKS``): in vmlinux,
-    then in each module with BTF (or only in ``module``)."""
+    then in each module with BTF (or only in ``module``); None when no BTF has it."""
     try:
         hook = HOOKS[kind]
     except KeyError:
         raise UsageError(f"unknown BTF hook kind {kind!r}; known: {', '.join(HOOKS)}") from None
+    found = Spec.find_kernel(hook.prefix + name, hook.btf_kind, module)
+    if found is None:
+        return None
+    place, t = found
+    return BtfTarget(kind, name, t.id, place)  # type: ignore[arg-type]
+
+
+def find_target(kind: str, name: str, module: Optional[str] = None) -> BtfTarget:
+    """``lookup_target``, with a UsageError saying where it looked when no BTF has the hook."""
+    found = lookup_target(kind, name, module)
+    if found is not None:
+        return found
+    hook = HOOKS[kind]
     type_name = hook.prefix + name
-    places = [module] if module else ["", *Spec.module_names()]
-    for place in places:
-        spec = Spec.module(place) if place else Spec.vmlinux()
-        found = [t for t in spec.find_all(type_name, hook.btf_kind)
-                 if not place or t.id >= len(Spec.vmlinux())]  # a module's own types only
-        if found:
-            return BtfTarget(kind, name, found[0].id, place)
     where = f"module {module}" if module else "vmlinux or any module"
     raise UsageError(f"{kind} {name}: no {hook.btf_kind.__name__.lower()} {type_name} in the "
                      f"BTF of {where}" + _alternative(kind))
