@@ -12,7 +12,7 @@ import ctypes
 import errno as _errno
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, TypeVar, Union
 
 from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..features import Support
@@ -23,6 +23,8 @@ from ..sys.fd import FD
 from ..sys.syscall import bpf, bpf_raw
 from ..sys.uapi import AttachFlag, AttachType, Cmd, ProgType, QueryFlag
 from .link import Link
+
+_A = TypeVar("_A", bound="HookAttachment")
 
 AttachTypeLike = Union[AttachType, int, str]
 
@@ -124,56 +126,54 @@ def check_prog_type(program: KernelObject, attach_type: AttachType, what: str) -
                      f"({attach_type.name.lower()}) takes {want.name.lower()} programs")
 
 
-class ProgAttachment:
-    """A program attached with BPF_PROG_ATTACH; ``close()`` detaches it (BPF_PROG_DETACH).
+class HookAttachment:
+    """A program attached without a BPF link (PROG_ATTACH, netlink): ``close()`` detaches it,
+    garbage collection does not, and there is nothing to pin. Subclasses say how to detach
+    (``_detach``), which errnos mean "already gone" (``_GONE``) and what to do to pin
+    (``_NO_PIN``: why, instead)."""
 
-    Holds its own references to the program and the target (cgroup, netns, map) for the
-    detach. It has no BPF link, so it cannot be pinned; an attachment never closed stays.
-    """
+    _GONE: frozenset = frozenset({_errno.ENOENT})
+    _NO_PIN: tuple = ("", "")
 
-    def __init__(self, program: FD, target: Optional[FD], attach_type: AttachType,
-                 what: str, target_ifindex: int = 0, netns: Optional[FD] = None) -> None:
+    def __init__(self, program: FD, what: str, netns: Optional[FD] = None) -> None:
         self._prog = program
-        self._target = target
-        self._netns = netns  # where the detach must run (flow dissector, tcx ifindex)
-        self.attach_type = attach_type
-        self.target_ifindex = target_ifindex
+        self._netns = netns  # the namespace the detach must run in
         self.name = what
 
     @property
     def closed(self) -> bool:
         return self._prog.closed
 
+    def _detach(self) -> None:
+        raise NotImplementedError
+
+    def _fds(self) -> tuple[Optional[FD], ...]:
+        return (self._prog, self._netns)
+
     def detach(self) -> None:
-        """BPF_PROG_DETACH of this program from this hook (then the fds are closed)."""
+        """Detach from the hook (an error says why it could not), then close the fds."""
         if self.closed:
             return
         try:
-            attr = ProgAttachAttr(attach_bpf_fd=self._prog.fd, attach_type=self.attach_type,
-                                  target_fd=self._target.fd if self._target else
-                                  self.target_ifindex)
-            from .netns import in_netns
-            with in_netns(self._netns):
-                bpf(Cmd.PROG_DETACH, attr, self.name)
+            self._detach()
         finally:
-            for fd in (self._prog, self._target, self._netns):
+            for fd in self._fds():
                 if fd is not None:
                     fd.close()
 
     def close(self) -> None:
-        """Detach; an attachment someone else detached already (ENOENT) just closes."""
+        """Detach; an attachment already gone (its hook, or detached by someone else) just
+        closes."""
         try:
             self.detach()
         except BPFError as e:
-            if e.errno != _errno.ENOENT:
+            if e.errno not in self._GONE:
                 raise
 
     def pin(self, path: object) -> None:
-        raise BPFError(_errno.EOPNOTSUPP, "BPF_OBJ_PIN", self.name,
-                       "attached with BPF_PROG_ATTACH: there is no BPF link to pin",
-                       "attach with a link (the default) to pin the attachment")
+        raise BPFError(_errno.EOPNOTSUPP, "BPF_OBJ_PIN", self.name, *self._NO_PIN)
 
-    def __enter__(self) -> "ProgAttachment":
+    def __enter__(self: _A) -> _A:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -181,7 +181,37 @@ class ProgAttachment:
 
     def __repr__(self) -> str:
         state = "detached" if self.closed else "attached"
-        return f"<ProgAttachment {self.name!r} {state}>"
+        return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+class ProgAttachment(HookAttachment):
+    """A program attached with BPF_PROG_ATTACH; ``close()`` detaches it (BPF_PROG_DETACH).
+
+    Holds its own references to the program and the target (cgroup, netns, map) for the
+    detach. It has no BPF link, so it cannot be pinned; an attachment never closed stays.
+    """
+
+    _NO_PIN = ("attached with BPF_PROG_ATTACH: there is no BPF link to pin",
+               "attach with a link (the default) to pin the attachment")
+
+    def __init__(self, program: FD, target: Optional[FD], attach_type: AttachType,
+                 what: str, target_ifindex: int = 0, netns: Optional[FD] = None) -> None:
+        super().__init__(program, what, netns)  # netns: flow dissector, tcx by ifindex
+        self._target = target
+        self.attach_type = attach_type
+        self.target_ifindex = target_ifindex
+
+    def _fds(self) -> tuple[Optional[FD], ...]:
+        return (self._prog, self._target, self._netns)
+
+    def _detach(self) -> None:
+        """BPF_PROG_DETACH of this program from this hook."""
+        attr = ProgAttachAttr(attach_bpf_fd=self._prog.fd, attach_type=self.attach_type,
+                              target_fd=self._target.fd if self._target else
+                              self.target_ifindex)
+        from .netns import in_netns
+        with in_netns(self._netns):
+            bpf(Cmd.PROG_DETACH, attr, self.name)
 
 
 def prog_attach(program: KernelObject, target: Optional[FD], attach_type: AttachType,

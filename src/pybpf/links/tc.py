@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from .. import features
-from ..errors import BPFError, UsageError
+from ..errors import UsageError
 from ..object import KernelObject
 from ..sys.fd import FD
 from ..sys.uapi import AttachFlag, AttachType
 from . import netlink
-from .attach import check_prog_type, link_create, prog_query
+from .attach import HookAttachment, check_prog_type, link_create, prog_query
 from .link import Link
 from .netlink import InterfaceLike
 from .netns import current_netns
@@ -64,52 +64,22 @@ def attach_tcx(program: KernelObject, interface: InterfaceLike, direction: str =
                        missing=lambda: features.attach_type(at))
 
 
-class TcFilterAttachment:
+class TcFilterAttachment(HookAttachment):
     """A cls_bpf filter added by netlink: ``close()`` deletes the filter (the clsact qdisc
     stays: other filters may use it)."""
 
+    _GONE = frozenset({_errno.ENOENT, _errno.ENODEV, _errno.EINVAL})  # deleted, or no interface
+    _NO_PIN = ("a cls_bpf filter is no BPF link: there is nothing to pin",
+               "use attach_tcx (Linux 6.6) for a pinnable link")
+
     def __init__(self, program: FD, ifindex: int, direction: str, prio: int, handle: int,
                  what: str) -> None:
-        self._prog = program
-        self._netns = current_netns()
+        super().__init__(program, what, current_netns())
         self.ifindex, self.direction, self.prio, self.handle = ifindex, direction, prio, handle
-        self.name = what
 
-    @property
-    def closed(self) -> bool:
-        return self._prog.closed
-
-    def detach(self) -> None:
-        if self.closed:
-            return
-        try:
-            netlink.del_bpf_filter(self.ifindex, self.direction, self.prio, self.handle,
-                                   f"tc filter delete on {self.name}", self._netns)
-        finally:
-            self._prog.close()
-            self._netns.close()
-
-    def close(self) -> None:
-        """Delete the filter; one deleted already (or its interface gone) just closes."""
-        try:
-            self.detach()
-        except BPFError as e:
-            if e.errno not in (_errno.ENOENT, _errno.ENODEV, _errno.EINVAL):
-                raise
-
-    def pin(self, path: object) -> None:
-        raise BPFError(_errno.EOPNOTSUPP, "BPF_OBJ_PIN", self.name,
-                       "a cls_bpf filter is no BPF link: there is nothing to pin",
-                       "use attach_tcx (Linux 6.6) for a pinnable link")
-
-    def __enter__(self) -> "TcFilterAttachment":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<TcFilterAttachment {self.name!r} {'detached' if self.closed else 'attached'}>"
+    def _detach(self) -> None:
+        netlink.del_bpf_filter(self.ifindex, self.direction, self.prio, self.handle,
+                               f"tc filter delete on {self.name}", self._netns)
 
 
 def attach_tc_filter(program: KernelObject, interface: InterfaceLike,

@@ -19,7 +19,7 @@ from ..object import KernelObject
 from ..sys.fd import FD
 from ..sys.uapi import AttachType, XdpFlag
 from . import netlink
-from .attach import check_prog_type, link_create
+from .attach import HookAttachment, check_prog_type, link_create
 from .link import Link
 from .netlink import InterfaceLike
 from .netns import current_netns
@@ -30,53 +30,23 @@ MODES = {"skb": XdpFlag.SKB_MODE, "generic": XdpFlag.SKB_MODE, "native": XdpFlag
 _MODE_FLAGS = XdpFlag.SKB_MODE | XdpFlag.DRV_MODE | XdpFlag.HW_MODE
 
 
-class XdpAttachment:
+class XdpAttachment(HookAttachment):
     """An XDP program attached by netlink (IFLA_XDP): ``close()`` removes it from the
     interface, only if it is still the attached program (XDP_FLAGS_REPLACE)."""
 
+    _GONE = frozenset({_errno.EEXIST, _errno.ENODEV, _errno.ENOENT})  # replaced, or no interface
+    _NO_PIN = ("attached by netlink (IFLA_XDP): there is no BPF link to pin",
+               "attach with a BPF link (netlink=False) to pin the attachment")
+
     def __init__(self, program: FD, ifindex: int, flags: int, what: str) -> None:
-        self._prog = program
-        self._netns = current_netns()  # the ifindex means something only there
+        super().__init__(program, what, current_netns())  # the ifindex means something there
         self.ifindex = ifindex
         self.flags = flags
-        self.name = what
 
-    @property
-    def closed(self) -> bool:
-        return self._prog.closed
-
-    def detach(self) -> None:
-        if self.closed:
-            return
-        try:
-            netlink.set_xdp(self.ifindex, -1, (self.flags & _MODE_FLAGS) | XdpFlag.REPLACE,
-                            f"XDP detach from {self.name}", expected_fd=self._prog.fd,
-                            netns=self._netns)
-        finally:
-            self._prog.close()
-            self._netns.close()
-
-    def close(self) -> None:
-        """Detach; when another program replaced this one meanwhile, leave that one."""
-        try:
-            self.detach()
-        except BPFError as e:
-            if e.errno not in (_errno.EEXIST, _errno.ENODEV, _errno.ENOENT):
-                raise
-
-    def pin(self, path: object) -> None:
-        raise BPFError(_errno.EOPNOTSUPP, "BPF_OBJ_PIN", self.name,
-                       "attached by netlink (IFLA_XDP): there is no BPF link to pin",
-                       "attach with a BPF link (netlink=False) to pin the attachment")
-
-    def __enter__(self) -> "XdpAttachment":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<XdpAttachment {self.name!r} {'detached' if self.closed else 'attached'}>"
+    def _detach(self) -> None:
+        netlink.set_xdp(self.ifindex, -1, (self.flags & _MODE_FLAGS) | XdpFlag.REPLACE,
+                        f"XDP detach from {self.name}", expected_fd=self._prog.fd,
+                        netns=self._netns)
 
 
 def xdp_flags(flags: int = 0, mode: Optional[str] = None) -> int:
