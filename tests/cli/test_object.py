@@ -14,6 +14,7 @@ import pytest
 
 from pybpf.asm import (FP, R0, R1, R2, R3, R4, R5, R6, W, add64_imm, assemble, call, exit_,
                        ld_imm64, ld_map_fd, mov64_imm, mov64_reg, st)
+from pybpf.elf import ObjectSpec
 from pybpf.maps import Map
 from pybpf.programs import Program
 from pybpf.sys.uapi import MapFlag
@@ -115,16 +116,19 @@ def test_load_reuses_a_global_data_map_by_name_and_idx(hello_obj, pin_dir, tmp_p
     """``map name hello.bss MAP``: a global-data map (a name with a '.') replaced by an existing
     one, which the program then counts in; ``map idx`` names maps in the object's order."""
     (tmp_path / "pkt").write_bytes(bytes(64))
+    order = list(ObjectSpec.from_file(hello_obj).maps)
+    assert order[0] == "points"  # libbpf's order: .maps first, then the global data sections
+    idx = str(order.index("hello.bss"))
     with Map.create("array", 4, 4, 1, name=uniq("bss"), flags=MapFlag.MMAPABLE) as bss:
-        for n, handle in enumerate((["name", "hello.bss"], ["idx", "0"]), 1):
+        for n, handle in enumerate((["name", "hello.bss"], ["idx", idx]), 1):
             pin = pin_dir / f"hello{n}"
             res = pybpf("prog", "load", hello_obj, pin, "map", *handle, "id", bss.id)
             assert (res.rc, res.err) == (0, "")
             assert bss.id in _map_ids(pin).values() and "hello.bss" not in _map_ids(pin)
             assert pybpf("prog", "run", "pinned", pin, "data_in", tmp_path / "pkt").rc == 0
             assert int.from_bytes(bss[0], sys.byteorder) == n
-        assert_error(pybpf("prog", "load", hello_obj, pin_dir / "x", "map", "idx", 3, "id",
-                           bss.id), "map idx '3' is out of range")
+        assert_error(pybpf("prog", "load", hello_obj, pin_dir / "x", "map", "idx", len(order), "id",
+                           bss.id), f"map idx '{len(order)}' is out of range")
 
 
 def test_load_errors(hello_obj, pin_dir, tmp_path):

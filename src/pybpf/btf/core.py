@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from ..asm import rewrite
-from ..asm.opcodes import LD_IMM64
+from ..asm.opcodes import LD_IMM64, Class, Size, Source
 from ..asm.rewrite import POISON_HELPER
 from ..errors import BTFError
 from ..sys.uapi import INSN_SIZE, CoreReloKind
@@ -29,11 +29,7 @@ MAX_SPEC_LEN = 64          # BPF_CORE_SPEC_MAX_LEN
 _MAX_DEPTH = 32
 _ORDER = sys.byteorder     # CO-RE relocates for the running kernel: host byte order
 
-_CLASS_LD, _CLASS_LDX, _CLASS_ST, _CLASS_STX, _CLASS_ALU, _CLASS_JMP = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05
-_CLASS_ALU64 = 0x07
-_SRC_K = 0x00
-_SIZE_BITS = {1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18}  # BPF_B, BPF_H, BPF_W, BPF_DW
-_SIZE_BYTES = {v: k for k, v in _SIZE_BITS.items()}
+_SIZE_OF_BYTES = {s.bytes: s for s in Size}  # 1 -> BPF_B ...
 
 _FIELD_KINDS = frozenset({CoreReloKind.FIELD_BYTE_OFFSET, CoreReloKind.FIELD_BYTE_SIZE,
                           CoreReloKind.FIELD_EXISTS, CoreReloKind.FIELD_SIGNED,
@@ -300,11 +296,12 @@ def types_match(local: T.Type, target: T.Type, behind_ptr: bool = False,
             if local.kind == target.kind:
                 return True
             return isinstance(target, T.Fwd) and target.union == isinstance(local, T.Union)
-        if local.kind != target.kind or len(local.members) > len(target.members):  # type: ignore[attr-defined]
+        if not isinstance(target, T.Composite) or local.kind != target.kind \
+                or len(local.members) > len(target.members):
             return False
         return all(any(_names_match(m.name, n.name) and
                        types_match(m.type, n.type, behind_ptr, depth - 1)
-                       for n in target.members) for m in local.members)  # type: ignore[attr-defined]
+                       for n in target.members) for m in local.members)
     if local.kind != target.kind:
         return False
     if isinstance(local, T.Int):
@@ -398,8 +395,10 @@ class _Poison(Exception):
     """The relocation cannot be satisfied: poison the instruction."""
 
 
-def _field_value(kind: CoreReloKind, spec: Optional[CoreSpec]) -> tuple[int, int, Optional[T.Type], bool]:
-    """(value, field size for memory access, field type, validate) (``bpf_core_calc_field_relo``)."""
+def _field_value(kind: CoreReloKind,
+                 spec: Optional[CoreSpec]) -> tuple[int, int, Optional[T.Type], bool]:
+    """(value, field size for memory access, field type, validate): libbpf's
+    ``bpf_core_calc_field_relo``."""
     if kind == CoreReloKind.FIELD_EXISTS:
         return (1 if spec is not None else 0), 0, None, True
     if spec is None:
@@ -539,13 +538,13 @@ def patch(insns: bytearray, index: int, res: CoreResult) -> None:
     code, _, src, off, imm = rewrite.fields(insns, index, _ORDER)
     cls = code & 0x07
     where = f"{res.describe()}: instruction #{index}"
-    if cls in (_CLASS_ALU, _CLASS_ALU64):
-        if code & 0x08 != _SRC_K:
+    if cls in (Class.ALU, Class.ALU64):
+        if code & 0x08 != Source.K:
             raise CoreError(f"{where} is an ALU instruction with a register source")
         if res.validate and imm & 0xFFFFFFFF != res.orig & 0xFFFFFFFF:
             raise CoreError(f"{where}: immediate is {imm}, expected {res.orig}")
         rewrite.patch(insns, index, _ORDER, imm=res.new)
-    elif cls in (_CLASS_LDX, _CLASS_ST, _CLASS_STX):
+    elif cls in (Class.LDX, Class.ST, Class.STX):
         if res.validate and off != res.orig:
             raise CoreError(f"{where}: offset is {off}, expected {res.orig}")
         if res.new > 0x7FFF:
@@ -557,12 +556,12 @@ def patch(insns: bytearray, index: int, res: CoreResult) -> None:
             rewrite.poison(insns, index, _ORDER)
             return
         if res.new_size != res.orig_size:
-            size = _SIZE_BYTES[code & 0x18]
+            size = Size(code & 0x18).bytes
             if size != res.orig_size:
                 raise CoreError(f"{where}: accesses {size} bytes, expected {res.orig_size}")
-            if res.new_size not in _SIZE_BITS:
+            if res.new_size not in _SIZE_OF_BYTES:
                 raise CoreError(f"{where}: cannot access {res.new_size} bytes in one instruction")
-            code = (code & ~0x18) | _SIZE_BITS[res.new_size]
+            code = (code & ~0x18) | _SIZE_OF_BYTES[res.new_size]
         rewrite.patch(insns, index, _ORDER, op=code, off=res.new)
     elif code == LD_IMM64:
         if (index + 2) * INSN_SIZE > len(insns):

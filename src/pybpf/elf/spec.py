@@ -170,8 +170,8 @@ class ObjectSpec:
         self._map_at: dict[tuple[int, int], str] = {}  # (section, offset) -> .maps map name
         self._data_maps: dict[int, MapSpec] = {}        # data section index -> its map
         self._parse_externs()
+        self._parse_btf_maps()   # .maps first, then global data: libbpf's order of creation
         self._parse_data_maps()
-        self._parse_btf_maps()
         self._parse_functions()
         self._parse_map_slots()
 
