@@ -261,22 +261,23 @@ def test_given_maps_are_used_instead_of_created(bpf_objects, pin_dir):
     (("array", 4, 8, 2), "max_entries 2 \\(wanted 1\\)"),
     (("array", 4, 8, 1, MapFlag.RDONLY_PROG), "flags 128 \\(wanted 0\\)"),
 ])
-def test_given_map_must_match_the_definition(bpf_objects, create, differs):
+def test_given_map_must_match_the_definition(bpf_objects, pin_dir, create, differs):
     spec = spec_of(bpf_objects, "elf_pinning")
     kind, key, value, entries, *flags = create
     with Map.create(kind, key, value, entries, flags=sum(flags)) as wrong:
         before = len(os.listdir("/proc/self/fd"))
         with pytest.raises(ObjectError, match=f"map 'private_counter': the given map \\(id "
                                               f"{wrong.id}\\) is incompatible.*{differs}"):
-            spec.load(maps={"private_counter": wrong})
+            spec.load(pin_root=pin_dir, maps={"private_counter": wrong})
         assert len(os.listdir("/proc/self/fd")) == before
         assert not wrong.closed
+        assert not (pin_dir / "shared_counter").exists()  # pinned, then unpinned on failure
 
 
-def test_given_map_of_an_unknown_name(bpf_objects):
+def test_given_map_of_an_unknown_name(bpf_objects, pin_dir):
     with Map.create("array", 4, 8, 1) as m, \
             pytest.raises(UsageError, match="no map named 'nope'.*private_counter"):
-        spec_of(bpf_objects, "elf_pinning").load(maps={"nope": m})
+        spec_of(bpf_objects, "elf_pinning").load(pin_root=pin_dir, maps={"nope": m})
 
 
 def test_map_in_map_slots(bpf_objects):

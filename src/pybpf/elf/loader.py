@@ -119,6 +119,7 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
         raise UsageError(f"{spec.path}: no map named {', '.join(map(repr, unknown))} to replace; "
                          f"the object's maps: {', '.join(spec.maps) or '(none)'}")
     coll = Collection(spec)
+    new_pins: list[str] = []  # maps this load pinned by name: unpinned again if it fails
     try:
         kcfg = [e for e in spec.externs.values() if e.kind == RefKind.KCONFIG]
         if kcfg:
@@ -128,7 +129,7 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
             coll.btf = _load_btf(spec)
         for ms in spec.maps.values():
             coll.maps[ms.name] = _reuse_given(ms, given[ms.name]) if ms.name in given else \
-                _create_map(spec, ms, coll.btf, os.fspath(pin_root))
+                _create_map(spec, ms, coll.btf, os.fspath(pin_root), new_pins)
         ksyms = _Ksyms(spec)
         try:
             for ps in spec.programs.values():
@@ -140,6 +141,11 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
         _fill_slots(spec, coll)
     except BaseException:
         coll.close()
+        for path in new_pins:  # as libbpf: a failed load leaves no pin behind
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         raise
     return coll
 
@@ -209,14 +215,14 @@ def _load_btf(spec: ObjectSpec) -> Optional[BTF]:
 
 # -- maps --------------------------------------------------------------------------------
 def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str,
-                inner: bool = False) -> Map:
+                new_pins: list[str], inner: bool = False) -> Map:
     path = os.path.join(pin_root, ms.name) if ms.pinning == Pinning.BY_NAME and not inner \
         else None
     if path is not None and os.path.exists(path):
         return _reuse_pinned(ms, path)
     inner_map = None
     if ms.inner is not None:
-        inner_map = _create_map(spec, ms.inner, btf, pin_root, inner=True)
+        inner_map = _create_map(spec, ms.inner, btf, pin_root, new_pins, inner=True)
     try:
         ids = {}
         if btf is not None and ms.type not in _NO_BTF_TYPES:
@@ -243,6 +249,7 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
             m.freeze()
         if path is not None:
             m.pin(path)
+            new_pins.append(path)
     except BaseException:
         m.close()
         raise
