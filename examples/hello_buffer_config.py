@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ MESSAGES = {0: "Hey root!", 501: "Hi user 501!"}
 COMMANDS = (["/bin/true"], ["/bin/uname"], ["/usr/bin/id"])
 # (uid, command): runs as that uid, so config's per-uid messages show (setpriv: util-linux)
 AS_USER = ((501, ["/bin/true"]), (2, ["/bin/true"]))
+SETPRIV = shutil.which("setpriv") or "setpriv"  # by path: one execve, not one per PATH entry
 
 
 def message(text: str) -> bytes:
@@ -58,7 +60,7 @@ def spawn() -> list[subprocess.Popen]:
     """The commands this demo runs itself, some under other uids."""
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for cmd in COMMANDS]
     for uid, cmd in AS_USER:
-        procs.append(subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+        procs.append(subprocess.Popen([SETPRIV, f"--reuid={uid}", f"--regid={uid}",
                                        "--clear-groups", *cmd], stdout=subprocess.DEVNULL))
     return procs
 
