@@ -13,7 +13,6 @@ rejects only if the instruction is reachable, exactly as libbpf does.
 from __future__ import annotations
 
 import sys
-import weakref
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
@@ -191,32 +190,22 @@ def candidates(local: T.Type, targets: Sequence[Spec]) -> list[T.Type]:
     name = essential_name(local.name)
     found = []
     for target in targets:
-        for full in [name] + _flavored(target).get(name, []):
+        for full in [name] + _flavored(target, name):
             found.extend(t for t in target.find_all(full) if _kinds_compatible(t, local))
     return found
 
 
-_FLAVORED: "weakref.WeakKeyDictionary[Spec, dict[str, list[str]]]" = weakref.WeakKeyDictionary()
-
-
-def _flavored(spec: Spec) -> dict[str, list[str]]:
-    """Names in ``spec``'s strings that carry a flavor, by essential name (found with one
-    scan for ``___``; kernel BTF has almost none)."""
-    table = _FLAVORED.get(spec)
-    if table is None:
-        table = {}
-        strings = spec._all_strings()
-        pos = strings.find(b"___")
-        while pos >= 0:
-            start = strings.rfind(b"\0", 0, pos) + 1
-            end = strings.find(b"\0", pos)
-            full = strings[start:end].decode("utf-8", "replace")
-            base = essential_name(full)
-            if base != full and full not in table.setdefault(base, []):
-                table[base].append(full)
-            pos = strings.find(b"___", end if end > pos else pos + 3)
-        _FLAVORED[spec] = table
-    return table
+def _flavored(spec: Spec, name: str) -> list[str]:
+    """The names in ``spec``'s strings that are ``name`` with a flavor (``name___x``)."""
+    strings, key, found = spec._all_strings(), b"\0" + name.encode() + b"___", []
+    pos = strings.find(key)
+    while pos >= 0:
+        end = strings.find(b"\0", pos + 1)
+        full = strings[pos + 1:end].decode("utf-8", "replace")
+        if essential_name(full) == name and full not in found:
+            found.append(full)
+        pos = strings.find(key, pos + 1)
+    return found
 
 
 def _names_match(local: str, target: str) -> bool:

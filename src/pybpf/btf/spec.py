@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 from array import array
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Iterator, Optional, Sequence, Union
 
 from .. import cache
 from ..errors import BTFError
@@ -72,11 +72,15 @@ class Spec:
         self._strings = self.raw[hdr_len + str_off:hdr_len + str_off + str_len]
         if self._strings and (self._strings[-1] != 0 or (base is None and self._strings[0] != 0)):
             raise BTFError(f"{name}: string section must start and end with a NUL byte")
-        words = array("I")
-        words.frombytes(memoryview(self.raw)[hdr_len + type_off:hdr_len + type_off + type_len])
-        if order != sys.byteorder:
-            words.byteswap()
-        self._words = words
+        section = memoryview(self.raw)[hdr_len + type_off:hdr_len + type_off + type_len]
+        if order == sys.byteorder and (hdr_len + type_off) % 4 == 0:
+            self._words: Sequence[int] = section.cast("I")  # read in place: no copy
+        else:
+            words = array("I")  # another byte order, or unaligned: a copy
+            words.frombytes(section)
+            if order != sys.byteorder:
+                words.byteswap()
+            self._words = words
         self._first_id = len(base) if base is not None else 1
         self._str_base = len(base._all_strings()) if base is not None else 0
         self._offsets: Optional[array] = None
@@ -142,25 +146,22 @@ class Spec:
             return self._offsets
         if self._cache_name and self._load_index():
             return self._offsets  # type: ignore[return-value]
-        words, step, per = self._words, _STEP8, _PER8
-        offsets = array("I")
-        add = offsets.append
+        words = self._words
         steps: dict[int, int] = {}  # info word -> record length: few distinct values
-        get = steps.get
+        get, length = steps.get, _record_length
+        starts: list[int] = []
+        add = starts.append
         i, n = 0, len(words)
         try:
-            while i < n:
-                info = words[i + 1]
+            while True:  # ends in IndexError at the section's end (fastest loop in CPython)
                 add(i)
-                d = get(info)
-                if d is None:
-                    d = steps[info] = step[info >> 24] + per[info >> 24] * (info & 0xFFFF)
-                i += d
+                i += get(words[i + 1]) or length(steps, words[i + 1])
         except IndexError:
-            i = n + 1
+            starts.pop()  # the end (or, if malformed, where it ran past it)
         if i != n:
-            raise BTFError(f"{self.name}: type {self._first_id + len(offsets) - 1} is malformed "
+            raise BTFError(f"{self.name}: type {self._first_id + len(starts)} is malformed "
                            f"(unknown kind or runs past the type section)")
+        offsets = array("I", starts)
         self._name_offs = array("I", map(words.__getitem__, offsets))
         self._offsets = offsets
         if self._cache_name:
@@ -369,6 +370,12 @@ class Spec:
 
     def __repr__(self) -> str:
         return f"<Spec {self.name} ({self.byte_order}-endian, {len(self._words) * 4} bytes of types)>"
+
+
+def _record_length(steps: dict[int, int], info: int) -> int:
+    """Words of a type record with this info word (remembered in ``steps``)."""
+    d = steps[info] = _STEP8[info >> 24] + _PER8[info >> 24] * (info & 0xFFFF)
+    return d
 
 
 def _read(f: BinaryIO) -> bytes:
