@@ -15,8 +15,9 @@ the subprogram index in ``imm``, named from the program's ``jited_ksyms``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
+from ..sys import kallsyms
 from ..sys.uapi import Helper, PseudoCall, PseudoSrc
 from .insn import INSN_SIZE, Instruction
 from .opcodes import AluOp, AtomicOp, Class, JmpOp, Mode, Size, Source
@@ -54,31 +55,30 @@ class KernelSymbols:
     call_base: int = 0
 
     @classmethod
-    def parse(cls, kallsyms: str) -> KernelSymbols:
-        """Symbols from the text of /proc/kallsyms (``address type name [module]`` lines)."""
-        names: dict[int, str] = {}
-        call_base = 0
-        for line in kallsyms.splitlines():
-            parts = line.split()
-            if len(parts) < 3:
-                continue
-            address = int(parts[0], 16)
-            if parts[2] == "__bpf_call_base":
-                if not address:
-                    return cls()
-                call_base = address
-            if address:
-                names.setdefault(address, parts[2])
-        return cls(names, call_base)
+    def parse(cls, text: str) -> KernelSymbols:
+        """Symbols from the text of /proc/kallsyms."""
+        return cls._of(kallsyms.parse(text.splitlines()))
 
     @classmethod
-    def load(cls, path: str = "/proc/kallsyms") -> KernelSymbols:
+    def load(cls, path: str = kallsyms.KALLSYMS) -> KernelSymbols:
         """Symbols of the running kernel; none when ``path`` cannot be read."""
         try:
-            with open(path) as f:
-                return cls.parse(f.read())
+            return cls._of(kallsyms.read(path))
         except OSError:
             return cls()
+
+    @classmethod
+    def _of(cls, symbols: Iterable[tuple[int, str, str]]) -> KernelSymbols:
+        names: dict[int, str] = {}
+        call_base = 0
+        for address, _, name in symbols:
+            if name == "__bpf_call_base":
+                if not address:
+                    return cls()  # addresses hidden (kptr_restrict)
+                call_base = address
+            if address:
+                names.setdefault(address, name)
+        return cls(names, call_base)
 
 
 def _s32(value: int) -> int:

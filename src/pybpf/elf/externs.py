@@ -17,11 +17,11 @@ from ..btf import types as T
 from ..btf.spec import Spec
 from ..errors import BTFError, ObjectError
 from ..programs import kernel_version_code
+from ..sys.kallsyms import KALLSYMS, read as read_kallsyms
 from .maps import VariableSpec
 from .spec import ExternSpec
 
 CONFIG_PATHS = ("/proc/config.gz", "/boot/config-{release}")
-KALLSYMS = "/proc/kallsyms"
 _TRISTATE = {"n": 0, "y": 1, "m": 2}
 
 
@@ -127,11 +127,9 @@ def kallsyms(names: set[str], path: str = KALLSYMS) -> dict[str, int]:
     """Addresses of kernel symbols ``names`` (zero addresses: kptr_restrict hides them)."""
     out: dict[str, int] = {}
     try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[2] in names and parts[2] not in out:
-                    out[parts[2]] = int(parts[0], 16)
+        for address, _, name in read_kallsyms(path):
+            if name in names and name not in out:
+                out[name] = address
     except OSError as e:
         raise ObjectError(f"cannot read {path} for __ksym addresses: {e.strerror}") from None
     if out and not any(out.values()):

@@ -16,13 +16,13 @@ from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..object import KernelObject
 from ..sys.attrs import LinkCreateAttr
 from ..sys.fd import FD
+from ..sys.kallsyms import KALLSYMS, read as read_kallsyms
 from ..sys.syscall import bpf_raw
 from ..sys.uapi import AttachType, Cmd, KprobeMultiFlag
 from .link import Link, PerfEventAttachment
 from .probe import LegacyProbeEvent, open_pmu_probe, pmu_type
 from .tracing import attach_perf_event, tracefs
 
-KALLSYMS = "/proc/kallsyms"
 _ENOTSUPP = 524
 
 SYSCALL_PREFIXES = {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_",
@@ -90,11 +90,9 @@ def kernel_symbols() -> dict[str, int]:
     """Function symbols of the kernel and its modules from /proc/kallsyms: name -> address
     (0 when kptr_restrict hides addresses). The first of duplicate names wins."""
     syms: dict[str, int] = {}
-    with open(KALLSYMS) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[1] in "tTwW":
-                syms.setdefault(parts[2], int(parts[0], 16))
+    for address, kind, name in read_kallsyms():
+        if kind in "tTwW":
+            syms.setdefault(name, address)
     return syms
 
 
