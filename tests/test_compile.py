@@ -210,3 +210,13 @@ def test_import_is_lazy():
             "from pybpf.compile import compile\n"
             "assert callable(pybpf.compile)\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unwritable_cache_is_a_clear_error(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # the cache directory cannot be made under a file
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    btf = tmp_path / "kernel.btf"
+    btf.write_bytes(encode([T.Int("int", 4, T.INT_SIGNED)]))
+    with pytest.raises(ToolchainError, match="cannot write vmlinux.h to pybpf's cache"):
+        vmlinux_header(btf)

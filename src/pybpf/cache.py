@@ -24,6 +24,7 @@ def read(name: str) -> Optional[bytes]:
 def write(name: str, data: bytes) -> None:
     """Store ``data`` as ``name`` atomically (a reader never sees half a file); errors ignored."""
     path = cache_dir() / name
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -31,7 +32,8 @@ def write(name: str, data: bytes) -> None:
             f.write(data)
         os.replace(tmp, path)
     except OSError:
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
 
 from . import __version__
+from . import cache
 from .cache import cache_dir
 from .errors import BTFError, CompileError, ToolchainError, UsageError
 
@@ -77,18 +78,18 @@ def vmlinux_header(btf: PathLike = VMLINUX_BTF, reserved: Iterable[str] = ()) ->
     key = hashlib.sha256(data)
     key.update(f"\0{__version__}\0{HEADER_FORMAT}\0{','.join(reserved)}".encode())
     release = os.uname().release if str(btf) == VMLINUX_BTF else Path(btf).name
-    header = cache_dir() / "vmlinux" / f"{release}-{key.hexdigest()[:16]}" / "vmlinux.h"
+    name = f"vmlinux/{release}-{key.hexdigest()[:16]}/vmlinux.h"
+    header = cache_dir() / name
     if header.exists():
         return header
     from .btf.cdump import dump_c
     from .btf.spec import Spec
 
     text = dump_c(Spec.parse(data, name=str(btf)), reserved=reserved, kfuncs=True)
-    header.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=header.parent, prefix=".vmlinux.h.",
-                                     delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, header)  # atomic: a concurrent reader sees all or nothing
+    cache.write(name, text.encode())  # atomic: a concurrent reader sees all or nothing
+    if not header.exists():
+        raise ToolchainError(f"cannot write vmlinux.h to pybpf's cache {cache_dir()}: set "
+                             f"XDG_CACHE_HOME to a writable directory")
     return header
 
 

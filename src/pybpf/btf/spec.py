@@ -183,8 +183,7 @@ class Spec:
         names.frombytes(data[head + 4 * count:])
         words, last = self._words, offsets[-1]
         if last + 1 >= len(words) or names[-1] != words[last] or \
-                last + _STEP8[words[last + 1] >> 24] + _PER8[words[last + 1] >> 24] * \
-                (words[last + 1] & 0xFFFF) != len(words):
+                last + _record_length({}, words[last + 1]) != len(words):
             return False  # not this BTF's index
         self._offsets, self._name_offs = offsets, names
         return True
