@@ -117,6 +117,16 @@ def map_type(t: int) -> Support:
 def _load(prog_type: int, insns: bytes = _RET0, expected_attach_type: int = 0,
           attach_btf_id: int = 0, log: Optional[ctypes.Array] = None, flags: int = 0) -> int:
     """Load and close a probe program; 0 or the errno."""
+    ret = _load_fd(prog_type, insns, expected_attach_type, attach_btf_id, log, flags)
+    if ret >= 0:
+        os.close(ret)
+        return 0
+    return -ret
+
+
+def _load_fd(prog_type: int, insns: bytes = _RET0, expected_attach_type: int = 0,
+             attach_btf_id: int = 0, log: Optional[ctypes.Array] = None, flags: int = 0) -> int:
+    """Load a probe program: its fd (the caller closes it) or -errno."""
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(b"GPL")
     attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8,
@@ -125,11 +135,7 @@ def _load(prog_type: int, insns: bytes = _RET0, expected_attach_type: int = 0,
                         prog_flags=flags)
     if log is not None:
         attr.log_level, attr.log_size, attr.log_buf = 1, len(log), ctypes.addressof(log)
-    ret = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
-    if ret >= 0:
-        os.close(ret)
-        return 0
-    return -ret
+    return bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
 
 
 _PROG_ATTACH_FOR_PROBE = {
@@ -206,11 +212,7 @@ def _multi_link(attach: AttachType, target: str, instead: str) -> Support:
     EOPNOTSUPP."""
     from .sys.attrs import LinkCreateAttr
     what = "kprobe_multi" if attach == AttachType.TRACE_KPROBE_MULTI else "uprobe_multi"
-    code = ctypes.create_string_buffer(_RET0, len(_RET0))
-    lic = ctypes.create_string_buffer(b"GPL")
-    load = ProgLoadAttr(prog_type=ProgType.KPROBE, insn_cnt=2, insns=ctypes.addressof(code),
-                        license=ctypes.addressof(lic), expected_attach_type=attach)
-    prog = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(load), ctypes.sizeof(load))
+    prog = _load_fd(ProgType.KPROBE, expected_attach_type=attach)
     if prog < 0:
         return Support(False, f"{what} links: kprobe programs cannot be loaded "
                               f"({_errname(-prog)})")
@@ -309,11 +311,7 @@ def perf_link() -> Support:
     from .sys import perf
     from .sys.attrs import LinkCreateAttr
     from .sys.uapi import PerfSwId, PerfTypeId
-    code = ctypes.create_string_buffer(_RET0, len(_RET0))
-    lic = ctypes.create_string_buffer(b"GPL")
-    load = ProgLoadAttr(prog_type=ProgType.PERF_EVENT, insn_cnt=2, insns=ctypes.addressof(code),
-                        license=ctypes.addressof(lic))
-    prog = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(load), ctypes.sizeof(load))
+    prog = _load_fd(ProgType.PERF_EVENT)
     if prog < 0:
         return Support(False, f"perf_event programs cannot be loaded ({_errname(-prog)})")
     try:
