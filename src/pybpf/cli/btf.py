@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from ..errors import PyBPFError
 from .common import (Args, CLIError, Options, dispatch, emit, emit_objects, help_command,
-                     one_handle, open_all, open_by_id, parse_id, why)
+                     open_all, open_by_id, parse_id, why)
 
 USAGE = """Usage: pybpf btf { show | list } [id BTF_ID]
        pybpf btf dump BTF_SRC [format FORMAT]
@@ -215,9 +215,9 @@ def do_dump(args: Args, opts: Options) -> int:
     elif "file".startswith(src):
         spec = _spec_of_file(args.next("file"))
     elif "map".startswith(src):
-        from .map import map_fds
+        from .map import map_fd
         from ..maps import MapInfo
-        with one_handle(map_fds(args), "map") as fd:
+        with map_fd(args) as fd:
             info = MapInfo.from_fd(fd.fd)
         if not info.btf_id:
             raise CLIError("can't get BTF object id: map has no BTF")
@@ -234,9 +234,9 @@ def do_dump(args: Args, opts: Options) -> int:
                 if which in ("value", "kv") else []
             roots = key + value
     elif "prog".startswith(src):
-        from .prog import prog_fds
+        from .prog import prog_fd
         from ..programs import ProgInfo
-        with one_handle(prog_fds(args), "prog") as fd:
+        with prog_fd(args) as fd:
             info = ProgInfo.from_fd(fd.fd)
         if not info.btf_id:
             raise CLIError("can't get BTF object id: prog has no BTF")

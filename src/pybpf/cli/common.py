@@ -112,6 +112,17 @@ def help_command(usage: str) -> Command:
     return do_help
 
 
+def pin_command(open_fd: Callable[[Args], Any]) -> Command:
+    """The ``pin`` command of an object: ``pin HANDLE FILE`` pins the one object named."""
+    def do_pin(args: Args, opts: Options) -> int:
+        args.require(3)
+        with open_fd(args) as fd:
+            pin_fd(fd.fd, args.next("path"))
+        json_null(opts)
+        return 0
+    return do_pin
+
+
 # -- numbers and bytes as C's strtoul reads them --------------------------------------------------
 def strtoul(text: str, base: int = 0) -> Optional[int]:
     """``strtoul(text, &end, base)`` when it consumes all of ``text``, else None."""
@@ -251,11 +262,12 @@ def type_json(value: Any) -> Any:
     return type_name(value) if hasattr(value, "name") else int(value)
 
 
-def ifname(ifindex: int) -> Optional[str]:
+def known(enum: Any, value: int) -> Any:
+    """``enum(value)``, or the plain int when pybpf has no name for it (a newer kernel's)."""
     try:
-        return __import__("socket").if_indextoname(ifindex)
-    except OSError:
-        return None
+        return enum(value)
+    except ValueError:
+        return value
 
 
 def dev_plain(ifindex: int, ns_dev: int, ns_ino: int) -> str:
@@ -281,6 +293,7 @@ def _ifname_in_netns(ifindex: int, ns_dev: int, ns_ino: int) -> Optional[str]:
     st = os.stat("/proc/self/ns/net")
     if st.st_dev != ns_dev or st.st_ino != ns_ino:
         return None
+    from ..links.netlink import ifname
     return ifname(ifindex)
 
 
@@ -289,11 +302,7 @@ _NOUN = {"map": "map", "prog": "program", "link": "link", "btf": "BTF object"}
 
 
 def parse_id(args: Args) -> int:
-    word = args.next("ID")
-    value = strtoul(word)
-    if value is None:
-        raise CLIError(f"can't parse {word} as ID")
-    return value & 0xFFFFFFFF
+    return parse_u32(args, "ID")
 
 
 def open_pinned(path: str, kind: str) -> Any:

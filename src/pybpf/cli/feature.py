@@ -2,7 +2,6 @@
 ``pybpf.features`` (every answer a real create/load), laid out as bpftool's report."""
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 from .common import Args, CLIError, Options, dispatch, emit, help_command
@@ -73,24 +72,15 @@ def _sysctl(name: str) -> int:
 
 
 def _kernel_config() -> Optional[dict[str, str]]:
-    """The running kernel's build options, from /boot/config-RELEASE or /proc/config.gz."""
-    release = os.uname().release
+    """The running kernel's build options, from /boot/config-RELEASE or /proc/config.gz
+    (None when neither is readable), string values unquoted as bpftool prints them."""
+    from ..elf.externs import kernel_config
+    from ..errors import ObjectError
     try:
-        with open(f"/boot/config-{release}") as f:
-            text = f.read()
-    except OSError:
-        try:
-            import gzip
-            with gzip.open("/proc/config.gz", "rt") as f:
-                text = f.read()
-        except OSError:
-            return None
-    out = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name.startswith("CONFIG_"):
-            out[name] = value.strip('"')
-    return out
+        config = kernel_config(("/boot/config-{release}", "/proc/config.gz"))
+    except ObjectError:
+        return None
+    return {name: value.strip('"') for name, value in config.items()}
 
 
 def _probe_all(full: bool) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from typing import Any
 
 from ..errors import BPFError
 from .common import (Args, CLIError, Options, dispatch, emit_objects, errno_code,
-                     help_command, ifname, json_null, one_handle, open_all, parse_handles,
-                     pin_fd, pinned_table, type_json, type_plain, why)
+                     help_command, json_null, known, one_handle, open_all,
+                     parse_handles, pin_command, pinned_table, type_json, type_name, type_plain,
+                     why)
 
 USAGE = """Usage: pybpf link { show | list }   [LINK]
        pybpf link pin        LINK  FILE
@@ -21,14 +22,6 @@ def link_fd(args: Args) -> Any:
     return one_handle(parse_handles(args, "link", None, ("id", "pinned")), "link")
 
 
-def _attach_type(value: int) -> Any:
-    from ..sys.uapi import AttachType
-    try:
-        return AttachType(value)
-    except ValueError:
-        return value
-
-
 def _prog_type(prog_id: int) -> Any:
     from ..programs import ProgInfo
     from ..sys import objects
@@ -37,6 +30,7 @@ def _prog_type(prog_id: int) -> Any:
 
 
 def _ifindex_plain(ifindex: int) -> str:
+    from ..links.netlink import ifname
     if not ifindex:
         return "(detached)"
     name = ifname(ifindex)
@@ -50,13 +44,14 @@ def _fields(info: Any) -> list[tuple[str, Any, str]]:
     more for XDP links); tcx and netkit links, which it does not know, are printed as newer
     bpftool versions print them. JSON carries the interface for all three.
     """
-    from ..sys.uapi import LinkType
+    from ..links.netlink import ifname
+    from ..sys.uapi import AttachType, LinkType
     d = info.details
     out: list[tuple[str, Any, str]] = []
 
     def attach(value: Any) -> None:
-        t = _attach_type(int(value))
-        out.append(("attach_type", type_json(t), f"attach_type {type_name_or_int(t)}  "))
+        t = known(AttachType, int(value))
+        out.append(("attach_type", type_json(t), f"attach_type {type_name(t)}  "))
 
     def interface(plain: bool) -> None:
         index = d["ifindex"]
@@ -69,7 +64,7 @@ def _fields(info: Any) -> list[tuple[str, Any, str]]:
         out.append(("tp_name", d.get("tp_name", ""), f"\n\ttp '{d.get('tp_name', '')}'  "))
     elif info.type == LinkType.TRACING:
         ptype = _prog_type(info.prog_id)
-        out.append(("prog_type", type_json(ptype), f"\n\tprog_type {type_name_or_int(ptype)}  "))
+        out.append(("prog_type", type_json(ptype), f"\n\tprog_type {type_name(ptype)}  "))
         attach(d["attach_type"])
     elif info.type == LinkType.CGROUP:
         out.append(("cgroup_id", d["cgroup_id"], f"\n\tcgroup_id {d['cgroup_id']}  "))
@@ -83,10 +78,6 @@ def _fields(info: Any) -> list[tuple[str, Any, str]]:
         interface(True)
         attach(d["attach_type"])
     return out
-
-
-def type_name_or_int(value: Any) -> str:
-    return value.name.lower() if hasattr(value, "name") else str(int(value))
 
 
 def _show_json(info: Any, pins: dict, opts: Options) -> dict:
@@ -123,14 +114,6 @@ def do_show(args: Args, opts: Options) -> int:
     return 0
 
 
-def do_pin(args: Args, opts: Options) -> int:
-    args.require(3)
-    with link_fd(args) as fd:
-        pin_fd(fd.fd, args.next("path"))
-    json_null(opts)
-    return 0
-
-
 def do_detach(args: Args, opts: Options) -> int:
     from ..links.link import Link
     if len(args) != 2:
@@ -144,8 +127,8 @@ def do_detach(args: Args, opts: Options) -> int:
     return 0
 
 
-COMMANDS = [("show", do_show), ("list", do_show), ("help", help_command(USAGE)), ("pin", do_pin),
-            ("detach", do_detach)]
+COMMANDS = [("show", do_show), ("list", do_show), ("help", help_command(USAGE)),
+            ("pin", pin_command(link_fd)), ("detach", do_detach)]
 
 
 def main(args: Args, opts: Options) -> int:

@@ -10,8 +10,8 @@ from typing import Any, Callable, Optional
 from ..errors import BPFError, PyBPFError
 from .common import (Args, CLIError, Options, dev_json, dev_plain, dispatch, emit, emit_objects,
                      errno_code, help_command, hex_json, hex_list, hex_plain, json_null, jsonw,
-                     one_handle, open_all, parse_bytes, parse_handles, parse_u32, pin_fd,
-                     pinned_table, type_json, type_plain, why)
+                     known, one_handle, open_all, parse_bytes, parse_handles, parse_u32,
+                     pin_command, pin_fd, pinned_table, type_json, type_name, type_plain, why)
 
 USAGE = """Usage: pybpf map { show | list }   [MAP]
        pybpf map create     FILE type TYPE key KEY_SIZE value VALUE_SIZE \\
@@ -51,10 +51,15 @@ def map_fds(args: Args) -> list[Any]:
     return parse_handles(args, "map", _match)
 
 
+def map_fd(args: Args) -> Any:
+    """The FD of the one map a ``MAP`` handle names."""
+    return one_handle(map_fds(args), "map")
+
+
 def open_map(args: Args) -> Any:
     """The one Map a ``MAP`` handle names (raw bytes keys and values)."""
     from ..maps import Map
-    return Map.from_fd(one_handle(map_fds(args), "map"))
+    return Map.from_fd(map_fd(args))
 
 
 def _per_cpu(info: Any) -> bool:
@@ -71,18 +76,15 @@ def _record(fd: Any) -> tuple[Any, dict[str, str]]:
 
 def _show_json(info: Any, fdinfo: dict[str, str], pins: dict[int, list[str]],
                opts: Options) -> dict:
-    from ..sys.uapi import MapType
-    rec: dict[str, Any] = {"id": info.id, "type": type_json(info.type)}
-    if info.name:
-        rec["name"] = info.name
-    rec["flags"] = info.flags
+    from ..sys.uapi import MapType, ProgType
+    rec = _header_json(info, None)
     rec.update(dev_json(info.ifindex, info.netns_dev, info.netns_ino))
     rec.update(bytes_key=info.key_size, bytes_value=info.value_size, max_entries=info.max_entries)
     if "memlock" in fdinfo:
         rec["bytes_memlock"] = int(fdinfo["memlock"])
     if info.type == MapType.PROG_ARRAY:
         if "owner_prog_type" in fdinfo:
-            rec["owner_prog_type"] = _prog_type(int(fdinfo["owner_prog_type"]), True)
+            rec["owner_prog_type"] = type_json(known(ProgType, int(fdinfo["owner_prog_type"])))
         if "owner_jited" in fdinfo:
             rec["owner_jited"] = bool(int(fdinfo["owner_jited"]))
     rec["frozen"] = int(fdinfo.get("frozen", "0"))
@@ -93,14 +95,6 @@ def _show_json(info: Any, fdinfo: dict[str, str], pins: dict[int, list[str]],
     return rec
 
 
-def _prog_type(value: int, as_json: bool) -> Any:
-    from ..sys.uapi import ProgType
-    try:
-        return ProgType(value).name.lower()
-    except ValueError:
-        return value if as_json else str(value)
-
-
 def _header_plain(info: Any) -> str:
     name = f"name {info.name}  " if info.name else ""
     return (f"{info.id}: {type_plain(info.type)}  {name}flags 0x{info.flags:x}"
@@ -108,7 +102,7 @@ def _header_plain(info: Any) -> str:
 
 
 def _show_plain(info: Any, fdinfo: dict[str, str], pins: dict[int, list[str]]) -> str:
-    from ..sys.uapi import MapType
+    from ..sys.uapi import MapType, ProgType
     text = (_header_plain(info) + "\n"
             f"\tkey {info.key_size}B  value {info.value_size}B  max_entries {info.max_entries}")
     if "memlock" in fdinfo:
@@ -118,7 +112,7 @@ def _show_plain(info: Any, fdinfo: dict[str, str], pins: dict[int, list[str]]) -
         if owner is not None or jited is not None:
             text += "\n\t"
         if owner is not None:
-            text += f"owner_prog_type {_prog_type(int(owner), False)}  "
+            text += f"owner_prog_type {type_name(known(ProgType, int(owner)))}  "
         if jited is not None:
             text += "owner jited" if int(jited) else "owner not jited"
     for path in pins.get(info.id, []):
@@ -296,7 +290,8 @@ def _dump(maps: list, opts: Options) -> int:
     try:
         return _dump_all(maps, opts)
     except BPFError as e:
-        if e.errno not in (_errno.EINVAL, _errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
+        from ..sys.uapi import ENOTSUPP
+        if e.errno not in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP):
             raise CLIError(f"can't get next key: {why(e)}", errno_code(e.errno)) from None
         from ..sys.uapi import MapType
         keyless = [m for m in maps if m.map_type in (
@@ -452,13 +447,13 @@ def _parse_value(args: Args, info: Any, MapType: Any) -> Any:
         if len(args) < 2:
             raise CLIError(f"not enough value arguments for {what}")
         if progs:
-            from .prog import prog_fds
+            from .prog import prog_fd
             if args.at("id"):
                 print("Warning: updating program array via MAP_ID, make sure this map is kept "
                       "open\n         by some process or pinned otherwise update will be lost",
                       file=sys.stderr)
-            return one_handle(prog_fds(args), "prog")
-        return one_handle(map_fds(args), "map")
+            return prog_fd(args)
+        return map_fd(args)
     return parse_bytes(args, "value", info.value_size)
 
 
@@ -584,16 +579,6 @@ def do_freeze(args: Args, opts: Options) -> int:
             m.freeze()
         except BPFError as e:
             raise CLIError(f"failed to freeze map: {why(e)}", errno_code(e.errno)) from None
-    json_null(opts)
-    return 0
-
-
-def do_pin(args: Args, opts: Options) -> int:
-    args.require(3)
-    fd = one_handle(map_fds(args), "map")
-    with fd:
-        path = args.next("path")
-        pin_fd(fd.fd, path)
     json_null(opts)
     return 0
 
@@ -748,7 +733,7 @@ def _pipe_events(m: Any, cpus: list, opts: Options) -> int:
 
 COMMANDS = [("show", do_show), ("list", do_show), ("help", help_command(USAGE)), ("dump", do_dump),
             ("update", do_update), ("lookup", do_lookup), ("getnext", do_getnext),
-            ("delete", do_delete), ("pin", do_pin), ("event_pipe", do_event_pipe),
+            ("delete", do_delete), ("pin", pin_command(map_fd)), ("event_pipe", do_event_pipe),
             ("create", do_create), ("peek", do_lookup), ("push", do_update),
             ("enqueue", do_update), ("pop", do_pop), ("dequeue", do_pop),
             ("freeze", do_freeze)]

@@ -8,7 +8,8 @@ from typing import Any, Optional
 from ..errors import BPFError, PyBPFError
 from .common import (Args, CLIError, Options, dev_json, dev_plain, dispatch, emit, emit_objects,
                      errno_code, help_command, hex_list, json_null, jsonw, one_handle, open_all,
-                     parse_handles, pin_fd, pinned_table, strtoul, type_json, type_plain, why)
+                     parse_handles, pin_command, pin_fd, pinned_table, strtoul, type_json,
+                     type_plain, why)
 
 USAGE = """Usage: pybpf prog { show | list } [PROG]
        pybpf prog dump xlated PROG [{ file FILE | opcodes | linum }]
@@ -58,9 +59,14 @@ def prog_fds(args: Args) -> list[Any]:
     return parse_handles(args, "prog", _match, ("id", "tag", "name", "pinned"))
 
 
+def prog_fd(args: Args) -> Any:
+    """The FD of the one program a ``PROG`` handle names."""
+    return one_handle(prog_fds(args), "prog")
+
+
 def open_prog(args: Args) -> Any:
     from ..programs import Program
-    return Program.from_fd(one_handle(prog_fds(args), "prog"))
+    return Program.from_fd(prog_fd(args))
 
 
 # -- show -----------------------------------------------------------------------------------------
@@ -82,15 +88,7 @@ def _loaded_plain(load_time_ns: int) -> str:
 
 def _show_json(info: Any, name: str, fdinfo: dict, pins: dict, opts: Options,
                metadata: list[tuple[str, Any]]) -> dict:
-    rec: dict[str, Any] = {"id": info.id, "type": type_json(info.type)}
-    if info.name:
-        rec["name"] = name
-    rec["tag"] = info.tag
-    rec["gpl_compatible"] = info.gpl_compatible
-    if info.run_time_ns:
-        rec.update(run_time_ns=info.run_time_ns, run_cnt=info.run_cnt)
-    if info.recursion_misses:
-        rec["recursion_misses"] = info.recursion_misses
+    rec = _header_json(info, name)
     rec.update(dev_json(info.ifindex, info.netns_dev, info.netns_ino))
     if info.load_time:
         rec.update(loaded_at=loaded_at(info.load_time), uid=info.created_by_uid)
@@ -259,7 +257,8 @@ def do_dump(args: Args, opts: Options) -> int:
 
 
 def _header_json(info: Any, name: str) -> dict:
-    """bpftool's ``print_prog_header_json``: what heads each program of a multi-program dump."""
+    """bpftool's ``print_prog_header_json``: what heads each program of a multi-program dump
+    and starts each ``prog show`` object."""
     rec: dict[str, Any] = {"id": info.id, "type": type_json(info.type)}
     if info.name:
         rec["name"] = name
@@ -406,15 +405,6 @@ def _signature(spec: Any, type_id: int) -> str:
 
 
 # -- pin, run -------------------------------------------------------------------------------------
-def do_pin(args: Args, opts: Options) -> int:
-    args.require(3)
-    fd = one_handle(prog_fds(args), "prog")
-    with fd:
-        pin_fd(fd.fd, args.next("path"))
-    json_null(opts)
-    return 0
-
-
 def _read_input(path: str, what: str) -> bytes:
     try:
         if path == "-":
@@ -519,8 +509,8 @@ def _parse_load(args: Args) -> dict[str, Any]:
                 which = args.next("map name")
             else:
                 raise CLIError(f"expected 'idx' or 'name', got: '{how}'?")
-            from .map import map_fds
-            out["maps"].append((which, one_handle(map_fds(args), "map")))
+            from .map import map_fd
+            out["maps"].append((which, map_fd(args)))
         elif args.at("pinmaps"):
             args.next()
             out["pinmaps"] = args.next("directory")
@@ -685,7 +675,7 @@ def do_tracelog(args: Args, opts: Options) -> int:
 
 
 COMMANDS = [("show", do_show), ("list", do_show), ("help", help_command(USAGE)), ("dump", do_dump),
-            ("pin", do_pin), ("load", do_load), ("loadall", do_loadall),
+            ("pin", pin_command(prog_fd)), ("load", do_load), ("loadall", do_loadall),
             ("tracelog", do_tracelog), ("run", do_run)]
 
 

@@ -9,7 +9,6 @@ data loads of a batch, and before the consumer position is stored.
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 from typing import Callable, Optional

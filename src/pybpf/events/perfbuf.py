@@ -28,7 +28,7 @@ from ..sys.uapi import (MapType, PerfEventRecordType, PerfIoc, PerfSampleFormat,
                         PerfTypeId)
 from .decode import DecodeSpec
 from .ordering import fence
-from .reader import Callback, HeaderRuns, Reader, open_map
+from .reader import Callback, HeaderRuns, Reader, open_map, unmap
 
 _PAGE = mmap.PAGESIZE
 _HEAD, _TAIL = 1024 // 8, 1032 // 8  # data_head, data_tail in struct perf_event_mmap_page (u64s)
@@ -66,13 +66,8 @@ class _CpuRing:
         return memoryview(bytes(self.data[off:]) + bytes(self.data[:rsize - (self.size - off)]))
 
     def close(self) -> None:
-        for v in reversed(self.views):
-            v.release()
+        unmap(self.views, [self.mm])
         self.views = []
-        try:
-            self.mm.close()
-        except BufferError:
-            pass  # a decode callable kept a view: unmapped when that view goes
         self.fd.close()
 
 

@@ -8,6 +8,7 @@ stored (once per batch), so everything a reader returns stays valid.
 """
 from __future__ import annotations
 
+import mmap
 import select
 from array import array
 from itertools import repeat
@@ -35,6 +36,17 @@ def open_map(m: Any, map_type: MapType, what: str) -> tuple[Map, bool]:
         raise UsageError(f"{what} reads a BPF_MAP_TYPE_{map_type.name} map; {desc} is "
                          f"{getattr(mp.map_type, 'name', mp.map_type)}")
     return mp, owned
+
+
+def unmap(views: list[memoryview], mms: list[mmap.mmap]) -> None:
+    """Release the views of a reader's shared pages, then unmap them."""
+    for v in reversed(views):
+        v.release()
+    for mm in mms:
+        try:
+            mm.close()
+        except BufferError:
+            pass  # a decode callable kept a view: unmapped when that view goes
 
 
 class Sink:

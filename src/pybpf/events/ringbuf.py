@@ -20,7 +20,7 @@ from ..maps import Map
 from ..sys.uapi import MapType, RingbufHeader
 from .decode import DecodeSpec
 from .ordering import fence
-from .reader import Callback, HeaderRuns, Reader, open_map
+from .reader import Callback, HeaderRuns, Reader, open_map, unmap
 
 _BUSY = int(RingbufHeader.BUSY_BIT)
 _DISCARD = int(RingbufHeader.DISCARD_BIT)
@@ -125,15 +125,8 @@ class RingBuffer(Reader):
 
     def close(self) -> None:
         """Unmap the ring, close the epoll fd (and the map if it was opened from an fd)."""
-        for v in reversed(getattr(self, "_views", [])):
-            v.release()
-        self._views = []
-        for mm in getattr(self, "_mms", []):
-            try:
-                mm.close()
-            except BufferError:
-                pass  # a decode callable kept a view: unmapped when that view goes
-        self._mms = []
+        unmap(getattr(self, "_views", []), getattr(self, "_mms", []))
+        self._views, self._mms = [], []
         if self.map is not None and self._owned:
             self.map.close()
         super().close()
