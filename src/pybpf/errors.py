@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+_ENOTSUPP = 524  # sys.uapi.ENOTSUPP (not imported: pybpf.sys imports this module)
 
 _PRIVS = ("needs CAP_BPF (plus CAP_PERFMON for tracing, CAP_NET_ADMIN for networking) or "
           "CAP_SYS_ADMIN; on kernels before 5.11 also a large enough RLIMIT_MEMLOCK")
@@ -25,7 +26,7 @@ _EXPLAIN: dict[tuple[str | None, int], str] = {
     (None, _errno.EBADF): "bad file descriptor: the object's fd is closed or not a BPF object",
     (None, _errno.ENOMEM): "out of memory (kernel allocation or memlock limit)",
     (None, _errno.EOPNOTSUPP): "operation not supported by this object or kernel",
-    (None, _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524): "not supported by this kernel",
+    (None, _ENOTSUPP): "not supported by this kernel",
     (None, _errno.EFAULT): "bad address passed to the kernel",
     (None, _errno.EBUSY): "busy: the object or hook is in use",
     (None, _errno.ENODEV): "no such device",
@@ -56,7 +57,7 @@ _EXPLAIN: dict[tuple[str | None, int], str] = {
     ("MAP_GET_FD_BY_ID", _errno.ENOENT): "no map with this id (it was freed)",
     ("LINK_GET_FD_BY_ID", _errno.ENOENT): "no link with this id",
     ("BTF_GET_FD_BY_ID", _errno.ENOENT): "no BTF object with this id",
-    ("PROG_TEST_RUN", _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524):
+    ("PROG_TEST_RUN", _ENOTSUPP):
         "this program type cannot be run with BPF_PROG_TEST_RUN",
     ("PROG_TEST_RUN", _errno.ENOSPC): "data_out is too small for the program's output",
     ("LINK_CREATE", _errno.EINVAL): "the kernel refused this attachment (attach type, target or flags)",

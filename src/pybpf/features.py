@@ -16,9 +16,8 @@ from typing import Any, Callable, Optional
 from .errors import UnsupportedFeatureError
 from .sys.attrs import MapCreateAttr, ProgLoadAttr
 from .sys.syscall import bpf_raw
-from .sys.uapi import AttachType, Cmd, Helper, MapFlag, MapType, ProgFlag, ProgType
+from .sys.uapi import ENOTSUPP, AttachType, Cmd, Helper, MapFlag, MapType, ProgFlag, ProgType
 
-_ENOTSUPP = 524
 _RET0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 
 
@@ -53,7 +52,7 @@ _NO_PRIVS = ("not permitted (EPERM): this process lacks CAP_BPF and CAP_SYS_ADMI
 
 
 def _errname(err: int) -> str:
-    return _errno.errorcode.get(err, "ENOTSUPP" if err == _ENOTSUPP else str(err))
+    return _errno.errorcode.get(err, "ENOTSUPP" if err == ENOTSUPP else str(err))
 
 
 def _create_map(attr: MapCreateAttr) -> int:
@@ -106,7 +105,7 @@ def map_type(t: int) -> Support:
     if err == 0:
         return Support(True)
     name = t.name.lower() if isinstance(t, MapType) else str(t)
-    if err in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP):
+    if err in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
         return Support(False, f"map type {name} is not supported by this kernel "
                               f"({os.uname().release}: BPF_MAP_CREATE gives {_errname(err)})")
     if err == _errno.EPERM:
@@ -232,7 +231,7 @@ def _multi_link(attach: AttachType, target: str, instead: str) -> Support:
     if ret >= 0:
         os.close(ret)
         return Support(True)
-    if -ret in (_errno.EINVAL, _errno.EOPNOTSUPP, _ENOTSUPP):
+    if -ret in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP):
         return Support(False, f"{what} links are not supported by this kernel "
                               f"({os.uname().release}: BPF_LINK_CREATE gives {_errname(-ret)}): "
                               f"{instead}")

@@ -27,9 +27,8 @@ from .sys.cpus import possible_cpus
 from .sys.fd import FD
 from .sys import syscall as _syscall
 from .sys.syscall import bound_calls, bpf, bpf_raw, command_name, elem_done
-from .sys.uapi import OBJ_NAME_LEN, Cmd, MapFlag, MapType, UpdateFlag
+from .sys.uapi import ENOTSUPP, OBJ_NAME_LEN, Cmd, MapFlag, MapType, UpdateFlag
 
-_ENOTSUPP = 524  # kernel-internal "not supported" that bpf() can return
 # plain ints for the element fast path (an IntEnum member costs ~70 ns to fetch on 3.11)
 _LOOKUP, _UPDATE, _DELETE = int(Cmd.MAP_LOOKUP_ELEM), int(Cmd.MAP_UPDATE_ELEM), int(Cmd.MAP_DELETE_ELEM)
 _ANY = int(UpdateFlag.ANY)
@@ -273,7 +272,7 @@ class Map(KernelObject):
         what = f"map {name!r}" if name else f"{_type_name(mtype)} map"
         ret = bpf_raw(Cmd.MAP_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
         if ret < 0:
-            if -ret in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP):
+            if -ret in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
                 if not isinstance(mtype, MapType):
                     raise UnsupportedFeatureError(
                         f"BPF_MAP_CREATE on {what}: map type {int(mtype)} is unknown to pybpf and "
@@ -610,7 +609,7 @@ class Map(KernelObject):
                             map_fd=self.fd, elem_flags=elem_flags, flags=flags)
         ret = bpf_raw(Cmd.MAP_UPDATE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
         # the kernel leaves count untouched when the map type has no batch op
-        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) \
+        if ret in (-_errno.EINVAL, -ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
             sc, ks, vs = self._scratch(), self.key_size, self.value_codec.size
             for i in range(n):
@@ -632,7 +631,7 @@ class Map(KernelObject):
         attr = MapBatchAttr(keys=_address(kbuf), count=n, map_fd=self.fd, flags=flags)
         ret = bpf_raw(Cmd.MAP_DELETE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
         # the kernel leaves count untouched when the map type has no batch op
-        if ret in (-_errno.EINVAL, -_ENOTSUPP, -_errno.EOPNOTSUPP) \
+        if ret in (-_errno.EINVAL, -ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
             sc, ks = self._scratch(), self.key_size
             for i in range(n):
@@ -671,7 +670,7 @@ class Map(KernelObject):
                 if -ret == _errno.ENOSPC and attr.count == 0:
                     chunk *= 2  # a hash bucket holds more elements than one chunk
                     continue
-                if first and -ret in (_errno.EINVAL, _ENOTSUPP, _errno.EOPNOTSUPP) \
+                if first and -ret in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP) \
                         and not self._supports_batch():
                     return self._lookup_walk(delete, raw)
                 raise BPFError(-ret, command_name(cmd), self.describe())

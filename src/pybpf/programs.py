@@ -21,7 +21,6 @@ from .sys.uapi import (INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, Cmd, Pr
 ProgTypeLike = Union[ProgType, int, str]
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.]*$")
 _LOG_START = 64 * 1024
-_ENOTSUPP = 524
 _NO_DATA_TYPES = frozenset({ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE,
                             ProgType.SYSCALL, ProgType.TRACING, ProgType.STRUCT_OPS})
 """Program types whose BPF_PROG_TEST_RUN takes only a context and runs exactly once."""

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, NamedTuple, Optional, TextIO, Union
 
 from . import syscall
 from .attrs import ATTR_OF_CMD
-from .uapi import (AttachFlag, AttachType, Cmd, MapFlag, MapType, ProgFlag, ProgType, QueryFlag,
+from .uapi import (ENOTSUPP, AttachFlag, AttachType, Cmd, MapFlag, MapType, ProgFlag, ProgType, QueryFlag,
                    StatsType, TaskFdType, TestRunFlag, UpdateFlag)
 
 __all__ = ["disable", "enable", "format_call", "tracing"]
@@ -545,7 +545,7 @@ def _format_attr(cmd: int, addr: int, size: int) -> str:
 
 # Where Python's errno names differ from strace's (aliases), or the kernel's own ENOTSUPP.
 _ERRNO_NAMES = {**errno.errorcode, errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EDEADLK: "EDEADLK",
-                524: "ENOTSUPP"}
+                ENOTSUPP: "ENOTSUPP"}
 
 
 def _format_result(result: int) -> str:

@@ -831,4 +831,5 @@ LOG_BUF_MAX = 0xffffff  # largest verifier log the kernel accepts (UINT_MAX >> 8
 BPFFS_MAGIC = 0xcafe4a11  # statfs f_type of a bpffs mount
 PERF_EVENT_ATTR_SIZE_VER8 = 136  # sizeof(struct perf_event_attr), version 8
 SO_ATTACH_BPF = 50  # setsockopt(SOL_SOCKET) option attaching a socket filter program
+ENOTSUPP = 524  # kernel-internal errno 'not supported' that bpf() can return
 SO_DETACH_BPF = 27  # setsockopt(SOL_SOCKET) option detaching it (SO_DETACH_FILTER)
