@@ -107,7 +107,7 @@ def _kconfig_value(ext: ExternSpec, raw: str) -> bytes:
         value = ord(raw)
     elif isinstance(t, T.Int):
         if raw in _TRISTATE:
-            value = _TRISTATE[raw] if raw != "m" else 2
+            value = _TRISTATE[raw]
         else:
             try:
                 value = int(raw, 0)

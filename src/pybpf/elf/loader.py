@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 from ..asm import rewrite as I
 from ..btf import types as T
 from ..btf.ext import encode_func_info, encode_line_info
-from ..btf.kernel import BTF, list_btf
+from ..btf.kernel import BTF
 from ..btf.spec import Spec
 from ..errors import BPFError, BTFError, ObjectError, UsageError, VerifierError
 from ..maps import Map, MapInfo
 from ..programs import Program
-from ..sys.uapi import MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
+from ..sys.uapi import ENOTSUPP, MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
 from .linker import LinkedProgram, link
 from .maps import MapSpec, Pinning
 from .reader import STT_SECTION
@@ -236,7 +236,7 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
         try:
             m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw, **ids)
         except BPFError as e:
-            if not ids or e.errno not in (_errno.EINVAL, _errno.ENOTSUP, 524):
+            if not ids or e.errno not in (_errno.EINVAL, _errno.ENOTSUP, ENOTSUPP):
                 raise
             m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw)
     finally:
@@ -333,11 +333,15 @@ class _Ksyms:
         return kernel_btf_id(name, kind)
 
     def module_fd(self, module: str) -> int:
+        """The fd of kernel ``module``'s BTF object, opened once per load; 0 for vmlinux ('')."""
+        if not module:
+            return 0
         if module not in self._module_btf:
-            ids = [b.id for b in list_btf() if b.name == module and b.kernel_btf]
-            if not ids:
-                raise ObjectError(f"kernel module {module!r} has no loaded BTF object")
-            self._module_btf[module] = BTF.from_id(ids[0])
+            from ..links.btf_tracing import module_btf
+            try:
+                self._module_btf[module] = module_btf(module)
+            except UsageError:
+                raise ObjectError(f"kernel module {module!r} has no loaded BTF object") from None
         return self._module_btf[module].fd
 
     def close(self) -> None:
@@ -411,7 +415,7 @@ def _patch_ksym(code: bytearray, i: int, order: str, spec: ObjectSpec, name: str
         I.set_imm64(code, i, order, 0)
         return
     I.patch(code, i, order, src=PseudoSrc.BTF_ID, imm=found.type_id)
-    I.patch(code, i + 1, order, imm=ksyms.module_fd(found.module) if found.module else 0)
+    I.patch(code, i + 1, order, imm=ksyms.module_fd(found.module))
 
 
 def _patch_kfunc(code: bytearray, i: int, order: str, spec: ObjectSpec, name: str,
@@ -436,7 +440,7 @@ def _patch_kfunc(code: bytearray, i: int, order: str, spec: ObjectSpec, name: st
         raise ObjectError(f"{what}: kfunc {name!r} is declared with a prototype that does not "
                           f"match the kernel's ({_signature(kernel)}); fix the extern "
                           "declaration")
-    fd = ksyms.module_fd(found.module) if found.module else 0
+    fd = ksyms.module_fd(found.module)
     if not is_call:
         I.patch(code, i, order, src=PseudoSrc.BTF_ID, imm=found.type_id)
         I.patch(code, i + 1, order, imm=fd)
@@ -487,7 +491,7 @@ def _attach_btf(ps: ProgramSpec, ksyms: _Ksyms, what: str) -> tuple[int, int]:
     found = attach_btf_target(ps.section, what)
     if found is None:
         return 0, 0
-    return found.btf_id, ksyms.module_fd(found.module) if found.module else 0
+    return found.btf_id, ksyms.module_fd(found.module)
 
 
 def _apply_core(spec: ObjectSpec, lp: LinkedProgram, targets: Optional[list[Spec]],

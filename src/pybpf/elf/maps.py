@@ -82,6 +82,12 @@ class VariableSpec:
     byte_order: str = "little"
 
     @property
+    def signed(self) -> bool:
+        """Whether the variable's BTF type is a signed int or enum."""
+        t = T.skip_qualifiers(self.type) if self.type is not None else None
+        return isinstance(t, (T.Int, T.Enum)) and t.signed  # type: ignore[union-attr]
+
+    @property
     def value(self) -> bytes:
         if self.map.data is None:  # .bss, .kconfig before load: zeros
             return bytes(self.size)
@@ -92,10 +98,8 @@ class VariableSpec:
         if self.map.data is None:
             self.map.data = bytearray(self.map.value_size)
         if isinstance(v, (bool, int)):
-            t = T.skip_qualifiers(self.type) if self.type is not None else None
-            signed = isinstance(t, (T.Int, T.Enum)) and t.signed
             try:
-                raw = int(v).to_bytes(self.size, self.byte_order, signed=signed)  # type: ignore
+                raw = int(v).to_bytes(self.size, self.byte_order, signed=self.signed)
             except OverflowError:
                 raise ObjectError(f"variable {self.name!r}: {v} does not fit in {self.size} "
                                   "bytes") from None
@@ -107,9 +111,7 @@ class VariableSpec:
         self.map.data[self.offset:self.offset + self.size] = raw
 
     def __int__(self) -> int:
-        t = T.skip_qualifiers(self.type) if self.type is not None else None
-        signed = isinstance(t, (T.Int, T.Enum)) and t.signed
-        return int.from_bytes(self.value, self.byte_order, signed=signed)  # type: ignore
+        return int.from_bytes(self.value, self.byte_order, signed=self.signed)
 
 
 def object_name(path_name: str) -> str:

@@ -484,13 +484,11 @@ class ObjectSpec:
         """Hand each function its .BTF.ext records, offsets made relative to its start."""
         if self.ext is None:
             return
-        fns = [f for f in self.functions.values() if f.key[0] == shndx]
         for records, attr in ((self.ext.func_info.get(sec_name, []), "func_info"),
                               (self.ext.line_info.get(sec_name, []), "line_info"),
                               (self.ext.core_relos.get(sec_name, []), "core_relos")):
             for rec in records:
-                fn = next((f for f in fns
-                           if f.key[1] <= rec.insn_off < f.key[1] + f.insn_count), None)
+                fn = self._containing(shndx, rec.insn_off)
                 if fn is None:
                     raise ObjectError(self._where(f".BTF.ext {attr} record at instruction "
                                                   f"{rec.insn_off} of {sec_name!r} is outside "

@@ -18,10 +18,10 @@ from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..features import Support
 from ..object import KernelObject
 from ..sys import objects
-from ..sys.attrs import GetIdAttr, LinkCreateAttr, ProgAttachAttr, ProgInfoStruct, QueryAttr
+from ..sys.attrs import LinkCreateAttr, ProgAttachAttr, ProgInfoStruct, QueryAttr
 from ..sys.fd import FD
 from ..sys.syscall import bpf, bpf_raw
-from ..sys.uapi import AttachFlag, AttachType, Cmd, ProgType, QueryFlag
+from ..sys.uapi import ENOTSUPP, AttachFlag, AttachType, Cmd, ProgType, QueryFlag
 from .link import Link
 
 _A = TypeVar("_A", bound="HookAttachment")
@@ -266,16 +266,16 @@ class HookQuery:
 
 def _prog_name(prog_id: int) -> str:
     """The program's name, or '' when it went away meanwhile."""
-    attr = GetIdAttr(start_id=prog_id)
-    fd = bpf_raw(Cmd.PROG_GET_FD_BY_ID, ctypes.addressof(attr), ctypes.sizeof(attr))
-    if fd < 0:
+    try:
+        fd = objects.fd_by_id("prog", prog_id)
+    except BPFError:
         return ""
     try:
-        return objects.obj_info(fd, ProgInfoStruct()).name.decode(errors="replace")
+        return objects.obj_info(fd.fd, ProgInfoStruct()).name.decode(errors="replace")
     except BPFError:
         return ""
     finally:
-        os.close(fd)
+        fd.close()
 
 
 _query_level = 2
@@ -332,7 +332,7 @@ def link_create(program: KernelObject, target: int, attach_type: AttachType, wha
     ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
     if ret >= 0:
         return Link(FD(ret), what)
-    if -ret in (_errno.EINVAL, _errno.EOPNOTSUPP, 524) and missing is not None:
+    if -ret in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP) and missing is not None:
         support = missing()
         if not support:
             raise UnsupportedFeatureError(f"BPF_LINK_CREATE of {program.describe()} on {what}: "

@@ -23,7 +23,6 @@ from .link import Link, PerfEventAttachment
 from .probe import LegacyProbeEvent, open_pmu_probe, pmu_type
 from .tracing import attach_perf_event, tracefs
 
-_ENOTSUPP = 524
 
 SYSCALL_PREFIXES = {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_",
                     "riscv64": "__riscv_", "ppc64le": "", "loongarch64": ""}
@@ -62,13 +61,8 @@ def attach_kprobe(program: KernelObject, symbol: str = "", offset: int = 0, *,
         except BPFError as e:
             raise _explain_missing(e, symbol, what) from None
         return attach_perf_event(program, pfd, what, cookie, force_ioctl)
-    event = LegacyProbeEvent("kprobe", where, retprobe, what)
-    try:
-        pfd = event.open(-1)
-        return attach_perf_event(program, pfd, what, cookie, force_ioctl, after_close=event.remove)
-    except BaseException:
-        event.remove()
-        raise
+    return LegacyProbeEvent("kprobe", where, retprobe, what).attach(program, -1, cookie,
+                                                                      force_ioctl)
 
 
 def _explain_missing(e: BPFError, symbol: str, what: str) -> BPFError:

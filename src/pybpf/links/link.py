@@ -193,6 +193,20 @@ class LinkGroup(Sequence[Union[Link, PerfEventAttachment]]):
         self.links = list(links)
         self.name = name
 
+    @classmethod
+    def collect(cls, links: Iterable[Union[Link, PerfEventAttachment]],
+                name: str = "") -> "LinkGroup":
+        """A group of what ``links`` yields as it attaches; if one attachment fails, those
+        already made are closed before the error propagates."""
+        made: list[Union[Link, PerfEventAttachment]] = []
+        try:
+            made.extend(links)
+        except BaseException:
+            for link in made:
+                link.close()
+            raise
+        return cls(made, name)
+
     def __getitem__(self, i):  # type: ignore[override]
         return self.links[i]
 

@@ -11,7 +11,7 @@ from ..sys import perf
 from ..sys.cpus import online_cpus
 from ..sys.fd import FD
 from ..sys.uapi import PerfHwId, PerfSwId, PerfTypeId
-from .link import LinkGroup
+from .link import Link, LinkGroup, PerfEventAttachment
 from .tracing import attach_perf_event
 
 Event = Union[PerfSwId, PerfHwId, tuple[int, int]]
@@ -65,15 +65,13 @@ def attach_perf_event_program(program: KernelObject, event: Event, *, sample_per
                          "give pid or cpus, not both")
     places = [(pid, -1)] if pid >= 0 else [(-1, c) for c in (online_cpus() if cpus is None
                                                              else cpus)]
-    links = []
-    try:
-        for p, c in places:
-            pfd = open_sampling_event(event, sample_period=sample_period,
-                                      sample_freq=sample_freq, pid=p, cpu=c)
-            what = f"{_type_config(event)[2]} " + (f"on CPU {c}" if c >= 0 else f"of pid {p}")
-            links.append(attach_perf_event(program, pfd, what, cookie, force_ioctl))
-    except BaseException:
-        for link in links:
-            link.close()
-        raise
-    return LinkGroup(links, f"{program.describe()} on {_type_config(event)[2]}")
+
+    def attach(p: int, c: int) -> Union[Link, PerfEventAttachment]:
+        pfd = open_sampling_event(event, sample_period=sample_period, sample_freq=sample_freq,
+                                  pid=p, cpu=c)
+        what = f"{_type_config(event)[2]} " + (f"on CPU {c}" if c >= 0 else f"of pid {p}")
+        return attach_perf_event(program, pfd, what, cookie, force_ioctl)
+
+    group = LinkGroup.collect(attach(p, c) for p, c in places)
+    group.name = f"{program.describe()} on {_type_config(event)[2]}"
+    return group

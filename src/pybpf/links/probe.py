@@ -13,13 +13,15 @@ import functools
 import itertools
 import os
 import re
-from typing import Optional
+from typing import Optional, Union
 
 from ..errors import BPFError, UsageError
+from ..object import KernelObject
 from ..sys import perf
 from ..sys.fd import FD
 from ..sys.uapi import PerfTypeId
-from .tracing import tracefs
+from .link import Link, PerfEventAttachment
+from .tracing import attach_perf_event, tracefs
 
 PMU_ROOT = "/sys/bus/event_source/devices"
 LEGACY_GROUP = "pybpf"
@@ -116,14 +118,18 @@ class LegacyProbeEvent:
         finally:
             os.close(fd)
 
-    def open(self, pid: int) -> FD:
-        """The event as a perf tracepoint event; removes the event if that fails."""
+    def attach(self, program: KernelObject, pid: int, cookie: int = 0,
+               force_ioctl: bool = False) -> Union[Link, PerfEventAttachment]:
+        """Open the event as a perf tracepoint event of ``pid`` and attach ``program`` to it;
+        the event is removed when the attachment is closed, or at once if this fails."""
         try:
             tp_id = perf.tracepoint_id(tracefs(), LEGACY_GROUP, self.name)
             attr = perf.PerfEventAttr(type=PerfTypeId.TRACEPOINT, config=tp_id, sample_period=1,
                                       wakeup_events=1)
             pid, cpu = _cpu_for(pid)
-            return perf.perf_event_open(attr, pid=pid, cpu=cpu, what=self.what)
+            pfd = perf.perf_event_open(attr, pid=pid, cpu=cpu, what=self.what)
+            return attach_perf_event(program, pfd, self.what, cookie, force_ioctl,
+                                     after_close=self.remove)
         except BaseException:
             self.remove()
             raise

@@ -12,7 +12,7 @@ from ..sys import perf
 from ..sys.attrs import LinkCreateAttr, RawTracepointAttr
 from ..sys.fd import FD
 from ..sys.syscall import bpf, bpf_raw
-from ..sys.uapi import AttachType, Cmd, PerfIoc, PerfTypeId
+from ..sys.uapi import ENOTSUPP, AttachType, Cmd, PerfIoc, PerfTypeId
 from .link import Link, PerfEventAttachment
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -46,7 +46,7 @@ def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0
             if ret >= 0:
                 pfd.close()  # the link holds its own reference to the perf event
                 return Link(FD(ret), what, after_close)
-            if -ret not in (_errno.EINVAL, _errno.EOPNOTSUPP, 524):
+            if -ret not in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP):
                 raise BPFError(-ret, "BPF_LINK_CREATE", f"{program.describe()} on {what}")
         perf.ioctl(pfd.fd, PerfIoc.SET_BPF, program.fd, what)
         perf.ioctl(pfd.fd, PerfIoc.ENABLE, 0, what)

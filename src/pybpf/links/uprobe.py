@@ -163,6 +163,15 @@ class ElfFile:
                 return address - vaddr + offset
         raise UsageError(f"{self.path}: address {address:#x} is in no loadable segment")
 
+    def section_data(self, name: str) -> bytes:
+        """The bytes of section ``name`` as stored in the file (b'' when there is none)."""
+        if name not in self.sections:
+            return b""
+        _, offset, size = self.sections[name]
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+
     def symbol(self, name: str) -> ElfSymbol:
         try:
             return self.functions[name]
@@ -205,13 +214,8 @@ def attach_uprobe(program: KernelObject, binary: str, symbol: str = "", offset: 
         pfd = open_pmu_probe("uprobe", path, offset, retprobe, pid, what, ref_ctr_offset)
         return attach_perf_event(program, pfd, what, cookie, force_ioctl)
     ref = f"({ref_ctr_offset:#x})" if ref_ctr_offset else ""
-    event = LegacyProbeEvent("uprobe", f"{path}:{offset:#x}{ref}", retprobe, what)
-    try:
-        pfd = event.open(pid)
-        return attach_perf_event(program, pfd, what, cookie, force_ioctl, after_close=event.remove)
-    except BaseException:
-        event.remove()
-        raise
+    return LegacyProbeEvent("uprobe", f"{path}:{offset:#x}{ref}", retprobe, what).attach(
+        program, pid, cookie, force_ioctl)
 
 
 def attach_uretprobe(program: KernelObject, binary: str, symbol: str = "",

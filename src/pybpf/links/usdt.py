@@ -113,14 +113,11 @@ def usdt_notes(binary: str) -> list[UsdtNote]:
     Addresses are corrected for prelinking by the ``.stapsdt.base`` section, as SystemTap
     and libbpf do, and turned into file offsets through the loadable segments.
     """
-    from elftools.elf.elffile import ELFFile  # pyelftools: only when reading notes
     path = resolve_binary(binary)
     elf = elf_file(path)
     base_section = elf.sections.get(".stapsdt.base")
     notes = []
-    with open(path, "rb") as f:
-        section = ELFFile(f).get_section_by_name(".note.stapsdt")
-        data = section.data() if section is not None else b""
+    data = elf.section_data(".note.stapsdt")
     addr_fmt = "<QQQ" if elf.elf_class == 64 else "<III"
     addr_size = struct.calcsize(addr_fmt)
     pos = 0
@@ -164,16 +161,10 @@ def attach_usdt(program: KernelObject, binary: str, provider: str, name: str, *,
     Each site is a uprobe; a probe with a semaphore gets it as the uprobe's reference counter,
     so the traced program sees the probe enabled while the group is attached.
     """
-    links = []
-    try:
-        for site in find_usdt(binary, provider, name):
-            links.append(attach_uprobe(program, site.path, offset=site.offset, pid=pid,
-                                       ref_ctr_offset=site.semaphore_offset, cookie=cookie))
-    except BaseException:
-        for link in links:
-            link.close()
-        raise
-    return LinkGroup(links, f"usdt {provider}:{name}")
+    sites = find_usdt(binary, provider, name)
+    return LinkGroup.collect((attach_uprobe(program, site.path, offset=site.offset, pid=pid,
+                                            ref_ctr_offset=site.semaphore_offset, cookie=cookie)
+                              for site in sites), f"usdt {provider}:{name}")
 
 
 def fetch_arg(arg: UsdtArg, dst: int, ctx: int, stack_off: int = -8) -> list[Instruction]:
