@@ -494,6 +494,47 @@ def btf_enum64() -> Support:
 
 
 @functools.lru_cache(maxsize=None)
+def kernel_core() -> Support:
+    """CO-RE relocation by the kernel in BPF_PROG_LOAD (``core_relos``, Linux 5.17): a probe
+    program's ``list_head`` has only ``prev``, at offset 0; the kernel must relocate it
+    against its own BTF, so the translated code holds the real offset (8)."""
+    import struct
+
+    from .btf import BTF, types as T
+    from .btf.encode import Encoder
+    from .btf.ext import CoreRelo, encode_core_relos
+    from .errors import BPFError
+    from .programs import Program
+    from .sys.uapi import CoreReloKind
+
+    ptr = T.Pointer(T.VOID)
+    head = T.Struct("list_head", 8, [T.Member("prev", ptr, 0)])
+    enc = Encoder()
+    head_id = enc.add(head)
+    func_id = enc.add(T.Func("probe", T.FuncProto(T.Int("int", 4, T.INT_SIGNED), []),
+                             T.LINKAGE_STATIC))
+    relo = CoreRelo(0, head_id, "0:0", CoreReloKind.FIELD_BYTE_OFFSET, enc.strings.add("0:0"))
+    try:
+        with BTF.load(enc.encode(), "probe kernel CO-RE") as btf, Program.load(
+                ProgType.SOCKET_FILTER, _RET0, btf=btf, func_info=struct.pack("=II", 0, func_id),
+                core_relos=encode_core_relos([relo])) as prog:
+            imm = struct.unpack_from("=i", prog.xlated(), 4)[0]
+    except BPFError as e:
+        if e.errno == _errno.EPERM:
+            return Support(False, f"loading programs is {_NO_PRIVS}")
+        why = "Linux 5.17 added it" if e.errno == _errno.E2BIG else \
+            "the kernel has no BTF to relocate against" if _vmlinux_btf_has("list_head") is None \
+            else "the probe program was refused"
+        return Support(False, f"this kernel ({os.uname().release}) does not apply CO-RE "
+                              f"relocations in BPF_PROG_LOAD ({_errname(e.errno)}: {why}): "
+                              "pybpf relocates in Python against /sys/kernel/btf/vmlinux")
+    if imm != 8:
+        return Support(False, f"the kernel relocated list_head.prev to offset {imm}, not 8: "
+                              "pybpf relocates in Python instead")
+    return Support(True)
+
+
+@functools.lru_cache(maxsize=None)
 def sockmap_link() -> Support:
     """BPF links for sk_skb/sk_msg programs on a sockmap (Linux 6.10): ``struct
     sockmap_link`` in the kernel's BTF, or the kernel version where there is no BTF."""

@@ -143,6 +143,7 @@ class Program(KernelObject):
              kern_version: Optional[int] = None, flags: int = 0, ifindex: int = 0,
              btf: Any = None, func_info: bytes = b"", func_info_rec_size: int = 8,
              line_info: bytes = b"", line_info_rec_size: int = 16,
+             core_relos: bytes = b"", core_relo_rec_size: int = 16,
              fd_array: Optional[list[int]] = None, log_level: int = 0,
              log_size: int = _LOG_START, log_size_max: int = LOG_BUF_MAX) -> "Program":
         """BPF_PROG_LOAD.
@@ -152,6 +153,8 @@ class Program(KernelObject):
         log of a successful load is kept in ``verifier_log``. A failed load raises
         VerifierError carrying the whole log (loaded again with a log if none was asked
         for, the buffer grown on ENOSPC as libbpf does, ``truncated`` when it still did not fit).
+        ``core_relos`` (``struct bpf_core_relo`` records, Linux 5.17) has the kernel apply
+        CO-RE relocations against its own BTF; it needs ``btf`` and ``func_info``.
         """
         ptype = prog_type_of(prog_type)
         code = _insn_bytes(insns)
@@ -176,7 +179,9 @@ class Program(KernelObject):
         for data, rec, ptr, cnt, rsz in ((func_info, func_info_rec_size, "func_info",
                                           "func_info_cnt", "func_info_rec_size"),
                                          (line_info, line_info_rec_size, "line_info",
-                                          "line_info_cnt", "line_info_rec_size")):
+                                          "line_info_cnt", "line_info_rec_size"),
+                                         (core_relos, core_relo_rec_size, "core_relos",
+                                          "core_relo_cnt", "core_relo_rec_size")):
             if data:
                 keep.append(ctypes.create_string_buffer(bytes(data), len(data)))
                 setattr(attr, ptr, ctypes.addressof(keep[-1]))

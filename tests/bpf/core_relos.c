@@ -1,5 +1,6 @@
 /* CO-RE relocations of every kind, against the running kernel's BTF (tests/btf/test_core.py).
- * Each function sits in its own section so the test can load it alone; it returns one
+ * Each function sits in its own section so the test can load it alone (raw_tp/core_<name>: the
+ * loader takes them too, but attaches none; test_run runs them); it returns one
  * relocated value (clang 14 has no bpf_core_type_matches: TYPE_MATCHES is tested in Python). Local types carry ___flavor suffixes and only the members they use. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -25,7 +26,7 @@ enum bpf_map_type___pybpf {
 	BPF_MAP_TYPE_NO_SUCH___pybpf = 2,
 };
 
-#define PROG(name) __attribute__((section("core/" #name), used)) int name(void *ctx)
+#define PROG(name) __attribute__((section("raw_tp/core_" #name), used)) int name(void *ctx)
 
 PROG(off_pid) { return bpf_core_field_offset(struct task_struct___pybpf, pid); }
 PROG(off_tgid) { return bpf_core_field_offset(struct task_struct___pybpf, tgid); }

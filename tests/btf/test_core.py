@@ -2,6 +2,8 @@
 
 Expected values come from bpftool's view of vmlinux BTF and from the UAPI, not from pybpf's
 parser; each relocated program is then loaded and run, so the kernel confirms the result.
+Where the kernel relocates itself (BPF_PROG_LOAD ``core_relos``), its code is compared with
+pybpf's, program by program.
 """
 from __future__ import annotations
 
@@ -13,33 +15,37 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from pybpf import features
 from pybpf.btf import Spec, core
 from pybpf.btf.ext import parse_ext
-from pybpf.errors import BTFError, VerifierError
+from pybpf.elf import ObjectSpec
+from pybpf.errors import BTFError, ObjectError, UnsupportedFeatureError, UsageError, VerifierError
 from pybpf.programs import Program
 from pybpf.sys.uapi import CoreReloKind, MapType
 
+SECTION = "raw_tp/core_"
+
 
 class Obj:
-    """core_relos.o: its BTF, CO-RE records and code by section."""
+    """core_relos.o: its BTF, CO-RE records and code by program (section raw_tp/core_<name>)."""
 
     def __init__(self, path) -> None:
         with open(path, "rb") as f:
             elf = ELFFile(f)
             self.btf = Spec.parse(elf.get_section_by_name(".BTF").data())
             self.ext = parse_ext(elf.get_section_by_name(".BTF.ext").data(), self.btf.string)
-            self.code = {s.name: s.data() for s in elf.iter_sections()
-                         if s.name.startswith("core/")}
+            self.code = {s.name[len(SECTION):]: s.data() for s in elf.iter_sections()
+                         if s.name.startswith(SECTION)}
 
-    def relocated(self, section: str) -> tuple[bytearray, list]:
-        insns = bytearray(self.code[section])
+    def relocated(self, name: str) -> tuple[bytearray, list]:
+        insns = bytearray(self.code[name])
         relos = [(r.insn_off, r.type_id, r.access_str, r.kind)
-                 for r in self.ext.core_relos.get(section, [])]
+                 for r in self.ext.core_relos.get(SECTION + name, [])]
         return insns, core.apply(insns, relos, self.btf)
 
-    def run(self, section: str) -> int:
-        insns, _ = self.relocated(section)
-        with Program.load("raw_tracepoint", bytes(insns), name=section[5:]) as prog:
+    def run(self, name: str) -> int:
+        insns, _ = self.relocated(name)
+        with Program.load("raw_tracepoint", bytes(insns), name=name) as prog:
             return prog.test_run(ctx_in=bytes(8)).retval
 
 
@@ -63,42 +69,42 @@ def kernel() -> dict:
 
 def test_field_relocations_match_bpftool_and_run(obj, kernel):
     members = kernel["members"]
-    assert obj.run("core/off_pid") == members["pid"]
-    assert obj.run("core/off_tgid") == members["tgid"]
-    assert obj.run("core/off_comm3") == members["comm"] + 3
-    assert obj.run("core/size_comm") == 16
-    assert obj.run("core/exists_pid") == 1
-    assert obj.run("core/exists_missing") == 0
-    assert obj.run("core/signed_pid") == 1
+    assert obj.run("off_pid") == members["pid"]
+    assert obj.run("off_tgid") == members["tgid"]
+    assert obj.run("off_comm3") == members["comm"] + 3
+    assert obj.run("size_comm") == 16
+    assert obj.run("exists_pid") == 1
+    assert obj.run("exists_missing") == 0
+    assert obj.run("signed_pid") == 1
 
 
 def test_type_and_enum_relocations(obj, kernel):
-    assert obj.run("core/type_exists") == 1
-    assert obj.run("core/type_missing") == 0
-    assert obj.run("core/type_size") == kernel["task_size"]
-    assert obj.run("core/enum_exists") == 1
-    assert obj.run("core/enum_missing") == 0
-    assert obj.run("core/enum_value") == MapType.RINGBUF
-    assert obj.run("core/type_id_kernel") == 1
-    _, done = obj.relocated("core/type_id_kernel")
+    assert obj.run("type_exists") == 1
+    assert obj.run("type_missing") == 0
+    assert obj.run("type_size") == kernel["task_size"]
+    assert obj.run("enum_exists") == 1
+    assert obj.run("enum_missing") == 0
+    assert obj.run("enum_value") == MapType.RINGBUF
+    assert obj.run("type_id_kernel") == 1
+    _, done = obj.relocated("type_id_kernel")
     assert [r.new for _, r in done] == [kernel["list_head"]]
 
 
 def test_relocated_read_sees_the_calling_process(obj):
     """The kernel runs the program in this process: tgid read at the relocated offset."""
-    assert obj.run("core/read_tgid") == os.getpid()
+    assert obj.run("read_tgid") == os.getpid()
 
 
 def test_guarded_missing_field_is_poisoned_in_dead_code(obj):
-    insns, done = obj.relocated("core/guarded_missing")
+    insns, done = obj.relocated("guarded_missing")
     poisoned = [i for i, r in done if r.poison]
     assert len(poisoned) == 1
     assert struct.unpack_from("=BBhi", insns, poisoned[0] * 8) == (0x85, 0, 0, core.POISON_HELPER)
-    assert obj.run("core/guarded_missing") == 0xFFFFFFFF  # -1: the guard took the other branch
+    assert obj.run("guarded_missing") == 0xFFFFFFFF  # -1: the guard took the other branch
 
 
 def test_unguarded_missing_field_fails_load_and_says_which_relocation(obj):
-    insns, done = obj.relocated("core/unguarded_missing")
+    insns, done = obj.relocated("unguarded_missing")
     with pytest.raises(VerifierError) as e:
         Program.load("raw_tracepoint", bytes(insns), name="unguarded")
     assert str(core.POISON_HELPER) in e.value.log
@@ -146,15 +152,70 @@ def test_malformed_access_strings_are_clear_errors(obj, access):
 
 def test_unexpected_instruction_is_refused(obj):
     """The instruction must hold the value clang computed locally (libbpf's validation)."""
-    insns = bytearray(obj.code["core/off_tgid"])
-    (relo,) = obj.ext.core_relos["core/off_tgid"]
+    insns = bytearray(obj.code["off_tgid"])
+    (relo,) = obj.ext.core_relos[SECTION + "off_tgid"]
     struct.pack_into("=i", insns, relo.insn_off * 8 + 4, 99)
     with pytest.raises(BTFError, match="expected 4"):
         core.apply(insns, [(relo.insn_off, relo.type_id, relo.access_str, relo.kind)], obj.btf)
 
 
 def test_relocation_past_the_program_is_refused(obj):
-    insns = bytearray(obj.code["core/off_tgid"])
-    (relo,) = obj.ext.core_relos["core/off_tgid"]
+    insns = bytearray(obj.code["off_tgid"])
+    (relo,) = obj.ext.core_relos[SECTION + "off_tgid"]
     with pytest.raises(BTFError, match="past the program"):
         core.apply(insns, [(1000, relo.type_id, relo.access_str, relo.kind)], obj.btf)
+
+
+# -- relocation by the kernel ----------------------------------------------------------------
+
+def loadable(bpf_objects) -> ObjectSpec:
+    """core_relos.o for the loader, without the program that cannot load."""
+    spec = ObjectSpec.from_file(bpf_objects["core_relos"])
+    spec.programs["unguarded_missing"].autoload = False
+    return spec
+
+
+@pytest.mark.kernel("kernel_core")
+def test_kernel_relocates_every_kind_like_pybpf(bpf_objects, obj):
+    """Same translated code and same result for every program, kernel or pybpf relocating."""
+    spec = loadable(bpf_objects)
+    with spec.load(core_in_kernel=True) as by_kernel, spec.load(core_in_kernel=False) as by_us:
+        assert set(by_kernel.programs) == set(by_us.programs) == set(obj.code) - {
+            "unguarded_missing"}
+        for name, prog in by_kernel.programs.items():
+            ours = by_us.programs[name]
+            assert prog.xlated() == ours.xlated(), name
+            assert prog.test_run(ctx_in=bytes(8)).retval == \
+                ours.test_run(ctx_in=bytes(8)).retval == obj.run(name), name
+        assert by_kernel.programs["read_tgid"].test_run(ctx_in=bytes(8)).retval == os.getpid()
+
+
+@pytest.mark.kernel("kernel_core")
+def test_kernel_poisoned_relocation_is_explained(bpf_objects):
+    """The kernel poisons the unsatisfiable read; the error says which relocation, as pybpf's."""
+    spec = ObjectSpec.from_file(bpf_objects["core_relos"])
+    for p in spec.programs.values():
+        p.autoload = p.name == "unguarded_missing"
+    with pytest.raises(ObjectError, match="no_such_member.*cannot be satisfied") as e:
+        spec.load(core_in_kernel=True)
+    assert isinstance(e.value.__cause__, VerifierError)
+    assert str(core.POISON_HELPER) in e.value.__cause__.log  # the kernel's own poison
+
+
+def test_kernel_relocation_when_asked_for(bpf_objects, obj):
+    """``core_in_kernel=True``: refused clearly with a target BTF given, or without func_info;
+    on a kernel without CO-RE in BPF_PROG_LOAD (before 5.17) refused with the probe's reason,
+    while the default still relocates in Python."""
+    spec = loadable(bpf_objects)
+    with pytest.raises(UsageError, match="core_btf"):
+        spec.load(core_in_kernel=True, core_btf=[Spec.vmlinux()])
+    support = features.kernel_core()
+    if support:
+        with pytest.raises(UnsupportedFeatureError, match="func_info"):
+            spec.load(core_in_kernel=True, btf=False)
+    else:
+        assert "5.17" in support.reason
+        with pytest.raises(UnsupportedFeatureError, match="5.17"):
+            spec.load(core_in_kernel=True)
+    with spec.load() as coll:
+        assert coll.programs["off_tgid"].test_run(ctx_in=bytes(8)).retval == obj.run("off_tgid")

@@ -18,6 +18,7 @@ PROBES: dict[str, Callable[[], features.Support]] = {
     "fexit": features.fentry,
     "lsm": features.lsm,
     "perf_event_link": features.perf_link,
+    "kernel_core": features.kernel_core,
     "syscall_prog": lambda: features.prog_type(ProgType.SYSCALL),
     "netfilter": lambda: features.prog_type(ProgType.NETFILTER),
     "tcx": lambda: features.attach_type(AttachType.TCX_INGRESS),

@@ -53,12 +53,15 @@ class LineInfo:
 @dataclass(frozen=True)
 class CoreRelo:
     """CO-RE relocation of instruction ``insn_off``: ``kind`` of ``access_str`` on ``type_id``
-    (a local BTF type id; ``access_str`` like ``"0:1:2"``, member/array indices)."""
+    (a local BTF type id; ``access_str`` like ``"0:1:2"``, member/array indices, at
+    ``access_str_off`` of the object's BTF strings, which the kernel's ``bpf_core_relo``
+    carries)."""
 
     insn_off: int
     type_id: int
     access_str: str
     kind: CoreReloKind
+    access_str_off: int = 0
 
 
 @dataclass
@@ -136,7 +139,7 @@ def parse_ext(data: bytes, strings: Callable[[int], str], name: str = ".BTF.ext"
                 raise BTFError(f"{name}: CO-RE relocation in {sec!r} has unknown kind {kind}"
                                ) from None
             out.core_relos.setdefault(sec, []).append(
-                CoreRelo(insn(o, "CO-RE relocation"), t, _str(strings, acc, name), k))
+                CoreRelo(insn(o, "CO-RE relocation"), t, _str(strings, acc, name), k, acc))
     return out
 
 
@@ -158,3 +161,10 @@ def encode_line_info(records: Iterable[LineInfo]) -> bytes:
     """``struct bpf_line_info`` array (host byte order) for BPF_PROG_LOAD."""
     return b"".join(struct.pack("=IIII", r.insn_off, r.file_name_off, r.line_off,
                                 r.line << 10 | (r.col & 0x3FF)) for r in records)
+
+
+def encode_core_relos(records: Iterable[CoreRelo]) -> bytes:
+    """``struct bpf_core_relo`` array (host byte order) for BPF_PROG_LOAD, whose
+    ``insn_off`` is in bytes (the kernel relocates; Linux 5.17)."""
+    return b"".join(struct.pack("=IIII", r.insn_off * INSN_SIZE, r.type_id, r.access_str_off,
+                                r.kind) for r in records)

@@ -4,7 +4,8 @@ Order (libbpf's): the object's BTF goes to the kernel first (BTF_LOAD; an object
 the kernel refuses loads without it, as libbpf does), then every map is created (or a
 compatible pinned or given one reused), filled with its initial data and frozen when read-only, then
 each program marked ``autoload`` is linked (``linker``), gets map fds, extern values and
-CO-RE results patched into its code, and is loaded with its func/line info. Last, prog
+CO-RE results patched into its code (or hands its CO-RE records to the kernel, which
+relocates them itself), and is loaded with its func/line info. Last, prog
 array and map-in-map slots named in ``.maps`` are filled. Any failure closes what was made.
 """
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import errno as _errno
 import os
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from ..asm import rewrite as I
 from ..btf import types as T
-from ..btf.ext import encode_func_info, encode_line_info
+from ..btf.ext import encode_core_relos, encode_func_info, encode_line_info
 from ..btf.kernel import BTF
 from ..btf.spec import Spec
-from ..errors import BPFError, BTFError, ObjectError, UsageError, VerifierError
+from ..errors import (BPFError, BTFError, ObjectError, UnsupportedFeatureError, UsageError,
+                      VerifierError)
 from ..maps import Map, MapInfo
 from ..programs import Program
 from ..sys.uapi import ENOTSUPP, MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
@@ -96,7 +99,8 @@ class Collection:
 def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_ROOT,
          maps: Optional[Mapping[str, Map]] = None, log_level: int = 0,
          kconfig: Optional[dict[str, str]] = None, btf: bool = True,
-         core_btf: Optional[list[Spec]] = None) -> Collection:
+         core_btf: Optional[list[Spec]] = None,
+         core_in_kernel: Optional[bool] = None) -> Collection:
     """Create ``spec``'s maps and load its autoload programs.
 
     ``pin_root``: directory of maps with ``pinning = LIBBPF_PIN_BY_NAME``. ``maps``: existing
@@ -107,7 +111,10 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
     CONFIG_* values that override the running kernel's. ``btf=False`` loads without the
     object's BTF (no func/line info, no BTF map types). ``core_btf``: the BTF specs CO-RE
     relocates against (default: the running kernel's vmlinux, and its modules' BTF for types
-    vmlinux lacks).
+    vmlinux lacks). ``core_in_kernel``: who relocates against the running kernel's BTF; by
+    default the kernel itself (BPF_PROG_LOAD ``core_relos``, Linux 5.17, the same rules as
+    libbpf's, without reading vmlinux's 5 MB of BTF in Python) where it can, else pybpf;
+    False: always pybpf; True: the kernel or UnsupportedFeatureError.
     """
     if spec.byte_order != sys.byteorder:
         raise ObjectError(f"{spec.path}: a {spec.byte_order}-endian object cannot be loaded "
@@ -118,6 +125,12 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
     if unknown:
         raise UsageError(f"{spec.path}: no map named {', '.join(map(repr, unknown))} to replace; "
                          f"the object's maps: {', '.join(spec.maps) or '(none)'}")
+    if core_in_kernel and core_btf is not None:
+        raise UsageError(f"{spec.path}: core_in_kernel relocates against the running kernel's "
+                         "BTF only, not the core_btf given")
+    if core_in_kernel:
+        from .. import features
+        features.kernel_core().require()
     coll = Collection(spec)
     new_pins: list[str] = []  # maps this load pinned by name: unpinned again if it fails
     try:
@@ -135,7 +148,7 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
             for ps in spec.programs.values():
                 if ps.autoload:
                     coll.programs[ps.name] = _load_program(spec, ps, coll, ksyms, log_level,
-                                                           core_btf)
+                                                           core_btf, core_in_kernel)
         finally:
             ksyms.close()
         _fill_slots(spec, coll)
@@ -350,7 +363,8 @@ class _Ksyms:
 
 
 def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _Ksyms,
-                  log_level: int, core_targets: Optional[list[Spec]]) -> ObjectProgram:
+                  log_level: int, core_targets: Optional[list[Spec]],
+                  core_in_kernel: Optional[bool]) -> ObjectProgram:
     lp = link(spec, ps)
     code, order = lp.code, spec.byte_order
     fd_array: list[int] = []
@@ -372,12 +386,19 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
             _patch_ksym(code, i, order, spec, ref.target, ksyms, what)
         elif ref.kind == RefKind.KFUNC:
             _patch_kfunc(code, i, order, spec, ref.target, ksyms, fd_array, what)
-    core_results = _apply_core(spec, lp, core_targets, what) if lp.core_relos else []
     attach_btf_id, attach_obj_fd = _attach_btf(ps, ksyms, what)
     kw: dict[str, Any] = {}
     if coll.btf is not None and lp.func_info:
         kw = {"btf": coll.btf, "func_info": encode_func_info(lp.func_info),
               "line_info": encode_line_info(lp.line_info)}
+    core_results: list[tuple[int, Any]] = []
+    by_kernel = False
+    if lp.core_relos:
+        by_kernel = _kernel_relocates(core_targets, core_in_kernel, bool(kw), what)
+        if by_kernel:
+            kw["core_relos"] = encode_core_relos(lp.core_relos)
+        else:
+            core_results = _apply_core(spec, lp, core_targets, what)
     try:
         prog = ObjectProgram.load(
             ps.prog_type, bytes(code), license=ps.license, name=ps.name[:15],
@@ -388,6 +409,8 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
             log_level=ps.log_level or log_level, **kw)
     except VerifierError as e:
         from ..btf.core import explain_poison
+        if by_kernel:  # the same relocations in Python, to say which failed and why
+            core_results = _apply_core(spec, replace(lp, code=bytearray(lp.code)), None, what)
         failed = explain_poison(e.log, core_results) if core_results else ""
         if failed:
             raise ObjectError(f"{what}: the verifier reached an instruction whose CO-RE "
@@ -492,6 +515,23 @@ def _attach_btf(ps: ProgramSpec, ksyms: _Ksyms, what: str) -> tuple[int, int]:
     if found is None:
         return 0, 0
     return found.btf_id, ksyms.module_fd(found.module)
+
+
+def _kernel_relocates(targets: Optional[list[Spec]], in_kernel: Optional[bool],
+                      has_func_info: bool, what: str) -> bool:
+    """Does the kernel apply this program's CO-RE relocations (see ``load``)? It needs the
+    program's BTF and func_info (it relocates while checking them)."""
+    if in_kernel is False or targets is not None:
+        return False
+    if not has_func_info:
+        if in_kernel:
+            raise UnsupportedFeatureError(f"{what}: the kernel relocates CO-RE only for programs "
+                                          "loaded with BTF and func_info (compile with -g)")
+        return False
+    if in_kernel:
+        return True  # probed by load()
+    from .. import features
+    return bool(features.kernel_core())
 
 
 def _apply_core(spec: ObjectSpec, lp: LinkedProgram, targets: Optional[list[Spec]],
