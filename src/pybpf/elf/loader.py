@@ -113,8 +113,9 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
     relocates against (default: the running kernel's vmlinux, and its modules' BTF for types
     vmlinux lacks). ``core_in_kernel``: who relocates against the running kernel's BTF; by
     default the kernel itself (BPF_PROG_LOAD ``core_relos``, Linux 5.17, the same rules as
-    libbpf's, without reading vmlinux's 5 MB of BTF in Python) where it can, else pybpf;
-    False: always pybpf; True: the kernel or UnsupportedFeatureError.
+    libbpf's, without reading vmlinux's 5 MB of BTF in Python) where it can, else pybpf, whose
+    relocation is also the reference a program the kernel refuses is loaded again with; False:
+    always pybpf; True: the kernel or UnsupportedFeatureError.
     """
     if spec.byte_order != sys.byteorder:
         raise ObjectError(f"{spec.path}: a {spec.byte_order}-endian object cannot be loaded "
@@ -392,25 +393,37 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
         kw = {"btf": coll.btf, "func_info": encode_func_info(lp.func_info),
               "line_info": encode_line_info(lp.line_info)}
     core_results: list[tuple[int, Any]] = []
-    by_kernel = False
-    if lp.core_relos:
-        by_kernel = _kernel_relocates(core_targets, core_in_kernel, bool(kw), what)
-        if by_kernel:
-            kw["core_relos"] = encode_core_relos(lp.core_relos)
-        else:
-            core_results = _apply_core(spec, lp, core_targets, what)
-    try:
-        prog = ObjectProgram.load(
+    by_kernel = bool(lp.core_relos) and _kernel_relocates(core_targets, core_in_kernel,
+                                                          bool(kw), what)
+    if lp.core_relos and not by_kernel:
+        core_results = _apply_core(spec, lp, core_targets, what)
+
+    def load(**extra: Any) -> ObjectProgram:
+        return ObjectProgram.load(
             ps.prog_type, bytes(code), license=ps.license, name=ps.name[:15],
             expected_attach_type=ps.attach_type, attach_btf_id=attach_btf_id,
             attach_btf_obj_fd=attach_obj_fd,
             kern_version=ps.kern_version or None, flags=ps.flags,
             fd_array=[0, *fd_array] if fd_array else None,
-            log_level=ps.log_level or log_level, **kw)
+            log_level=ps.log_level or log_level, **kw, **extra)
+
+    try:
+        if not by_kernel:
+            prog = load()
+        elif core_in_kernel:
+            try:
+                prog = load(core_relos=encode_core_relos(lp.core_relos))
+            except VerifierError:  # the same relocations in Python, to say which failed
+                core_results = _apply_core(spec, replace(lp, code=bytearray(code)), None, what)
+                raise
+        else:
+            try:
+                prog = load(core_relos=encode_core_relos(lp.core_relos))
+            except VerifierError:  # relocated as pybpf does it, the reference: a kernel that
+                core_results = _apply_core(spec, lp, None, what)  # lacks a relocation kind
+                prog = load()  # loads, a poisoned relocation is explained
     except VerifierError as e:
         from ..btf.core import explain_poison
-        if by_kernel:  # the same relocations in Python, to say which failed and why
-            core_results = _apply_core(spec, replace(lp, code=bytearray(lp.code)), None, what)
         failed = explain_poison(e.log, core_results) if core_results else ""
         if failed:
             raise ObjectError(f"{what}: the verifier reached an instruction whose CO-RE "
