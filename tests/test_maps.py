@@ -105,6 +105,9 @@ def test_create_every_type(tname, ksz, vsz, entries, flags, want_entries):
         assert info.flags & flags == flags
         assert info.id > 0 and info.id in Map.ids()
         assert m.map_type == mtype and m.max_entries == want_entries
+        # what Map.create knows without asking the kernel is what the kernel reports
+        assert (m.name, m.key_size, m.value_size, m.flags) == \
+            (info.name, info.key_size, info.value_size, info.flags)
 
 
 @pytest.mark.parametrize("tname", ["sk_storage", "inode_storage", "task_storage", "cgrp_storage"])
@@ -139,6 +142,18 @@ def test_numa_node_flag():
         assert m.info().flags & MapFlag.NUMA_NODE
     with Map.create("hash", 4, 4, 8) as m:
         assert not m.info().flags & MapFlag.NUMA_NODE
+
+
+def test_flags_are_the_kernels():
+    """RDONLY/WRONLY restrict the creating fd and are not reported; a devmap gains
+    RDONLY_PROG: ``flags`` says what the kernel holds."""
+    with Map.create("hash", 4, 4, 8, flags=MapFlag.WRONLY | MapFlag.NO_PREALLOC) as m:
+        assert m.flags == m.info().flags == MapFlag.NO_PREALLOC
+        with pytest.raises(BPFError) as e:
+            m[b"\0" * 4]  # the fd may only write
+        assert e.value.errno == errno.EPERM
+    with Map.create("devmap", 4, 4, 4) as m:
+        assert m.flags == m.info().flags == MapFlag.RDONLY_PROG
 
 
 def test_flags_reach_the_kernel():

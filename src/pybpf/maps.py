@@ -206,14 +206,15 @@ class Map(KernelObject):
 
     kind = "map"
 
-    def __init__(self, fd: FD, info: MapInfo, key: CodecSpec = None,
-                 value: CodecSpec = None) -> None:
-        super().__init__(fd, info.name)
-        self.map_type = info.type
-        self.key_size = info.key_size
-        self.value_size = info.value_size
-        self.max_entries = info.max_entries
-        self.flags = info.flags
+    def __init__(self, fd: FD, name: str, map_type: Union[MapType, int], key_size: int,
+                 value_size: int, max_entries: int, flags: Optional[int],
+                 key: CodecSpec = None, value: CodecSpec = None) -> None:
+        super().__init__(fd, name)
+        self.map_type = map_type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self._flags = flags
         what = self.describe()
         self.key_codec: Codec = codec_for(key, self.key_size, f"{what}: key")
         vcodec: Codec
@@ -284,9 +285,9 @@ class Map(KernelObject):
                     raise UnsupportedFeatureError(f"BPF_MAP_CREATE on {what}: {support.reason}")
             raise BPFError(-ret, "BPF_MAP_CREATE", what)
         fd = FD(ret)
-        try:
-            info = MapInfo.from_fd(fd.fd, what)
-            return cls(fd, info, key, value)
+        try:  # the kernel keeps type, sizes and name as given; flags it may change (devmaps
+            # gain BPF_F_RDONLY_PROG, fd-only flags are dropped): ``flags`` asks it when read
+            return cls(fd, name, mtype, key_size, value_size, max_entries, None, key, value)
         except BaseException:
             fd.close()
             raise
@@ -296,7 +297,9 @@ class Map(KernelObject):
         """Wrap a map fd; an int is duplicated (the caller keeps its own fd)."""
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
         try:
-            return cls(owned, MapInfo.from_fd(owned.fd), key, value)
+            i = MapInfo.from_fd(owned.fd)
+            return cls(owned, i.name, i.type, i.key_size, i.value_size, i.max_entries, i.flags,
+                       key, value)
         except BaseException:
             owned.close()
             raise
@@ -320,6 +323,13 @@ class Map(KernelObject):
     def info(self) -> MapInfo:
         """The kernel's view of this map (BPF_OBJ_GET_INFO_BY_FD)."""
         return MapInfo.from_fd(self.fd, self.describe())
+
+    @property
+    def flags(self) -> int:
+        """``map_flags`` as the kernel reports them (asked on first use for created maps)."""
+        if self._flags is None:
+            self._flags = self.info().flags
+        return self._flags
 
     def close(self) -> None:
         """Drop this reference; element access afterwards raises ValueError."""
