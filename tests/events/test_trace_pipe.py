@@ -64,6 +64,21 @@ def test_bpf_printk_messages_arrive():
         assert time.monotonic() - t0 >= 0.19
 
 
+@pytest.mark.usefixtures("tracefs")
+def test_raw_lines_are_whole_trace_pipe_lines():
+    """``lines()`` (what ``pybpf prog tracelog`` prints): the text of whole lines, unparsed."""
+    tag = f"pybpf-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    with TracePipe(function=None) as tp, Program.load("xdp", printk_program(tag, 5)) as prog:
+        prog.test_run(bytes(64))
+        got: list[str] = []
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            got = [line for line in tp.lines(0.5) if tag in line]
+        assert len(got) == 1 and "\n" not in got[0]
+        assert got[0].endswith(f"bpf_trace_printk: {tag} 5")
+        assert TraceEvent.parse(got[0]).pid == os.getpid()
+
+
 def test_closed_pipe_is_a_clear_error(tracefs):
     tp = TracePipe()
     tp.close()

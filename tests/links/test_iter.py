@@ -16,6 +16,7 @@ from pybpf.btf import Spec
 from pybpf.btf import types as T
 from pybpf.errors import BPFError, UsageError
 from pybpf.links import btf_tracing
+from pybpf.links.cgroup import cgroup2_mount
 from pybpf.links.iter import IterLink, attach_iter
 from pybpf.maps import Map
 from pybpf.sys.attrs import IterLinkInfo
@@ -148,8 +149,9 @@ def test_map_element_iterator_walks_the_given_map(pin_dir):
             attach_iter(prog)
 
 
-def test_cgroup_iterator_with_order(cgroup):
-    """The cgroup iterator over a test cgroup and its child, in three orders."""
+def test_cgroup_iterator_with_order(cgroup, tmp_path):
+    """The cgroup iterator over a test cgroup and its child, in three orders; the cgroup
+    given as attach_cgroup takes it (relative to the cgroup2 mount), not another directory."""
     try:
         btf_tracing.find_target("iter", "cgroup")
     except UsageError as e:
@@ -166,6 +168,11 @@ def test_cgroup_iterator_with_order(cgroup):
                     assert [v for (v,) in struct.iter_unpack("=Q", link.read())] == expected
                     details = link.info().details
                     assert (details["cgroup_id"], details["order"]) == (ids[0], order)
+            relative = os.path.relpath(child, cgroup2_mount())
+            with attach_iter(prog, cgroup=relative, order=CgroupIterOrder.SELF_ONLY) as link:
+                assert [v for (v,) in struct.iter_unpack("=Q", link.read())] == ids[1:]
+            with pytest.raises(UsageError, match="not a cgroup v2 directory"):
+                attach_iter(prog, cgroup=tmp_path, order=CgroupIterOrder.SELF_ONLY)
     finally:
         child.rmdir()
 

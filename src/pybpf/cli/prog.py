@@ -641,31 +641,23 @@ def do_loadall(args: Args, opts: Options) -> int:
 def do_tracelog(args: Args, opts: Options) -> int:
     """Print trace_pipe (``bpf_printk`` output) until interrupted, as bpftool does."""
     args.done()
-    from ..events.trace_pipe import trace_pipe_path
+    from ..events.trace_pipe import TracePipe
     try:
-        path = trace_pipe_path()
-        pipe = open(path, "rb", buffering=0)
+        pipe = TracePipe(function=None)
     except (PyBPFError, OSError) as e:
         raise CLIError(f"can't open trace_pipe: {why(e)}") from None
     with pipe:
         if opts.json:
             opts.out.write("[")
         first = True
-        pending = b""
         try:
             while True:
-                chunk = pipe.read(65536)
-                if not chunk:
-                    break
-                lines = (pending + chunk).split(b"\n")
-                pending = lines.pop()
-                for line in lines:
-                    text = line.decode(errors="replace") + "\n"
+                for line in pipe.lines(None):
                     if opts.json:
-                        opts.out.write(("" if first else ",") + jsonw(text, False))
+                        opts.out.write(("" if first else ",") + jsonw(line + "\n", False))
                         first = False
                     else:
-                        opts.out.write(text)
+                        opts.out.write(line + "\n")
                 opts.out.flush()
         except KeyboardInterrupt:
             pass

@@ -78,20 +78,27 @@ class TracePipe:
         self._buf = lines.pop()
         return lines
 
-    def read(self, timeout: float = 0.0) -> list[TraceEvent]:
-        """The events waiting now; if none, wait up to ``timeout`` seconds (None: forever)."""
-        out: list[TraceEvent] = []
+    def lines(self, timeout: Optional[float] = 0.0) -> list[str]:
+        """The whole lines waiting now, as text; if none, wait up to ``timeout`` seconds (None:
+        forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            for line in self._lines():
-                ev = TraceEvent.parse(line.decode(errors="replace"))
-                if ev is not None and (self.function is None or ev.function == self.function):
-                    out.append(ev)
+            lines = self._lines()
             left = None if deadline is None else deadline - time.monotonic()
-            if out or (left is not None and left <= 0):
-                return out
+            if lines or (left is not None and left <= 0):
+                return [line.decode(errors="replace") for line in lines]
             # trace_pipe polls readable on new data; the 0.1 s cap also covers a missed wakeup
             select.select([self.fileno()], [], [], 0.1 if left is None else min(left, 0.1))
+
+    def read(self, timeout: Optional[float] = 0.0) -> list[TraceEvent]:
+        """The events waiting now; if none, wait up to ``timeout`` seconds (None: forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            out = [ev for ev in map(TraceEvent.parse, self.lines(left)) if ev is not None and
+                   (self.function is None or ev.function == self.function)]
+            if out or (deadline is not None and time.monotonic() >= deadline):
+                return out
 
     def __iter__(self) -> Iterator[TraceEvent]:
         while True:

@@ -8,6 +8,7 @@ A pinned iterator link is read by ``cat`` on its pin.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as _errno
 import io
@@ -20,6 +21,7 @@ from ..sys.attrs import IterCreateAttr, IterLinkInfo, LinkCreateAttr
 from ..sys.fd import FD
 from ..sys.syscall import bpf, bpf_raw
 from ..sys.uapi import AttachType, CgroupIterOrder, Cmd
+from .cgroup import opened_cgroup
 from .link import Link
 
 
@@ -49,42 +51,31 @@ def attach_iter(program: KernelObject, *, map: Optional[KernelObject] = None,
     """Link iterator ``program`` (loaded for ``bpf_iter_<target>``).
 
     ``map`` for map-element iterators (bpf_map_elem, sockmap ...); ``cgroup`` (an fd or a
-    cgroup2 directory) with ``order`` for the cgroup iterator; ``tid``/``pid``/``pid_fd``
+    cgroup2 directory, as ``attach_cgroup`` takes it) with ``order`` for the cgroup iterator; ``tid``/``pid``/``pid_fd``
     limit task iterators to one thread or process.
     """
     info = IterLinkInfo()
-    close_cgroup = None
     if map is not None:
         info.map.map_fd = map.fd
-    if cgroup is not None:
-        if isinstance(cgroup, int):
-            info.cgroup.cgroup_fd = cgroup
-        else:
-            try:
-                close_cgroup = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError as e:
-                raise UsageError(f"attach_iter: cgroup {os.fspath(cgroup)!r}: "
-                                 f"{os.strerror(e.errno or 0)}") from None
-            info.cgroup.cgroup_fd = close_cgroup
-        info.cgroup.order = order
-    elif order:
+    if cgroup is None and order:
         raise UsageError("attach_iter: order is for cgroup iterators (give cgroup=)")
     if tid or pid or pid_fd:
         if map is not None or cgroup is not None:
             raise UsageError("attach_iter: a task filter excludes map= and cgroup=")
         info.task.tid, info.task.pid, info.task.pid_fd = tid, pid, pid_fd
     attr = LinkCreateAttr(prog_fd=program.fd, attach_type=AttachType.TRACE_ITER)
-    if bytes(info) != bytes(ctypes.sizeof(info)):
-        attr.target.iter.iter_info = ctypes.addressof(info)
-        attr.target.iter.iter_info_len = ctypes.sizeof(info)
     what = f"{program.describe()} (iterator)"
-    try:
+    with contextlib.ExitStack() as opened:
+        if cgroup is not None:  # a path as attach_cgroup takes it (relative: to the cgroup2 mount)
+            info.cgroup.cgroup_fd = cgroup if isinstance(cgroup, int) else \
+                opened.enter_context(opened_cgroup(cgroup)).fd
+            info.cgroup.order = order
+        if bytes(info) != bytes(ctypes.sizeof(info)):
+            attr.target.iter.iter_info = ctypes.addressof(info)
+            attr.target.iter.iter_info_len = ctypes.sizeof(info)
         ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
-    finally:
-        if close_cgroup is not None:
-            os.close(close_cgroup)
-    if ret < 0:
-        raise BPFError(-ret, "BPF_LINK_CREATE", what, _why(-ret, map is not None))
+        if ret < 0:
+            raise BPFError(-ret, "BPF_LINK_CREATE", what, _why(-ret, map is not None))
     return IterLink(FD(ret), what)
 
 
