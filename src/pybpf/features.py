@@ -404,16 +404,23 @@ def _kernel_at_least(major: int, minor: int) -> bool:
     return kernel_version_code() >= (major << 16 | minor << 8)
 
 
+def _link_kind(struct: str, since: tuple[int, int], what: str, instead: str) -> Support:
+    """A kind of BPF link the kernel has when its BTF has ``struct`` (its link object), or,
+    without BTF, when it is at least Linux ``since``."""
+    has = _vmlinux_btf_has(struct)
+    if has or (has is None and _kernel_at_least(*since)):
+        return Support(True)
+    return Support(False, f"this kernel ({os.uname().release}) has no {what} BPF links (Linux "
+                          f"{since[0]}.{since[1]} added them): {instead}")
+
+
 @functools.lru_cache(maxsize=None)
 def xdp_link() -> Support:
     """BPF links for XDP (LINK_CREATE with BPF_XDP, Linux 5.9): ``struct bpf_xdp_link`` in the
     kernel's BTF, or the kernel version where there is no BTF (no probe can tell an absent
     XDP link from a bad ifindex: both are EINVAL)."""
-    has = _vmlinux_btf_has("bpf_xdp_link")
-    if has or (has is None and _kernel_at_least(5, 9)):
-        return Support(True)
-    return Support(False, f"this kernel ({os.uname().release}) has no XDP BPF links (Linux 5.9 "
-                          "added them): XDP programs are attached by netlink (IFLA_XDP) instead")
+    return _link_kind("bpf_xdp_link", (5, 9), "XDP",
+                      "XDP programs are attached by netlink (IFLA_XDP) instead")
 
 
 @functools.lru_cache(maxsize=None)
@@ -535,11 +542,17 @@ def kernel_core() -> Support:
 
 
 @functools.lru_cache(maxsize=None)
+def struct_ops_link() -> Support:
+    """struct_ops maps registered through a BPF link (BPF_F_LINK, Linux 6.4): ``struct
+    bpf_struct_ops_link`` in the kernel's BTF, or the kernel version where there is no BTF."""
+    return _link_kind("bpf_struct_ops_link", (6, 4), "struct_ops",
+                      "define the map in SEC(\".struct_ops\"), registered by a map update "
+                      "instead")
+
+
+@functools.lru_cache(maxsize=None)
 def sockmap_link() -> Support:
     """BPF links for sk_skb/sk_msg programs on a sockmap (Linux 6.10): ``struct
     sockmap_link`` in the kernel's BTF, or the kernel version where there is no BTF."""
-    has = _vmlinux_btf_has("sockmap_link")
-    if has or (has is None and _kernel_at_least(6, 10)):
-        return Support(True)
-    return Support(False, f"this kernel ({os.uname().release}) has no sockmap BPF links (Linux "
-                          "6.10 added them): attach with BPF_PROG_ATTACH instead (link=False)")
+    return _link_kind("sockmap_link", (6, 10), "sockmap",
+                      "attach with BPF_PROG_ATTACH instead (link=False)")

@@ -250,8 +250,11 @@ class Map(KernelObject):
                inner_map: Optional["Map"] = None, numa_node: Optional[int] = None,
                map_extra: int = 0, btf: Any = None, btf_key_type_id: int = 0,
                btf_value_type_id: int = 0, btf_vmlinux_value_type_id: int = 0,
-               ifindex: int = 0, key: CodecSpec = None, value: CodecSpec = None) -> "Map":
+               value_type_btf_obj_fd: int = 0, ifindex: int = 0, key: CodecSpec = None,
+               value: CodecSpec = None) -> "Map":
         """BPF_MAP_CREATE. ``btf`` is anything with ``fileno()`` (a loaded BTF object) or an fd.
+        ``value_type_btf_obj_fd``: the module BTF holding a struct_ops map's value type
+        (``btf_vmlinux_value_type_id``; Linux 6.9, sets BPF_F_VTYPE_BTF_OBJ_FD).
 
         As libbpf does, a perf event array with ``max_entries=0`` gets one slot per possible CPU.
         """
@@ -263,13 +266,16 @@ class Map(KernelObject):
             max_entries = max_entries or len(possible_cpus())
         if numa_node is not None:
             flags |= MapFlag.NUMA_NODE
+        if value_type_btf_obj_fd:
+            flags |= MapFlag.VTYPE_BTF_OBJ_FD
         attr = MapCreateAttr(
             map_type=mtype, key_size=key_size, value_size=value_size, max_entries=max_entries,
             map_flags=flags, inner_map_fd=inner_map.fd if inner_map is not None else 0,
             numa_node=numa_node or 0, map_name=name.encode(), map_ifindex=ifindex,
             btf_fd=_fileno(btf), btf_key_type_id=btf_key_type_id,
             btf_value_type_id=btf_value_type_id,
-            btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra)
+            btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra,
+            value_type_btf_obj_fd=value_type_btf_obj_fd)
         what = f"map {name!r}" if name else f"{_type_name(mtype)} map"
         ret = bpf_raw(Cmd.MAP_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
         if ret < 0:

@@ -3,6 +3,7 @@ btf_ext_info, sys.objects pins/fdinfo/fd_kind), tested on their own."""
 from __future__ import annotations
 
 import errno
+import subprocess
 
 import pytest
 
@@ -65,3 +66,21 @@ def test_jited_ksyms_and_btf_ext_info():
     with Program.load("socket_filter", RET0) as p:
         assert len(p.jited_ksyms()) == 1
         assert p.btf_ext_info() == ([], [])
+
+
+def test_bpffs_mounted_twice_on_one_directory_is_walked_once(tmp_path):
+    """A bpffs mounted over another on the same directory hides it: its pins are found once."""
+    where = tmp_path / "bpffs"
+    where.mkdir()
+    mounted = 0
+    try:
+        for _ in range(2):
+            subprocess.run(["mount", "-t", "bpf", "bpf", str(where)], check=True)
+            mounted += 1
+        assert objects.bpffs_mounts().count(str(where)) == 1
+        with Map.create("array", 4, 4, 1, name="twice") as m:
+            m.pin(where / "m")
+            assert objects.pins("map")[m.id] == [str(where / "m")]
+    finally:
+        for _ in range(mounted):
+            subprocess.run(["umount", str(where)], check=True)

@@ -55,6 +55,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "freplace": ("6.12", "6.1", "5.10"),
     "lsm": ("6.12", "6.1", "5.10"),
     "kernel_core": ("6.12", "6.1"),  # CO-RE relocated by BPF_PROG_LOAD: Linux 5.17+
+    "struct_ops_link": ("6.12",),  # Linux 6.4+
     "tcx": ("6.12",),
     "netfilter": ("6.12",),
     "syscall_prog": ("6.12", "6.1"),

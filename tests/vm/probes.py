@@ -19,6 +19,7 @@ PROBES: dict[str, Callable[[], features.Support]] = {
     "lsm": features.lsm,
     "perf_event_link": features.perf_link,
     "kernel_core": features.kernel_core,
+    "struct_ops_link": features.struct_ops_link,
     "syscall_prog": lambda: features.prog_type(ProgType.SYSCALL),
     "netfilter": lambda: features.prog_type(ProgType.NETFILTER),
     "tcx": lambda: features.attach_type(AttachType.TCX_INGRESS),

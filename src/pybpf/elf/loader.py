@@ -6,7 +6,10 @@ compatible pinned or given one reused), filled with its initial data and frozen 
 each program marked ``autoload`` is linked (``linker``), gets map fds, extern values and
 CO-RE results patched into its code (or hands its CO-RE records to the kernel, which
 relocates them itself), and is loaded with its func/line info. Last, prog
-array and map-in-map slots named in ``.maps`` are filled. Any failure closes what was made.
+array and map-in-map slots named in ``.maps`` are filled. struct_ops tables are matched to
+the kernel's structs before the maps are made (``struct_ops``); their programs load for
+their members, and the values that register them are kept (``Collection.struct_ops``).
+Any failure closes what was made.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:  # externs, links: imported where an object has some (start-up
     from ..links.btf_tracing import BtfTarget
     from .externs import KernelBTFId
     from .sections import Section
+    from .struct_ops import KernelStructOps
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 # map types the kernel refuses BTF key/value types for (libbpf clears them too)
@@ -66,10 +70,12 @@ class Collection:
         self.programs: dict[str, ObjectProgram] = {}
         self.btf: Optional[BTF] = None
         self.links: list[Any] = []
+        self.struct_ops: dict[str, bytes] = {}  # struct_ops map -> the value registering it
 
     def attach_all(self) -> list[Any]:
         """Auto-attach every loaded program whose section says where (tracepoints, raw
-        tracepoints, ...); the links are kept and closed with the collection."""
+        tracepoints, ...), and register every struct_ops map; the links are kept and closed
+        with the collection."""
         from .attach import auto_attach_kind
         out = []
         for p in self.programs.values():
@@ -77,7 +83,20 @@ class Collection:
                 link = p.attach()
                 self.links.append(link)
                 out.append(link)
+        for name in self.struct_ops:
+            out.append(self.attach_struct_ops(name))
         return out
+
+    def attach_struct_ops(self, name: str) -> Any:
+        """Register struct_ops map ``name`` with the kernel (``links.attach_struct_ops``); the
+        attachment is kept and closed (unregistered) with the collection."""
+        from ..links.struct_ops import attach_struct_ops
+        if name not in self.struct_ops:
+            raise UsageError(f"{self.spec.path}: no struct_ops map {name!r}; the object's: "
+                             f"{', '.join(self.struct_ops) or '(none)'}")
+        attached = attach_struct_ops(self.maps[name], self.struct_ops[name])
+        self.links.append(attached)
+        return attached
 
     def close(self) -> None:
         for obj in [*self.links, *self.programs.values(), *self.maps.values(), self.btf]:
@@ -141,18 +160,25 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
             fill_kconfig(kcfg, spec.variables, kconfig)
         if btf and spec.btf is not None:
             coll.btf = _load_btf(spec)
-        for ms in spec.maps.values():
-            coll.maps[ms.name] = _reuse_given(ms, given[ms.name]) if ms.name in given else \
-                _create_map(spec, ms, coll.btf, os.fspath(pin_root), new_pins)
         ksyms = _Ksyms(spec)
         try:
+            struct_ops = _resolve_struct_ops(spec, coll)
+            for ms in spec.maps.values():
+                k = struct_ops.get(ms.name)
+                coll.maps[ms.name] = _reuse_given(ms, given[ms.name]) if ms.name in given \
+                    else _create_map(spec, ms, coll.btf, os.fspath(pin_root), new_pins,
+                                     struct_ops=(k, ksyms.module_fd(k.module)) if k else None)
+            attach = {p: (k, i) for k in struct_ops.values() for p, i in k.members.items()}
             for ps in spec.programs.values():
-                if ps.autoload:
+                if ps.autoload and (ps.prog_type != ProgType.STRUCT_OPS or ps.name in attach):
                     coll.programs[ps.name] = _load_program(spec, ps, coll, ksyms, log_level,
-                                                           core_btf, core_in_kernel)
+                                                           core_btf, core_in_kernel,
+                                                           attach.get(ps.name))
         finally:
             ksyms.close()
         _fill_slots(spec, coll)
+        fds = {name: p.fd for name, p in coll.programs.items()}
+        coll.struct_ops = {name: k.filled(fds) for name, k in struct_ops.items()}
     except BaseException:
         coll.close()
         for path in new_pins:  # as libbpf: a failed load leaves no pin behind
@@ -229,7 +255,10 @@ def _load_btf(spec: ObjectSpec) -> Optional[BTF]:
 
 # -- maps --------------------------------------------------------------------------------
 def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str,
-                new_pins: list[str], inner: bool = False) -> Map:
+                new_pins: list[str], inner: bool = False,
+                struct_ops: Optional[tuple[KernelStructOps, int]] = None) -> Map:
+    """``struct_ops``: a struct_ops map's kernel layout and the fd of the module BTF holding
+    its value type (0: vmlinux)."""
     path = os.path.join(pin_root, ms.name) if ms.pinning == Pinning.BY_NAME and not inner \
         else None
     if path is not None and os.path.exists(path):
@@ -238,8 +267,13 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
     if ms.inner is not None:
         inner_map = _create_map(spec, ms.inner, btf, pin_root, new_pins, inner=True)
     try:
-        ids = {}
-        if btf is not None and ms.type not in _NO_BTF_TYPES:
+        ids: dict[str, Any] = {}
+        if struct_ops is not None:  # the kernel's value type; the object's BTF, as libbpf
+            kernel, module_fd = struct_ops
+            ids = {"btf": btf, "btf_vmlinux_value_type_id": kernel.value_type_id,
+                   "value_type_btf_obj_fd": module_fd}
+            ms = replace(ms, value_size=len(kernel.value))
+        elif btf is not None and ms.type not in _NO_BTF_TYPES:
             ids = {"btf": btf, "btf_key_type_id": _id(ms.key_type),
                    "btf_value_type_id": _id(ms.value_type)}
             if not ids["btf_value_type_id"]:
@@ -250,6 +284,8 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
         try:
             m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw, **ids)
         except BPFError as e:
+            if struct_ops is not None:
+                raise _struct_ops_refused(ms, e) from None
             if not ids or e.errno not in (_errno.EINVAL, _errno.ENOTSUP, ENOTSUPP):
                 raise
             m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw)
@@ -268,6 +304,35 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
         m.close()
         raise
     return m
+
+
+def _resolve_struct_ops(spec: ObjectSpec, coll: Collection) -> dict[str, KernelStructOps]:
+    """Each struct_ops map matched to the kernel's struct (``struct_ops.resolve``)."""
+    if not spec.struct_ops:
+        return {}
+    from .struct_ops import resolve
+    if coll.btf is None:
+        raise ObjectError(f"{spec.path}: struct_ops maps need the object's BTF in the kernel "
+                          "(compile with -g; load with btf=True)")
+    out = {}
+    for name, so in spec.struct_ops.items():
+        out[name] = k = resolve(so, spec.path)
+        off = [p for p in k.members if not spec.programs[p].autoload]
+        if off:
+            raise ObjectError(f"{spec.path}: struct_ops {name!r} needs program "
+                              f"{off[0]!r}, whose autoload is off")
+    return out
+
+
+def _struct_ops_refused(ms: MapSpec, e: BPFError) -> Exception:
+    """Why the kernel refused a struct_ops map: links before 6.4 are a missing feature."""
+    if ms.flags & MapFlag.LINK and e.errno == _errno.EINVAL:
+        from .. import features
+        support = features.struct_ops_link()
+        if not support:
+            return UnsupportedFeatureError(f"struct_ops map {ms.name!r} "
+                                           f"(SEC(\".struct_ops.link\")): {support.reason}")
+    return e
 
 
 def _id(t: Optional[T.Type]) -> int:
@@ -365,7 +430,8 @@ class _Ksyms:
 
 def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _Ksyms,
                   log_level: int, core_targets: Optional[list[Spec]],
-                  core_in_kernel: Optional[bool]) -> ObjectProgram:
+                  core_in_kernel: Optional[bool],
+                  struct_ops: Optional[tuple[KernelStructOps, int]] = None) -> ObjectProgram:
     lp = link(spec, ps)
     code, order = lp.code, spec.byte_order
     fd_array: list[int] = []
@@ -388,6 +454,10 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
         elif ref.kind == RefKind.KFUNC:
             _patch_kfunc(code, i, order, spec, ref.target, ksyms, fd_array, what)
     attach_btf_id, attach_obj_fd = _attach_btf(ps, ksyms, what)
+    attach_type: Optional[int] = ps.attach_type
+    if struct_ops is not None:  # the kernel struct's id, the member's index
+        kernel, attach_type = struct_ops
+        attach_btf_id, attach_obj_fd = kernel.type_id, ksyms.module_fd(kernel.module)
     kw: dict[str, Any] = {}
     if coll.btf is not None and lp.func_info:
         kw = {"btf": coll.btf, "func_info": encode_func_info(lp.func_info),
@@ -401,7 +471,7 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
     def load(**extra: Any) -> ObjectProgram:
         return ObjectProgram.load(
             ps.prog_type, bytes(code), license=ps.license, name=ps.name[:15],
-            expected_attach_type=ps.attach_type, attach_btf_id=attach_btf_id,
+            expected_attach_type=attach_type, attach_btf_id=attach_btf_id,
             attach_btf_obj_fd=attach_obj_fd,
             kern_version=ps.kern_version or None, flags=ps.flags,
             fd_array=[0, *fd_array] if fd_array else None,

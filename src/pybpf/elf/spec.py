@@ -20,12 +20,13 @@ from ..btf import types as T
 from ..btf.ext import BTFExt, CoreRelo, FuncInfo, LineInfo, parse_ext
 from ..btf.spec import Spec
 from ..errors import BTFError, ObjectError
-from ..sys.uapi import INSN_SIZE, AttachType, MapType, ProgFlag, ProgType, PseudoCall
+from ..sys.uapi import INSN_SIZE, AttachType, MapFlag, MapType, ProgFlag, ProgType, PseudoCall
 from .maps import (KCONFIG_SECTION, MapSpec, VariableSpec, btf_map, data_map, is_data_section,
                    object_name, pack_slot_index)
 from .reader import (SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT,
                      STT_SECTION, ElfObject, Symbol, read_elf)
 from .sections import Section, section
+from .struct_ops import SECTIONS as STRUCT_OPS_SECTIONS, StructOpsSpec
 
 if TYPE_CHECKING:
     from .loader import Collection
@@ -126,7 +127,8 @@ class ExternSpec:
 
 
 class ObjectSpec:
-    """A parsed BPF object: ``programs``, ``maps``, ``variables``, ``externs``, ``btf``."""
+    """A parsed BPF object: ``programs``, ``maps``, ``variables``, ``externs``, ``btf``, and
+    ``struct_ops`` (the struct_ops maps' tables, by map name)."""
 
     def __init__(self, data: bytes, name: str = "object") -> None:
         self.path = name
@@ -167,13 +169,16 @@ class ObjectSpec:
         self.externs: dict[str, ExternSpec] = {}
         self.functions: dict[FuncKey, Function] = {}
         self.programs: dict[str, ProgramSpec] = {}
+        self.struct_ops: dict[str, StructOpsSpec] = {}
         self._map_at: dict[tuple[int, int], str] = {}  # (section, offset) -> .maps map name
         self._data_maps: dict[int, MapSpec] = {}        # data section index -> its map
         self._parse_externs()
         self._parse_btf_maps()   # .maps first, then global data: libbpf's order of creation
         self._parse_data_maps()
+        self._parse_struct_ops()
         self._parse_functions()
         self._parse_map_slots()
+        self._parse_struct_ops_programs()
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -298,6 +303,72 @@ class ObjectSpec:
                     raise ObjectError(self._where(f"map-in-map {name!r} slot {slot}: "
                                                   f"{sym.name!r} is not a map"))
                 m.contents[slot] = target
+
+    # -- struct_ops maps ----------------------------------------------------------------
+    def _struct_ops_layout(self) -> list[tuple[int, int, StructOpsSpec]]:
+        """(section index, offset, spec) of every struct_ops variable."""
+        elf, out = self.elf, []
+        for sec in elf.sections:
+            if sec.name not in STRUCT_OPS_SECTIONS:
+                continue
+            ds = self._datasec(sec.name)
+            if ds is None:
+                raise ObjectError(self._where(f"SEC({sec.name!r}) needs BTF: compile with "
+                                              "clang -g"))
+            offsets = {sym.name: sym.value for sym in elf.symbols
+                       if sym.shndx == sec.index and sym.type == STT_OBJECT}
+            for vs in ds.vars:
+                var = vs.type
+                st = T.skip_qualifiers(var.type) if isinstance(var, T.Var) else var
+                if not isinstance(st, T.Struct) or var.name not in offsets:
+                    raise ObjectError(self._where(f"{sec.name} entry {var.name!r} is not a "
+                                                  "struct variable"))
+                off = offsets[var.name]
+                if off + st.size > len(sec.data):
+                    raise ObjectError(self._where(f"struct_ops {var.name!r} lies outside "
+                                                  f"section {sec.name}"))
+                so = self.struct_ops.get(var.name) or StructOpsSpec(
+                    var.name, st, bytearray(sec.data[off:off + st.size]),
+                    sec.name == ".struct_ops.link")
+                out.append((sec.index, off, so))
+        return out
+
+    def _parse_struct_ops(self) -> None:
+        """One STRUCT_OPS map per struct_ops variable (value sizes are the kernel's: set
+        at load)."""
+        for _, _, so in self._struct_ops_layout():
+            self._add_map(MapSpec(so.name, MapType.STRUCT_OPS, 4, so.type.size, 1,
+                                  flags=MapFlag.LINK if so.link else 0,
+                                  section=".struct_ops.link" if so.link else ".struct_ops"))
+            self.struct_ops[so.name] = so
+
+    def _parse_struct_ops_programs(self) -> None:
+        """The struct_ops sections' relocations: which program each function pointer
+        member points to. As libbpf does, a struct_ops program no map uses is not loaded."""
+        layout = self._struct_ops_layout()
+        for shndx in sorted({x[0] for x in layout}):
+            sec_name = self.elf.sections[shndx].name
+            for r in self.elf.relocations.get(shndx, []):
+                sym = self.elf.symbol(r.symbol, f"{sec_name} relocation")
+                hit = [(off, so) for i, off, so in layout
+                       if i == shndx and off <= r.offset < off + so.type.size]
+                member = next((m for off, so in hit for m in so.type.members
+                               if m.offset == (r.offset - off) * 8), None)
+                if member is None or not isinstance(T.skip_qualifiers(member.type), T.Pointer):
+                    raise ObjectError(self._where(f"{sec_name} relocation at byte {r.offset} "
+                                                  "is not on a function pointer member"))
+                so = hit[0][1]
+                fn = self._function_at(sym.shndx, sym.value // INSN_SIZE)
+                progs = [p for p in self.programs.values() if p.function is fn]
+                if not progs or progs[0].prog_type != ProgType.STRUCT_OPS:
+                    raise ObjectError(self._where(
+                        f"struct_ops {so.name!r}: {member.name} points to {sym.name!r}, which is "
+                        "not a SEC(\"struct_ops/...\") program"))
+                so.programs[member.name] = progs[0].name
+        used = {p for so in self.struct_ops.values() for p in so.programs.values()}
+        for p in self.programs.values():
+            if p.prog_type == ProgType.STRUCT_OPS and p.name not in used:
+                p.autoload = False
 
     # -- externs -------------------------------------------------------------------------
     def _parse_externs(self) -> None:

@@ -19,6 +19,7 @@ __getattr__, __dir__ = exports(__name__, {
     ".netfilter": "attach_netfilter",
     ".netns": "attach_flow_dissector, attach_sk_lookup, query_netns",
     ".socket": "attach_sockmap, attach_socket_filter, detach_socket_filter",
+    ".struct_ops": "StructOpsRegistration, attach_struct_ops",
     ".tc": "TcFilterAttachment, TcProgram, attach_tc, attach_tc_filter, attach_tcx, list_tc",
     ".xdp": "XdpAttachment, XdpInfo, attach_xdp, list_xdp",
 })
@@ -32,6 +33,7 @@ __all__ = ["Link", "LinkInfo", "PerfEventAttachment", "list_links", "attach_perf
            "AttachedProgram", "HookQuery", "ProgAttachment", "attach_cgroup", "detach_cgroup",
            "list_cgroup", "query_cgroup", "attach_netfilter", "attach_flow_dissector",
            "attach_sk_lookup", "query_netns", "attach_sockmap", "attach_socket_filter",
-           "detach_socket_filter", "TcFilterAttachment", "TcProgram", "attach_tc",
+           "detach_socket_filter", "StructOpsRegistration", "attach_struct_ops",
+           "TcFilterAttachment", "TcProgram", "attach_tc",
            "attach_tc_filter", "attach_tcx", "list_tc", "XdpAttachment", "XdpInfo", "attach_xdp",
            "list_xdp"]

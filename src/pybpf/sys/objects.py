@@ -137,9 +137,10 @@ def fdinfo(fd: int) -> dict[str, str]:
 
 
 def bpffs_mounts() -> list[str]:
-    """Mount points of bpffs, in /proc/mounts order."""
+    """Mount points of bpffs, in /proc/mounts order, each once (a bpffs mounted again on the
+    same directory hides the first: only the top one is seen there)."""
     with open("/proc/mounts") as f:
-        return [line.split()[1] for line in f if line.split()[2] == "bpf"]
+        return list(dict.fromkeys(line.split()[1] for line in f if line.split()[2] == "bpf"))
 
 
 def pins(kind: str) -> dict[int, list[str]]:
