@@ -51,7 +51,10 @@ __u32 BPF_PROG(ca_unused, struct sock *sk)
 	return 0;
 }
 
-/* the same table in both conventions */
+/* the same table in both conventions; -DCA_SUFFIX='"_x"' names them apart */
+#ifndef CA_SUFFIX
+#define CA_SUFFIX ""
+#endif
 #define CONGESTION_OPS(ca_name) {		\
 	.name = ca_name,			\
 	.init = (void *)ca_init,		\
@@ -61,9 +64,9 @@ __u32 BPF_PROG(ca_unused, struct sock *sk)
 }
 
 SEC(".struct_ops")
-struct tcp_congestion_ops pybpf_reg = CONGESTION_OPS("pybpf_reg");
+struct tcp_congestion_ops pybpf_reg = CONGESTION_OPS("pybpf_reg" CA_SUFFIX);
 
 SEC(".struct_ops.link")
-struct tcp_congestion_ops pybpf_link = CONGESTION_OPS("pybpf_link");
+struct tcp_congestion_ops pybpf_link = CONGESTION_OPS("pybpf_link" CA_SUFFIX);
 
 char LICENSE[] SEC("license") = "GPL";

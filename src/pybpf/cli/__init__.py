@@ -1,7 +1,7 @@
 """The ``pybpf`` command: bpftool's grammar (``pybpf [OPTIONS] OBJECT COMMAND ARGS``) on pybpf.
 
 One module per object kind (``prog``, ``map``, ``link``, ``btf``, ``feature``, ``net``,
-``cgroup``), imported only when its object is named, so start-up stays light. Errors are one
+``cgroup``, ``struct_ops``), imported only when its object is named, so start-up stays light. Errors are one
 line, ``Error: ...`` on stderr (``{"error": ...}`` on stdout with ``--json``), and a non-zero
 exit status, never a traceback.
 """
@@ -16,12 +16,13 @@ if TYPE_CHECKING:
 USAGE = """Usage: pybpf [OPTIONS] OBJECT { COMMAND | help }
        pybpf version
 
-       OBJECT := { prog | map | link | cgroup | net | feature | btf }
+       OBJECT := { prog | map | link | cgroup | net | feature | btf | struct_ops }
        OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} | {-f|--bpffs} | --trace |
                     {-V|--version} }
 """
 
-OBJECTS = ("prog", "map", "link", "cgroup", "net", "feature", "btf", "version", "help")
+OBJECTS = ("prog", "map", "link", "cgroup", "net", "feature", "btf", "struct_ops", "version",
+           "help")
 _LONG = {"--json": "j", "--pretty": "p", "--bpffs": "f", "--debug": "d", "--version": "V",
          "--help": "h", "--trace": "trace"}
 _SHORT = set("jpfdVh")

@@ -37,9 +37,7 @@ class StructOpsRegistration(HookAttachment):
         super().__init__(FD(os.dup(struct_ops_map.fd)), what)  # its own reference
 
     def _detach(self) -> None:
-        key = ctypes.c_uint32(0)
-        bpf(Cmd.MAP_DELETE_ELEM, MapElemAttr(map_fd=self._prog.fd, key=ctypes.addressof(key)),
-            self.name)
+        unregister(self._prog, self.name)
 
 
 def attach_struct_ops(struct_ops_map: Map, value: bytes) -> Union[Link, StructOpsRegistration]:
@@ -54,3 +52,16 @@ def attach_struct_ops(struct_ops_map: Map, value: bytes) -> Union[Link, StructOp
     if link:
         return link_create(struct_ops_map, 0, AttachType.STRUCT_OPS, what)
     return StructOpsRegistration(struct_ops_map, what)
+
+
+def unregister(struct_ops_map: Union[FD, Map], what: str) -> None:
+    """Unregister a struct_ops map registered by a map update (BPF_MAP_DELETE_ELEM)."""
+    key = ctypes.c_uint32(0)
+    try:
+        bpf(Cmd.MAP_DELETE_ELEM, MapElemAttr(map_fd=struct_ops_map.fileno(),
+                                             key=ctypes.addressof(key)), what)
+    except BPFError as e:
+        if e.errno != _errno.EOPNOTSUPP:
+            raise
+        raise BPFError(e.errno, "BPF_MAP_DELETE_ELEM", what, "it is registered through a BPF "
+                       "link", "close or unpin its link instead") from None
