@@ -173,3 +173,15 @@ def test_kernel_struct_must_exist_and_be_struct_ops():
                            False)
         with pytest.raises(ObjectError, match=why):
             resolve(so, "test")
+
+
+def test_program_loads_for_one_member(usable):
+    """A program attaches to one member of one kernel struct: set to two is an error."""
+    usable.struct_ops["pybpf_reg"].programs["ssthresh"] = "ca_init"
+    with pytest.raises(ObjectError, match="'ca_init' is set to two members"):
+        usable.load()
+    if "pybpf_link" in usable.struct_ops:  # kernels with struct_ops links: across two maps
+        usable.struct_ops["pybpf_reg"].programs["ssthresh"] = "ca_ssthresh"
+        usable.struct_ops["pybpf_link"].programs.update(init="ca_ssthresh", ssthresh="ca_init")
+        with pytest.raises(ObjectError, match="different kernel structs or positions"):
+            usable.load()

@@ -314,13 +314,17 @@ def _resolve_struct_ops(spec: ObjectSpec, coll: Collection) -> dict[str, KernelS
     if coll.btf is None:
         raise ObjectError(f"{spec.path}: struct_ops maps need the object's BTF in the kernel "
                           "(compile with -g; load with btf=True)")
-    out = {}
+    out: dict[str, KernelStructOps] = {}
+    target: dict[str, tuple[int, int]] = {}  # program -> (kernel struct, member index)
     for name, so in spec.struct_ops.items():
         out[name] = k = resolve(so, spec.path)
-        off = [p for p in k.members if not spec.programs[p].autoload]
-        if off:
-            raise ObjectError(f"{spec.path}: struct_ops {name!r} needs program "
-                              f"{off[0]!r}, whose autoload is off")
+        for prog, idx in k.members.items():
+            if not spec.programs[prog].autoload:
+                raise ObjectError(f"{spec.path}: struct_ops {name!r} needs program {prog!r}, "
+                                  "whose autoload is off")
+            if target.setdefault(prog, (k.type_id, idx)) != (k.type_id, idx):
+                raise ObjectError(f"{spec.path}: program {prog!r} is set to members of "
+                                  "different kernel structs or positions: it loads for one")
     return out
 
 
