@@ -411,3 +411,24 @@ def test_fentry_by_section_or_the_reason_it_is_refused(bpf_objects, tmp_path):
 def test_fentry_attaches_in_vm(bpf_objects, tmp_path):
     entries, exits = _unlink_and_count(bpf_objects, tmp_path)
     assert entries >= 1 and exits >= 1
+
+
+def test_map_not_created_poisons_its_uses(bpf_objects):
+    """autocreate off, as libbpf: the map is not made; code using it fails the load only
+    when the verifier reaches it, and the error names the map."""
+    spec = spec_of(bpf_objects, "elf_autocreate")
+    spec.maps["counts"].autocreate = False
+    with spec.load() as obj:  # use_counts is 0: the poisoned code is dead
+        assert "counts" not in obj.maps
+        assert obj.programs["count_if_asked"].test_run(PACKET).retval == XdpAction.PASS
+        for map_id in obj.programs["count_if_asked"].info().map_ids:  # .rodata only
+            with Map.from_id(map_id) as m:
+                assert m.name != "counts"
+    spec.variables["use_counts"].value = 1
+    with pytest.raises(ObjectError, match="use of map 'counts', which was not created") as e:
+        spec.load()
+    assert isinstance(e.value.__cause__, VerifierError)
+    spec.maps["counts"].autocreate = True
+    with spec.load() as obj:
+        obj.programs["count_if_asked"].test_run(PACKET)
+        assert struct.unpack("=Q", obj.maps["counts"][ZERO])[0] == 1

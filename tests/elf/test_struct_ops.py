@@ -46,7 +46,7 @@ def spec(bpf_objects) -> ObjectSpec:
 def usable(spec) -> ObjectSpec:
     """``spec``, without its .struct_ops.link map where the kernel has no struct_ops links."""
     if not features.struct_ops_link():  # Linux 6.1, 5.10: the .struct_ops map alone
-        del spec.maps["pybpf_link"], spec.struct_ops["pybpf_link"]
+        spec.maps["pybpf_link"].autocreate = False
     return spec
 
 
@@ -180,8 +180,16 @@ def test_program_loads_for_one_member(usable):
     usable.struct_ops["pybpf_reg"].programs["ssthresh"] = "ca_init"
     with pytest.raises(ObjectError, match="'ca_init' is set to two members"):
         usable.load()
-    if "pybpf_link" in usable.struct_ops:  # kernels with struct_ops links: across two maps
+    if usable.maps["pybpf_link"].autocreate:  # kernels with struct_ops links: across two maps
         usable.struct_ops["pybpf_reg"].programs["ssthresh"] = "ca_ssthresh"
         usable.struct_ops["pybpf_link"].programs.update(init="ca_ssthresh", ssthresh="ca_init")
         with pytest.raises(ObjectError, match="different kernel structs or positions"):
             usable.load()
+
+
+def test_struct_ops_maps_not_created_load_no_programs(spec):
+    for name in spec.struct_ops:
+        spec.maps[name].autocreate = False
+    with spec.load() as coll:
+        assert coll.struct_ops == {} and not [m for m in coll.maps if m.startswith("pybpf_")]
+        assert set(coll.programs) == set()  # each is a struct_ops program of those maps

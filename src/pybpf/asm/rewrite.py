@@ -15,6 +15,7 @@ from .opcodes import LD_IMM64, Class, JmpOp
 CALL = Class.JMP | JmpOp.CALL  # 0x85
 # libbpf's "bad relo" helper id: the verifier says "invalid func unknown#195896080"
 POISON_HELPER = 0xBAD2310
+POISON_MAP_BASE = 2001000000  # + map index: a ld_imm64 of a map not created (libbpf's value)
 _FMT = {"little": struct.Struct("<BBhi"), "big": struct.Struct(">BBhi")}
 
 
@@ -45,12 +46,13 @@ def set_imm64(code: bytearray, idx: int, order: str, value: int, src: int = 0) -
     patch(code, idx + 1, order, imm=(value >> 32) & 0xFFFFFFFF)
 
 
-def poison(code: bytearray, idx: int, order: str) -> None:
+def poison(code: bytearray, idx: int, order: str, helper: int = POISON_HELPER) -> None:
     """Replace instruction ``idx`` with ``call 0xbad2310`` (both slots of a ld_imm64), as
-    libbpf marks code the verifier must prove dead: reaching it fails the load."""
+    libbpf marks code the verifier must prove dead: reaching it fails the load. ``helper``:
+    another marker (``POISON_MAP_BASE`` + map index for a map that was not created)."""
     slots = 2 if code[idx * INSN_SIZE] == LD_IMM64 and (idx + 2) * INSN_SIZE <= len(code) else 1
     for i in range(idx, idx + slots):
-        _FMT[order].pack_into(code, i * INSN_SIZE, CALL, 0, 0, POISON_HELPER)
+        _FMT[order].pack_into(code, i * INSN_SIZE, CALL, 0, 0, helper)
 
 
 def _s32(v: int) -> int:

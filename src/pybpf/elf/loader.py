@@ -164,6 +164,8 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
         try:
             struct_ops = _resolve_struct_ops(spec, coll)
             for ms in spec.maps.values():
+                if not ms.autocreate:
+                    continue
                 k = struct_ops.get(ms.name)
                 coll.maps[ms.name] = _reuse_given(ms, given[ms.name]) if ms.name in given \
                     else _create_map(spec, ms, coll.btf, os.fspath(pin_root), new_pins,
@@ -317,6 +319,8 @@ def _resolve_struct_ops(spec: ObjectSpec, coll: Collection) -> dict[str, KernelS
     out: dict[str, KernelStructOps] = {}
     target: dict[str, tuple[int, int]] = {}  # program -> (kernel struct, member index)
     for name, so in spec.struct_ops.items():
+        if not spec.maps[name].autocreate:
+            continue  # as libbpf: its programs do not load either
         out[name] = k = resolve(so, spec.path)
         for prog, idx in k.members.items():
             if not spec.programs[prog].autoload:
@@ -384,13 +388,12 @@ def _shown(field: str, value: int) -> str:
 
 def _fill_slots(spec: ObjectSpec, coll: Collection) -> None:
     for ms in spec.maps.values():
+        if ms.name not in coll.maps:
+            continue  # not created
         for slot, target in ms.contents.items():
-            if ms.type == MapType.PROG_ARRAY:
-                obj: Any = coll.programs.get(target)
-                if obj is None:
-                    continue  # not loaded (autoload off): the slot stays empty, as in libbpf
-            else:
-                obj = coll.maps[target]
+            obj: Any = (coll.programs if ms.type == MapType.PROG_ARRAY else coll.maps).get(target)
+            if obj is None:
+                continue  # not loaded or not created: the slot stays empty, as in libbpf
             coll.maps[ms.name].update(slot.to_bytes(4, sys.byteorder), obj.fd)
 
 
@@ -442,17 +445,17 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
     what = f"program {ps.name!r} (SEC {ps.section.name!r}) of {spec.path}"
     for ref in lp.refs:
         i = ref.insn
-        if ref.kind == RefKind.MAP_FD:
-            I.patch(code, i, order, src=PseudoSrc.MAP_FD, imm=coll.maps[ref.target].fd)
-            I.patch(code, i + 1, order, imm=0)
-        elif ref.kind == RefKind.MAP_VALUE:
-            I.patch(code, i, order, src=PseudoSrc.MAP_VALUE, imm=coll.maps[ref.target].fd)
-            I.patch(code, i + 1, order, imm=ref.offset)
-        elif ref.kind == RefKind.KCONFIG:
-            ext = spec.externs[ref.target]
-            kmap = next(m for m in spec.maps.values() if m.section == ".kconfig")
-            I.patch(code, i, order, src=PseudoSrc.MAP_VALUE, imm=coll.maps[kmap.name].fd)
-            I.patch(code, i + 1, order, imm=ext.offset + ref.offset)
+        if ref.kind in (RefKind.MAP_FD, RefKind.MAP_VALUE, RefKind.KCONFIG):
+            name, off = ref.target, ref.offset
+            if ref.kind == RefKind.KCONFIG:
+                name = next(m.name for m in spec.maps.values() if m.section == ".kconfig")
+                off += spec.externs[ref.target].offset
+            if name not in coll.maps:  # autocreate off: fails only if the verifier gets here
+                I.poison(code, i, order, I.POISON_MAP_BASE + list(spec.maps).index(name))
+                continue
+            src = PseudoSrc.MAP_FD if ref.kind == RefKind.MAP_FD else PseudoSrc.MAP_VALUE
+            I.patch(code, i, order, src=src, imm=coll.maps[name].fd)
+            I.patch(code, i + 1, order, imm=0 if ref.kind == RefKind.MAP_FD else off)
         elif ref.kind == RefKind.KSYM:
             _patch_ksym(code, i, order, spec, ref.target, ksyms, what)
         elif ref.kind == RefKind.KFUNC:
@@ -503,9 +506,20 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
             raise ObjectError(f"{what}: the verifier reached an instruction whose CO-RE "
                               f"relocation could not be satisfied on this kernel:\n{failed}"
                               ) from e
+        missing = _poisoned_map(e.log, list(spec.maps))
+        if missing:
+            raise ObjectError(f"{what}: the verifier reached a use of map {missing!r}, which "
+                              "was not created (autocreate is off)") from e
         raise
     prog.spec = ps
     return prog
+
+
+def _poisoned_map(log: str, names: list[str]) -> str:
+    """The map whose poisoned reference a verifier log trips over ('' if none)."""
+    import re
+    m = re.search(rf"unknown#{str(I.POISON_MAP_BASE)[:-3]}(\d{{3}})", log)
+    return names[int(m.group(1))] if m and int(m.group(1)) < len(names) else ""
 
 
 def _patch_ksym(code: bytearray, i: int, order: str, spec: ObjectSpec, name: str,

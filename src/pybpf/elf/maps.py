@@ -32,7 +32,10 @@ class MapSpec:
 
     ``contents``: slot -> program or map name (``.maps`` initialisers of prog arrays and
     map-in-maps). ``data``: the initial value of a global data map (one element at key 0).
-    ``key_type``/``value_type``: BTF types (ids in the object's BTF) when known.
+    ``key_type``/``value_type``: BTF types (ids in the object's BTF) when known. Set
+    ``autocreate = False`` to skip the map at load (libbpf's ``bpf_map__set_autocreate``):
+    code that uses it is poisoned and fails the load only if the verifier reaches it; the
+    struct_ops programs of a struct_ops map not created do not load.
     """
 
     name: str  # the kernel gets its first 15 bytes (kernel_name)
@@ -51,6 +54,7 @@ class MapSpec:
     data: Optional[bytearray] = None
     section: str = ".maps"
     freeze: bool = False  # .rodata and .kconfig: read-only for user space after load
+    autocreate: bool = True
 
     @property
     def kernel_name(self) -> str:
