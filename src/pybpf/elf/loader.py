@@ -316,6 +316,10 @@ def _resolve_struct_ops(spec: ObjectSpec, coll: Collection) -> dict[str, KernelS
     if coll.btf is None:
         raise ObjectError(f"{spec.path}: struct_ops maps need the object's BTF in the kernel "
                           "(compile with -g; load with btf=True)")
+    from .. import features
+    features.prog_type(ProgType.SOCKET_FILTER)  # a first program load: older kernels (5.10)
+    # parse their own BTF only then, and refuse struct_ops maps until they have (as libbpf,
+    # whose loads start with such a probe program)
     out: dict[str, KernelStructOps] = {}
     target: dict[str, tuple[int, int]] = {}  # program -> (kernel struct, member index)
     for name, so in spec.struct_ops.items():
