@@ -171,7 +171,7 @@ def _vmlinux() -> Any:
     return Spec.vmlinux()
 
 
-def _spec_of_id(btf_id: int) -> Any:
+def spec_of_id(btf_id: int) -> Any:
     """A kernel BTF object parsed; a module's split BTF on top of vmlinux's."""
     from ..btf import BTF
     with BTF(open_by_id("btf", btf_id)) as b:
@@ -211,7 +211,7 @@ def do_dump(args: Args, opts: Options) -> int:
     src = args.next()
     roots: Optional[list[int]] = None
     if "id".startswith(src):
-        spec = _spec_of_id(parse_id(args))
+        spec = spec_of_id(parse_id(args))
     elif "file".startswith(src):
         spec = _spec_of_file(args.next("file"))
     elif "map".startswith(src):
@@ -227,7 +227,7 @@ def do_dump(args: Args, opts: Options) -> int:
             which = next((w for w in ("key", "value", "kv", "all") if w.startswith(word)), "")
             if not which:
                 raise CLIError(f"unrecognized map BTF type: {word}")
-        spec = _spec_of_id(info.btf_id)
+        spec = spec_of_id(info.btf_id)
         if which != "all":
             key = [info.btf_key_type_id] if which in ("key", "kv") else []
             value = [info.btf_vmlinux_value_type_id or info.btf_value_type_id] \
@@ -240,7 +240,7 @@ def do_dump(args: Args, opts: Options) -> int:
             info = ProgInfo.from_fd(fd.fd)
         if not info.btf_id:
             raise CLIError("can't get BTF object id: prog has no BTF")
-        spec = _spec_of_id(info.btf_id)
+        spec = spec_of_id(info.btf_id)
     else:
         raise CLIError(f"unrecognized BTF source specifier: '{src}'")
     fmt = "raw"

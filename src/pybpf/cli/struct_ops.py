@@ -45,11 +45,14 @@ def _infos(args: Args) -> list[Any]:
 
 
 def _kernel_struct(info: Any) -> str:
-    """The kernel struct a struct_ops map implements: its value type without the prefix."""
-    from ..btf import BTF
+    """The kernel struct a struct_ops map implements: its value type without the prefix
+    (vmlinux's parsed once per process; a module's split BTF on top of it)."""
+    from ..btf import Spec
     from ..elf.struct_ops import VALUE_PREFIX
-    with BTF.from_id(info.btf_vmlinux_id) as btf:
-        name = btf.spec().type_by_id(info.btf_vmlinux_value_type_id).name
+    from .btf import spec_of_id
+    vmlinux, type_id = Spec.vmlinux(), info.btf_vmlinux_value_type_id
+    spec = vmlinux if type_id < len(vmlinux) else spec_of_id(info.btf_vmlinux_id)
+    name = spec.type_by_id(type_id).name
     return name[len(VALUE_PREFIX):] if name.startswith(VALUE_PREFIX) else name
 
 
@@ -88,13 +91,13 @@ def do_register(args: Args, opts: Options) -> int:
                 attached = coll.attach_struct_ops(name)
                 coll.links.remove(attached)  # outlives this process: not closed with coll
                 info = coll.maps[name].info()
-                what = f"{_kernel_struct(info)} {name} map id {info.id}"
+                what = f"Registered {_kernel_struct(info)} {name}"
                 if spec.struct_ops[name].link:
                     with attached:
                         attached.pin(os.path.join(link_dir, name))  # type: ignore[arg-type]
-                        lines.append(f"Registered {what} link id {attached.info().id}")
+                        lines.append(f"{what} map id {info.id} link id {attached.info().id}")
                 else:
-                    lines.append(f"Registered {_kernel_struct(info)} {name} id {info.id}")
+                    lines.append(f"{what} id {info.id}")
     except PyBPFError as e:
         raise CLIError(f"failed to register struct_ops from {path}: {why(e)}",
                        errno_code(getattr(e, "errno", 0) or 0)) from None
