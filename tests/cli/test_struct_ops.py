@@ -3,6 +3,7 @@ compiled with names of their own, registered by pybpf and shown by both tools.""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -53,7 +54,18 @@ def test_register_show_unregister(obj, pin_dir):
         if reg in available():
             bpftool("struct_ops", "unregister", "name", "pybpf_reg")
         (pin_dir / "pybpf_link").unlink(missing_ok=True)
-    assert link not in available()  # its link is gone with its pin
+    assert gone(link)  # its link is gone with its pin
+
+
+def gone(name: str, timeout: float = 5.0) -> bool:
+    """Whether ``name`` leaves the kernel's list within ``timeout``: a link whose last pin is
+    removed is released after an RCU grace period, not by the unlink itself."""
+    deadline = time.monotonic() + timeout
+    while name in available():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_register_refusals(obj, tmp_path):
