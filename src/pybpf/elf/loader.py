@@ -491,18 +491,17 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
     try:
         if not by_kernel:
             prog = load()
-        elif core_in_kernel:
-            try:
-                prog = load(core_relos=encode_core_relos(lp.core_relos))
-            except VerifierError:  # the same relocations in Python, to say which failed
-                core_results = _apply_core(spec, replace(lp, code=bytearray(code)), None, what)
-                raise
         else:
             try:
                 prog = load(core_relos=encode_core_relos(lp.core_relos))
-            except VerifierError:  # relocated as pybpf does it, the reference: a kernel that
-                core_results = _apply_core(spec, lp, None, what)  # lacks a relocation kind
-                prog = load()  # loads, a poisoned relocation is explained
+            except VerifierError:
+                # relocated in Python: to say which relocation failed and, unless the kernel's
+                # relocation was asked for, as the reference the program loads again with (a
+                # kernel may lack a relocation kind)
+                core_results = _apply_core(spec, lp, None, what)
+                if core_in_kernel:
+                    raise
+                prog = load()
     except VerifierError as e:
         from ..btf.core import explain_poison
         failed = explain_poison(e.log, core_results) if core_results else ""
@@ -520,10 +519,14 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
 
 
 def _poisoned_map(log: str, names: list[str]) -> str:
-    """The map whose poisoned reference a verifier log trips over ('' if none)."""
+    """The map whose poisoned reference a verifier log trips over ('' if none): the log
+    names the poison as ``unknown#<POISON_MAP_BASE + map index>``."""
     import re
-    m = re.search(rf"unknown#{str(I.POISON_MAP_BASE)[:-3]}(\d{{3}})", log)
-    return names[int(m.group(1))] if m and int(m.group(1)) < len(names) else ""
+    for m in re.finditer(r"unknown#(\d+)", log):
+        index = int(m.group(1)) - I.POISON_MAP_BASE
+        if 0 <= index < len(names):
+            return names[index]
+    return ""
 
 
 def _patch_ksym(code: bytearray, i: int, order: str, spec: ObjectSpec, name: str,
