@@ -172,6 +172,7 @@ class ObjectSpec:
         self.struct_ops: dict[str, StructOpsSpec] = {}
         self._map_at: dict[tuple[int, int], str] = {}  # (section, offset) -> .maps map name
         self._data_maps: dict[int, MapSpec] = {}        # data section index -> its map
+        self._struct_ops_at: list[tuple[int, int, StructOpsSpec]] = []  # (section, offset, it)
         self._parse_externs()
         self._parse_btf_maps()   # .maps first, then global data: libbpf's order of creation
         self._parse_data_maps()
@@ -305,9 +306,10 @@ class ObjectSpec:
                 m.contents[slot] = target
 
     # -- struct_ops maps ----------------------------------------------------------------
-    def _struct_ops_layout(self) -> list[tuple[int, int, StructOpsSpec]]:
-        """(section index, offset, spec) of every struct_ops variable."""
-        elf, out = self.elf, []
+    def _parse_struct_ops(self) -> None:
+        """One STRUCT_OPS map per struct_ops variable (value sizes are the kernel's: set
+        at load); where each lies is kept for ``_parse_struct_ops_programs``."""
+        elf = self.elf
         for sec in elf.sections:
             if sec.name not in STRUCT_OPS_SECTIONS:
                 continue
@@ -327,25 +329,17 @@ class ObjectSpec:
                 if off + st.size > len(sec.data):
                     raise ObjectError(self._where(f"struct_ops {var.name!r} lies outside "
                                                   f"section {sec.name}"))
-                so = self.struct_ops.get(var.name) or StructOpsSpec(
-                    var.name, st, bytearray(sec.data[off:off + st.size]),
-                    sec.name == ".struct_ops.link")
-                out.append((sec.index, off, so))
-        return out
-
-    def _parse_struct_ops(self) -> None:
-        """One STRUCT_OPS map per struct_ops variable (value sizes are the kernel's: set
-        at load)."""
-        for _, _, so in self._struct_ops_layout():
-            self._add_map(MapSpec(so.name, MapType.STRUCT_OPS, 4, so.type.size, 1,
-                                  flags=MapFlag.LINK if so.link else 0,
-                                  section=".struct_ops.link" if so.link else ".struct_ops"))
-            self.struct_ops[so.name] = so
+                link = sec.name == ".struct_ops.link"
+                so = StructOpsSpec(var.name, st, bytearray(sec.data[off:off + st.size]), link)
+                self._add_map(MapSpec(so.name, MapType.STRUCT_OPS, 4, st.size, 1,
+                                      flags=MapFlag.LINK if link else 0, section=sec.name))
+                self.struct_ops[so.name] = so
+                self._struct_ops_at.append((sec.index, off, so))
 
     def _parse_struct_ops_programs(self) -> None:
         """The struct_ops sections' relocations: which program each function pointer
         member points to. As libbpf does, a struct_ops program no map uses is not loaded."""
-        layout = self._struct_ops_layout()
+        layout = self._struct_ops_at
         for shndx in sorted({x[0] for x in layout}):
             sec_name = self.elf.sections[shndx].name
             for r in self.elf.relocations.get(shndx, []):
