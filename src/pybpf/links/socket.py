@@ -23,8 +23,18 @@ _SOCKMAP_TYPES = (AttachType.SK_SKB_STREAM_PARSER, AttachType.SK_SKB_STREAM_VERD
                   AttachType.SK_SKB_VERDICT, AttachType.SK_MSG_VERDICT)
 
 
-def _sock(sock: SocketLike) -> _socket.socket:
-    return sock if isinstance(sock, _socket.socket) else _socket.socket(fileno=os.dup(sock))
+def _setsockopt(sock: SocketLike, option: int, name: str, value: int, of: str = "") -> None:
+    """setsockopt(SOL_SOCKET, ``option``) on ``sock`` (a socket, or an fd used through a
+    duplicate); an error names the option (``name``), what it sets (``of``) and the socket."""
+    s = sock if isinstance(sock, _socket.socket) else _socket.socket(fileno=os.dup(sock))
+    try:
+        s.setsockopt(_socket.SOL_SOCKET, option, value)
+    except OSError as e:
+        raise OSError(e.errno, f"setsockopt({name}){of} on socket fd {s.fileno()}: "
+                               f"{e.strerror}") from None
+    finally:
+        if s is not sock:
+            s.close()
 
 
 def attach_socket_filter(program: KernelObject, sock: SocketLike) -> None:
@@ -35,28 +45,12 @@ def attach_socket_filter(program: KernelObject, sock: SocketLike) -> None:
     if int(have) != ProgType.SOCKET_FILTER:
         raise UsageError(f"{program.describe()} is a {ProgType(have).name.lower()} program; "
                          "SO_ATTACH_BPF takes socket_filter programs")
-    s = _sock(sock)
-    try:
-        s.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_BPF, program.fd)
-    except OSError as e:
-        raise OSError(e.errno, f"setsockopt(SO_ATTACH_BPF) of {program.describe()} on socket "
-                               f"fd {s.fileno()}: {e.strerror}") from None
-    finally:
-        if s is not sock:
-            s.close()
+    _setsockopt(sock, SO_ATTACH_BPF, "SO_ATTACH_BPF", program.fd, f" of {program.describe()}")
 
 
 def detach_socket_filter(sock: SocketLike) -> None:
     """Remove the filter of ``sock`` (setsockopt SO_DETACH_BPF; ENOENT when there is none)."""
-    s = _sock(sock)
-    try:
-        s.setsockopt(_socket.SOL_SOCKET, SO_DETACH_BPF, 0)
-    except OSError as e:
-        raise OSError(e.errno, f"setsockopt(SO_DETACH_BPF) on socket fd {s.fileno()}: "
-                               f"{e.strerror}") from None
-    finally:
-        if s is not sock:
-            s.close()
+    _setsockopt(sock, SO_DETACH_BPF, "SO_DETACH_BPF", 0)
 
 
 def attach_sockmap(program: KernelObject, sockmap: KernelObject, attach_type: AttachTypeLike,
