@@ -42,6 +42,17 @@ def offset_of(struct_name: str, member: str) -> int:
     return bits // 8
 
 
+def seq_write_stack_8(ctx: str) -> list:
+    """The common end: seq_write the 8 bytes at fp-8 (ctx ``ctx`` in r6), then, and at label
+    ``out``, return 0."""
+    return [ldx(DW, R8, R6, offset_of(ctx, "meta")),
+            ldx(DW, R1, R8, offset_of("bpf_iter_meta", "seq")),
+            mov64_reg(R2, FP), add64_imm(R2, -8), mov64_imm(R3, 8),
+            call("seq_write"),
+            label("out"),
+            mov64_imm(R0, 0), exit_()]
+
+
 def task_iter_insns() -> bytes:
     """For each task: seq_write(tgid, pid) (two u32)."""
     return assemble([
@@ -52,12 +63,7 @@ def task_iter_insns() -> bytes:
         stx(W, FP, R2, -8),
         ldx(W, R2, R7, offset_of("task_struct", "pid")),
         stx(W, FP, R2, -4),
-        ldx(DW, R8, R6, offset_of("bpf_iter__task", "meta")),
-        ldx(DW, R1, R8, offset_of("bpf_iter_meta", "seq")),
-        mov64_reg(R2, FP), add64_imm(R2, -8), mov64_imm(R3, 8),
-        call("seq_write"),
-        label("out"),
-        mov64_imm(R0, 0), exit_(),
+        *seq_write_stack_8("bpf_iter__task"),
     ])
 
 
@@ -90,12 +96,7 @@ def cgroup_iter_insns() -> bytes:
         ldx(DW, R7, R7, offset_of("cgroup", "kn")),
         ldx(DW, R2, R7, offset_of("kernfs_node", "id")),
         stx(DW, FP, R2, -8),
-        ldx(DW, R8, R6, offset_of("bpf_iter__cgroup", "meta")),
-        ldx(DW, R1, R8, offset_of("bpf_iter_meta", "seq")),
-        mov64_reg(R2, FP), add64_imm(R2, -8), mov64_imm(R3, 8),
-        call("seq_write"),
-        label("out"),
-        mov64_imm(R0, 0), exit_(),
+        *seq_write_stack_8("bpf_iter__cgroup"),
     ])
 
 
