@@ -5,8 +5,8 @@
 The object (compiled here with ``clang -g -O2 -target bpf``) has two BTF-defined maps and one
 tracepoint program with CO-RE relocations (``struct task_struct`` fields): the loader parses
 the ELF and BTF, loads the object's BTF, creates the maps, relocates (CO-RE against the
-kernel's BTF), patches and loads the program. pybpf does ``ObjectSpec.from_file(path).load()`` then closes
-the collection; the C peer ``benchmarks/peers/load.c`` does ``bpf_object__open_file`` +
+kernel's BTF), patches and loads the program. pybpf does
+``ObjectSpec.from_file(path).load()`` then closes the collection; the C peer ``benchmarks/peers/load.c`` does ``bpf_object__open_file`` +
 ``bpf_object__load`` then ``bpf_object__close`` (compiled with ``cc -O2 ... -lbpf``).
 
 Which side relocates CO-RE: by default the kernel does, in BPF_PROG_LOAD (``core_relos``,

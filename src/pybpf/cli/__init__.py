@@ -1,9 +1,9 @@
 """The ``pybpf`` command: bpftool's grammar (``pybpf [OPTIONS] OBJECT COMMAND ARGS``) on pybpf.
 
 One module per object kind (``prog``, ``map``, ``link``, ``btf``, ``feature``, ``net``,
-``cgroup``, ``struct_ops``), imported only when its object is named, so start-up stays light. Errors are one
-line, ``Error: ...`` on stderr (``{"error": ...}`` on stdout with ``--json``), and a non-zero
-exit status, never a traceback.
+``cgroup``, ``struct_ops``), imported only when its object is named, so start-up stays
+light. Errors are one line, ``Error: ...`` on stderr (``{"error": ...}`` on stdout with
+``--json``), and a non-zero exit status, never a traceback.
 """
 from __future__ import annotations
 

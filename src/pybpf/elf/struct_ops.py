@@ -27,8 +27,8 @@ VALUE_PREFIX = "bpf_struct_ops_"  # the kernel's map value type: bpf_struct_ops_
 @dataclass
 class StructOpsSpec:
     """A struct_ops variable of the object: ``data``, its initial bytes in the object's
-    layout (native byte order: set members with ``set`` before load); ``programs``, function pointer member ->
-    program name; ``link``: defined in ``.struct_ops.link``."""
+    layout (native byte order: set members with ``set`` before load); ``programs``,
+    function pointer member -> program name; ``link``: defined in ``.struct_ops.link``."""
 
     name: str
     type: T.Struct

@@ -51,8 +51,8 @@ def attach_iter(program: KernelObject, *, map: Optional[KernelObject] = None,
     """Link iterator ``program`` (loaded for ``bpf_iter_<target>``).
 
     ``map`` for map-element iterators (bpf_map_elem, sockmap ...); ``cgroup`` (an fd or a
-    cgroup2 directory, as ``attach_cgroup`` takes it) with ``order`` for the cgroup iterator; ``tid``/``pid``/``pid_fd``
-    limit task iterators to one thread or process.
+    cgroup2 directory, as ``attach_cgroup`` takes it) with ``order`` for the cgroup
+    iterator; ``tid``/``pid``/``pid_fd`` limit task iterators to one thread or process.
     """
     info = IterLinkInfo()
     if map is not None:
