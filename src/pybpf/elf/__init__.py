@@ -10,16 +10,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from .loader import DEFAULT_PIN_ROOT, Collection, ObjectProgram
-from .maps import MapSpec, Pinning, VariableSpec
-from .sections import SECTION_DEFS, AutoAttach, Section, SectionDef, find_section
-from .spec import ExternSpec, ObjectSpec, ProgramSpec
+from .._lazy import exports
+
+if TYPE_CHECKING:
+    from .loader import Collection
+
+# each name imported from its module on first use: parsing (``spec``) needs no syscall, the
+# loader (maps, programs, the syscall layer) is imported by loading
+__getattr__, __dir__ = exports(__name__, {
+    ".loader": "DEFAULT_PIN_ROOT, Collection, ObjectProgram",
+    ".maps": "MapSpec, Pinning, VariableSpec",
+    ".sections": "SECTION_DEFS, AutoAttach, Section, SectionDef, find_section",
+    ".spec": "ExternSpec, ObjectSpec, ProgramSpec",
+})
 
 
 def load(path: Union[str, os.PathLike, bytes], **kwargs: Any) -> Collection:
     """Parse the object at ``path`` (or its bytes) and load it (``ObjectSpec.load``)."""
+    from .spec import ObjectSpec
     spec = ObjectSpec.from_bytes(path) if isinstance(path, bytes) else ObjectSpec.from_file(path)
     return spec.load(**kwargs)
 

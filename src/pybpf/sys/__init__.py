@@ -1,10 +1,16 @@
 """The syscall layer: bpf() and perf_event_open(), attr structs, UAPI constants, fds.
 
-It knows nothing of ELF, BTF semantics or pybpf's object model.
+It knows nothing of ELF, BTF semantics or pybpf's object model. Its names are imported on
+first use: the pure layers (``asm``, ``btf``, ``elf``) use ``uapi`` and ``attrs`` only, so
+they import and parse on a CPU pybpf has no syscall numbers for.
 """
-from .fd import FD
-from .syscall import bpf, bpf_raw, command_name
-from .uapi import AttachType, Cmd, Helper, LinkType, MapFlag, MapType, ProgFlag, ProgType, UpdateFlag
+from .._lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    ".fd": "FD",
+    ".syscall": "bpf, bpf_raw, command_name",
+    ".uapi": "AttachType, Cmd, Helper, LinkType, MapFlag, MapType, ProgFlag, ProgType, UpdateFlag",
+})
 
 __all__ = ["FD", "bpf", "bpf_raw", "command_name", "AttachType", "Cmd", "Helper", "LinkType",
            "MapFlag", "MapType", "ProgFlag", "ProgType", "UpdateFlag"]
