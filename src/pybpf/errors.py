@@ -8,14 +8,13 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+from . import caps
+
 _ENOTSUPP = 524  # sys.uapi.ENOTSUPP (not imported: pybpf.sys imports this module)
 
-_PRIVS = ("needs CAP_BPF (plus CAP_PERFMON for tracing, CAP_NET_ADMIN for networking) or "
-          "CAP_SYS_ADMIN; on kernels before 5.11 also a large enough RLIMIT_MEMLOCK")
-
-# Why an errno happens, per command (UAPI name without BPF_) where the kernel gives it a specific meaning.
+# Why an errno happens, per command (UAPI name without BPF_) where the kernel gives it a specific
+# meaning. EPERM in general is explained by caps.eperm_reason: missing capabilities, or a policy.
 _EXPLAIN: dict[tuple[str | None, int], str] = {
-    (None, _errno.EPERM): f"operation not permitted: {_PRIVS}",
     (None, _errno.EACCES): "permission denied",
     (None, _errno.ENOENT): "no such object",
     (None, _errno.EEXIST): "already exists",
@@ -64,7 +63,7 @@ _EXPLAIN: dict[tuple[str | None, int], str] = {
     ("LINK_CREATE", _errno.EBUSY): "the hook is taken: another program is attached there",
     ("PROG_ATTACH", _errno.EPERM): "not permitted: the hook holds a program attached in another "
                                    "mode (without ALLOW_MULTI/ALLOW_OVERRIDE, or with other "
-                                   f"flags), or the process lacks privileges ({_PRIVS})",
+                                   "flags)",
     ("PROG_ATTACH", _errno.EEXIST): "this program is attached to this hook already",
     ("PROG_ATTACH", _errno.EINVAL): "the kernel refused this attachment (attach type, target, "
                                     "flags, or the program's expected_attach_type)",
@@ -78,8 +77,13 @@ _EXPLAIN: dict[tuple[str | None, int], str] = {
 def explain(command: str | None, err: int) -> str:
     """The meaning of ``err`` for ``command`` (``BPF_MAP_CREATE``), as specific as pybpf knows it."""
     cmd = command.removeprefix("BPF_") if command else None
-    return (_EXPLAIN.get((cmd, err)) or _EXPLAIN.get((None, err))
-            or os.strerror(err).lower())
+    known = _EXPLAIN.get((cmd, err)) or _EXPLAIN.get((None, err))
+    if err == _errno.EPERM:
+        lacking = caps.missing()
+        if known is None or lacking:
+            why = caps.eperm_reason()
+            return f"{known}, or {why}" if known else f"operation not permitted: {why}"
+    return known or os.strerror(err).lower()
 
 
 class PyBPFError(Exception):

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from . import caps
 from .errors import UnsupportedFeatureError
 from .sys.attrs import MapCreateAttr, ProgLoadAttr
 from .sys.syscall import bpf_raw
@@ -37,18 +38,20 @@ class Support:
             raise UnsupportedFeatureError(self.reason)
 
 
-_CAP_SYS_ADMIN, _CAP_BPF = 21, 39
-
-
 def privileged() -> bool:
     """Does this process hold CAP_BPF or CAP_SYS_ADMIN (effective)?"""
-    with open("/proc/self/status") as f:
-        caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    return bool(caps & ((1 << _CAP_SYS_ADMIN) | (1 << _CAP_BPF)))
+    return not caps.missing()
 
 
-_NO_PRIVS = ("not permitted (EPERM): this process lacks CAP_BPF and CAP_SYS_ADMIN; run as root "
-             "or grant CAP_BPF (+CAP_PERFMON for tracing, CAP_NET_ADMIN for networking)")
+_TRACING_CAPS = ("CAP_PERFMON",)
+
+
+def _eperm(what: str, command: str, instead: str = "", needs: tuple[str, ...] = ()) -> Support:
+    """``what`` answered EPERM by ``command``: missing capabilities (named) or, when they are
+    held, the kernel's refusal, with ``instead`` the alternative."""
+    lacking = caps.missing(needs)
+    text = f"{what}: {command} gives EPERM: {caps.eperm_reason(needs)}"
+    return Support(False, text + (f": {instead}" if instead and not lacking else ""))
 
 
 def _errname(err: int) -> str:
@@ -109,7 +112,7 @@ def map_type(t: int) -> Support:
         return Support(False, f"map type {name} is not supported by this kernel "
                               f"({os.uname().release}: BPF_MAP_CREATE gives {_errname(err)})")
     if err == _errno.EPERM:
-        return Support(False, f"creating a {name} map is {_NO_PRIVS}")
+        return _eperm(f"map type {name}", "BPF_MAP_CREATE")
     return Support(False, f"map type {name}: BPF_MAP_CREATE probe failed ({_errname(err)})")
 
 
@@ -160,7 +163,7 @@ def prog_type(t: ProgType) -> Support:
     if err == 0:
         return Support(True)
     if err == _errno.EPERM:
-        return Support(False, f"loading {name} programs is {_NO_PRIVS}")
+        return _eperm(f"program type {name}", "BPF_PROG_LOAD", needs=prog_caps(t))
     return Support(False, f"program type {name} is not supported by this kernel "
                           f"({os.uname().release}: BPF_PROG_LOAD gives {_errname(err)})")
 
@@ -236,7 +239,7 @@ def _multi_link(attach: AttachType, target: str, instead: str) -> Support:
                               f"({os.uname().release}: BPF_LINK_CREATE gives {_errname(-ret)}): "
                               f"{instead}")
     if -ret == _errno.EPERM:
-        return Support(False, f"creating {what} links is {_NO_PRIVS}")
+        return _eperm(f"{what} links", "BPF_LINK_CREATE", instead, _TRACING_CAPS)
     return Support(True)
 
 
@@ -261,14 +264,81 @@ def _tracing_load(prog: ProgType, attach: AttachType, what: str, instead: str) -
     err = _load(prog, expected_attach_type=attach)
     if err == _errno.EINVAL:
         return Support(True)
-    if err == _errno.EPERM and not privileged():
-        return Support(False, f"loading {what} programs is {_NO_PRIVS}")
     if err == _errno.EPERM:
-        return Support(False, f"{what} programs are refused by this kernel (BPF_PROG_LOAD gives "
-                              f"EPERM although CAP_BPF/CAP_SYS_ADMIN are held: a lockdown or "
-                              f"LSM policy forbids them): {instead}")
-    return Support(False, f"{what} programs are not supported by this kernel "
+        return _eperm(f"{what} programs", "BPF_PROG_LOAD", instead, _TRACING_CAPS)
+    return Support(False, f"{what} programs: BPF_PROG_LOAD gives {_errname(err)}: not supported "
+                          f"by this kernel ({os.uname().release}): {instead}")
+
+
+_PERFMON_TYPES = frozenset({ProgType.KPROBE, ProgType.TRACEPOINT, ProgType.PERF_EVENT,
+                            ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE,
+                            ProgType.TRACING, ProgType.LSM, ProgType.STRUCT_OPS, ProgType.EXT})
+_NET_ADMIN_TYPES = frozenset({ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP,
+                              ProgType.LWT_IN, ProgType.LWT_OUT, ProgType.LWT_XMIT,
+                              ProgType.LWT_SEG6LOCAL, ProgType.SK_SKB, ProgType.SK_MSG,
+                              ProgType.FLOW_DISSECTOR, ProgType.CGROUP_DEVICE,
+                              ProgType.CGROUP_SOCK, ProgType.CGROUP_SKB,
+                              ProgType.CGROUP_SOCK_ADDR, ProgType.CGROUP_SOCKOPT,
+                              ProgType.CGROUP_SYSCTL, ProgType.SOCK_OPS})
+
+
+def prog_caps(t: int) -> tuple[str, ...]:
+    """What a program type needs beyond CAP_BPF (the kernel's bpf_prog_load checks)."""
+    if t in _PERFMON_TYPES:
+        return _TRACING_CAPS
+    return ("CAP_NET_ADMIN",) if t in _NET_ADMIN_TYPES else ()
+
+
+@functools.lru_cache(maxsize=None)
+def iter_target(name: str) -> Support:
+    """Can an iterator program for target ``name`` (``task``, ``bpf_map_elem``...) be loaded?
+
+    Each target is its own kernel function ``bpf_iter_<name>``: a kernel may have, or allow,
+    one and not another, so each is probed by loading a program for it.
+    """
+    from .btf import Spec, types as T
+    try:
+        target = Spec.vmlinux().find(f"bpf_iter_{name}", T.Func)
+    except Exception as e:  # no kernel BTF, or no such function in it
+        return Support(False, f"iterator target {name}: this kernel ({os.uname().release}) has "
+                              f"no bpf_iter_{name} in its BTF ({e})")
+    err = _load(ProgType.TRACING, expected_attach_type=AttachType.TRACE_ITER,
+                attach_btf_id=target.id)
+    if err == 0:
+        return Support(True)
+    instead = ("read the map from user space instead (Map.items(), lookup_batch)"
+               if name == "bpf_map_elem" else "read the objects from user space instead")
+    if err == _errno.EPERM:
+        return _eperm(f"iterator target {name}", "BPF_PROG_LOAD", instead, _TRACING_CAPS)
+    return Support(False, f"iterator target {name} is not supported by this kernel "
                           f"({os.uname().release}: BPF_PROG_LOAD gives {_errname(err)}): {instead}")
+
+
+@functools.lru_cache(maxsize=None)
+def tp_btf() -> Support:
+    """tp_btf (BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP) programs: BTF-typed tracepoints."""
+    return _tracing_load(ProgType.TRACING, AttachType.TRACE_RAW_TP, "tp_btf",
+                         "use a raw_tracepoint program, or a tracepoint")
+
+
+def prog_load(ptype: int, attach_type: int = 0, attach_btf_id: int = 0) -> Support:
+    """The probe that answers for a program of type ``ptype`` loaded with ``attach_type`` (and,
+    for iterators, the kernel function ``attach_btf_id`` names): the one to explain a refused
+    BPF_PROG_LOAD with. Raises ValueError for a program type pybpf does not know."""
+    tracing = ptype == ProgType.TRACING
+    if tracing and attach_type == AttachType.TRACE_ITER and attach_btf_id:
+        from .btf import Spec
+        try:
+            name = Spec.vmlinux().type_by_id(attach_btf_id).name
+        except Exception:
+            name = ""
+        if name.startswith("bpf_iter_"):
+            return iter_target(name[len("bpf_iter_"):])
+    if tracing and attach_type == AttachType.TRACE_RAW_TP:
+        return tp_btf()
+    if tracing and attach_type == AttachType.TRACE_ITER:
+        return Support(True, "iterator programs need a target; not probed")
+    return prog_type(ProgType(ptype))
 
 
 @functools.lru_cache(maxsize=None)
@@ -385,7 +455,7 @@ def attach_type(t: AttachType) -> Support:
     if err in (0, _errno.ENOENT):
         return Support(True)
     if err == _errno.EPERM:
-        return Support(False, f"querying {name} hooks is {_NO_PRIVS}")
+        return _eperm(f"attach type {name}", "BPF_PROG_QUERY", needs=("CAP_NET_ADMIN",))
     return Support(False, f"attach type {name} is not supported by this kernel "
                           f"({os.uname().release}: BPF_PROG_QUERY gives {_errname(err)})")
 
@@ -446,7 +516,7 @@ def _btf_probe(what: str, since: str, build: Callable[[Any, Any], list]) -> Supp
         BTF.load(encode(build(T, T.Int("int", 4, T.INT_SIGNED))), f"probe {what}").close()
     except BPFError as e:
         if e.errno == _errno.EPERM:
-            return Support(False, f"loading BTF is {_NO_PRIVS}")
+            return _eperm(f"BTF {what}", "BPF_BTF_LOAD")
         return Support(False, f"BTF {what} is not supported by this kernel ({os.uname().release}: "
                               f"BPF_BTF_LOAD gives {_errname(e.errno)}; Linux {since} added it): "
                               "pybpf.btf.sanitize rewrites it for this kernel")
@@ -528,7 +598,7 @@ def kernel_core() -> Support:
             imm = struct.unpack_from("=i", prog.xlated(), 4)[0]
     except BPFError as e:
         if e.errno == _errno.EPERM:
-            return Support(False, f"loading programs is {_NO_PRIVS}")
+            return _eperm("CO-RE relocation by the kernel", "BPF_PROG_LOAD")
         why = "Linux 5.17 added it" if e.errno == _errno.E2BIG else \
             "the kernel has no BTF to relocate against" if _vmlinux_btf_has("list_head") is None \
             else "the probe program was refused"

@@ -18,6 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
+from . import caps as _caps
 from .codec import Codec, CodecSpec, RawCodec, codec_for, pair_packer
 from .errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
 from .object import KernelObject
@@ -279,7 +280,8 @@ class Map(KernelObject):
         what = f"map {name!r}" if name else f"{_type_name(mtype)} map"
         ret = bpf_raw(Cmd.MAP_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
         if ret < 0:
-            if -ret in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+            refused = -ret == _errno.EPERM and not _caps.missing()  # a policy, not privileges
+            if refused or -ret in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
                 if not isinstance(mtype, MapType):
                     raise UnsupportedFeatureError(
                         f"BPF_MAP_CREATE on {what}: map type {int(mtype)} is unknown to pybpf and "

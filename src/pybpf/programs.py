@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
+from . import caps as _caps
 from .errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
 from .object import KernelObject
 from .sys import objects
@@ -354,18 +355,22 @@ def _type_unsupported(prog_type: int) -> bool:
 
 
 def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
-    """Raise UnsupportedFeatureError when a probe explains the refusal (fentry, LSM, ...)."""
+    """Raise UnsupportedFeatureError when the probe of this kind of program (its type, attach
+    type, iterator target) explains the refusal; EPERM otherwise says which capabilities are
+    missing, or that the kernel refused although they are held."""
     from . import features
+    needs = features.prog_caps(attr.prog_type)
+    if err == _errno.EPERM and _caps.missing(needs):
+        raise BPFError(err, "BPF_PROG_LOAD", what, detail=_caps.eperm_reason(needs))
     try:
-        support = features.prog_type(ProgType(attr.prog_type))
+        support = features.prog_load(attr.prog_type, attr.expected_attach_type,
+                                     attr.attach_btf_id)
     except ValueError:
         raise UsageError(f"BPF_PROG_LOAD on {what}: unknown program type {attr.prog_type}") from None
-    if err == _errno.EPERM and not features.privileged():
-        raise BPFError(err, "BPF_PROG_LOAD", what)
     if not support:
         raise UnsupportedFeatureError(f"BPF_PROG_LOAD on {what}: {support.reason}")
     if err == _errno.EPERM:
-        raise BPFError(err, "BPF_PROG_LOAD", what)
+        raise BPFError(err, "BPF_PROG_LOAD", what, detail=_caps.eperm_reason(needs))
 
 
 def enable_stats() -> FD:

@@ -62,7 +62,8 @@ def test_unknown_hooks_are_clear_errors(counts):
 def test_refused_fentry_is_a_clear_error(counts, kind):
     with pytest.raises(UnsupportedFeatureError,
                        match=rf"{kind} program for {syscall_function('getpgid')}: fentry/fexit "
-                             r"programs are .*use a tp_btf or raw_tracepoint program"):
+                             r"programs: BPF_PROG_LOAD gives \w+: .*use a tp_btf or raw_tracepoint "
+                             r"program"):
         btf_tracing.load(kind, syscall_function("getpgid"), count_per_tgid(counts.fd))
 
 
@@ -152,7 +153,8 @@ def test_freplace():
             btf_tracing.function_btf_id(target, "nope")
         new = assemble([mov64_imm(R0, 1), exit_()])  # XDP_DROP
         if not features.freplace():
-            with pytest.raises(UnsupportedFeatureError, match="freplace programs are .*prog_array"):
+            with pytest.raises(UnsupportedFeatureError,
+                               match="freplace programs: BPF_PROG_LOAD gives .*prog_array"):
                 btf_tracing.load_freplace(target, "verdict", new)
             pytest.skip(features.freplace().reason)
         with btf_tracing.load_freplace(target, "verdict", new, name="fr_new", btf=ext_btf,

@@ -132,6 +132,7 @@ def test_task_iterator_lists_this_process():
             assert set(struct.iter_unpack("=II", mine.read())) == threads
 
 
+@pytest.mark.kernel("iter_bpf_map_elem")
 def test_map_element_iterator_walks_the_given_map(pin_dir):
     with Map.create("hash", 4, 8, 16, name="it_elems", key="I", value="Q") as m, \
             btf_tracing.load("iter", "bpf_map_elem", map_elem_iter_insns(), name="it_elem") as prog:

@@ -62,6 +62,8 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "task_storage": ("6.12", "6.1"),
     "bloom_filter": ("6.12", "6.1"),
     "user_ringbuf": ("6.12", "6.1"),
+    "arena": ("6.12",),  # Linux 6.9+
+    "iter_bpf_map_elem": ("6.12", "6.1", "5.10"),
 }
 
 NOTES: dict[tuple[str, str], str] = {

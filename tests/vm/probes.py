@@ -26,4 +26,6 @@ PROBES: dict[str, Callable[[], features.Support]] = {
     "task_storage": lambda: features.map_type(MapType.TASK_STORAGE),
     "bloom_filter": lambda: features.map_type(MapType.BLOOM_FILTER),
     "user_ringbuf": lambda: features.map_type(MapType.USER_RINGBUF),
+    "arena": lambda: features.map_type(MapType.ARENA),
+    "iter_bpf_map_elem": lambda: features.iter_target("bpf_map_elem"),
 }

@@ -120,9 +120,12 @@ def load(kind: str, target: str, insns: Any, *, module: Optional[str] = None,
     A kernel that refuses the kind raises UnsupportedFeatureError saying why and what to use.
     """
     support = _SUPPORT.get(kind, lambda: features.Support(True))()
+    if support:
+        t = find_target(kind, target, module)
+        if kind == "iter" and not t.module:  # each iterator target is allowed on its own
+            support = features.iter_target(target)
     if not support:
         raise UnsupportedFeatureError(f"{kind} program for {target}: {support.reason}")
-    t = find_target(kind, target, module)
     btf = module_btf(t.module) if t.module else None
     try:
         return Program.load(t.hook.prog_type, insns, expected_attach_type=t.hook.attach_type,
