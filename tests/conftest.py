@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import leaks
 from tests.vm.kernels import guest_kernel
 from tests.vm.probes import PROBES
 
@@ -101,3 +102,29 @@ def pytest_collection_modifyitems(config, items):
                                  f"-- python3 -m pytest {item.nodeid}`")
             item.add_marker(pytest.mark.skip(
                 reason=f"{where} lacks {feature!r}: {support.reason}{how}"))
+
+
+_RUN: dict = {}  # "before": the kernel's stock before the run; "leaks": what it left
+
+
+def pytest_sessionstart(session):
+    """Take stock of the kernel's maps, programs, links and pins before the run."""
+    ensure_mount(BPFFS, "bpf")
+    _RUN["before"] = leaks.Stock.take()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when it left maps, programs, links or pins behind (tests/leaks.py)."""
+    if "before" not in _RUN or exitstatus not in (pytest.ExitCode.OK,
+                                                  pytest.ExitCode.TESTS_FAILED):
+        return
+    _RUN["leaks"] = leaks.check(_RUN["before"])
+    if _RUN["leaks"]:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The leak report, above the closing line."""
+    if _RUN.get("leaks"):
+        terminalreporter.section("objects left in the kernel", red=True)
+        terminalreporter.write_line(_RUN["leaks"], red=True)
