@@ -8,12 +8,13 @@ function to call.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import UsageError
 from .sections import AutoAttach
 
 if TYPE_CHECKING:
+    from ..links.link import Attachment
     from .loader import ObjectProgram
 
 
@@ -36,7 +37,7 @@ def _func_offset(spec: str) -> tuple[str, int]:
     return sym, off
 
 
-def _tracepoint(p: "ObjectProgram", target: str) -> Any:
+def _tracepoint(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.tracing import attach_tracepoint
     if target.count("/") != 1:
         raise UsageError(f"{p.describe()}: SEC({p.spec.section.name!r}) should read "
@@ -45,57 +46,57 @@ def _tracepoint(p: "ObjectProgram", target: str) -> Any:
     return attach_tracepoint(p, category, name)
 
 
-def _raw_tracepoint(p: "ObjectProgram", target: str) -> Any:
+def _raw_tracepoint(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.tracing import attach_raw_tracepoint
     return attach_raw_tracepoint(p, target)
 
 
-def _kprobe(p: "ObjectProgram", target: str) -> Any:
+def _kprobe(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.kprobe import attach_kprobe
     symbol, offset = _func_offset(target)
     return attach_kprobe(p, symbol, offset, retprobe=p.spec.section.definition.retprobe)
 
 
-def _ksyscall(p: "ObjectProgram", target: str) -> Any:
+def _ksyscall(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.kprobe import attach_ksyscall
     return attach_ksyscall(p, target, retprobe=p.spec.section.definition.retprobe)
 
 
-def _kprobe_multi(p: "ObjectProgram", target: str) -> Any:
+def _kprobe_multi(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.kprobe import attach_kprobe_multi
     return attach_kprobe_multi(p, target, retprobe=p.spec.section.definition.retprobe)
 
 
-def _uprobe(p: "ObjectProgram", target: str) -> Any:
+def _uprobe(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.uprobe import attach_uprobe
     binary, where = _split(target, 2, "uprobe/<binary>:<function>[+offset]", p)
     symbol, offset = _func_offset(where)
     return attach_uprobe(p, binary, symbol, offset, retprobe=p.spec.section.definition.retprobe)
 
 
-def _uprobe_multi(p: "ObjectProgram", target: str) -> Any:
+def _uprobe_multi(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.uprobe import attach_uprobe_multi
     binary, pattern = _split(target, 2, "uprobe.multi/<binary>:<pattern>", p)
     return attach_uprobe_multi(p, binary, pattern, retprobe=p.spec.section.definition.retprobe)
 
 
-def _usdt(p: "ObjectProgram", target: str) -> Any:
+def _usdt(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.usdt import attach_usdt
     binary, provider, name = _split(target, 3, "usdt/<binary>:<provider>:<name>", p)
     return attach_usdt(p, binary, provider, name)
 
 
-def _btf_traced(p: "ObjectProgram", target: str) -> Any:
+def _btf_traced(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.btf_tracing import attach
     return attach(p, p.spec.attach_type)
 
 
-def _iter(p: "ObjectProgram", target: str) -> Any:
+def _iter(p: "ObjectProgram", target: str) -> "Attachment":
     from ..links.iter import attach_iter
     return attach_iter(p)
 
 
-ATTACHERS: dict[AutoAttach, Callable[["ObjectProgram", str], Any]] = {
+ATTACHERS: dict[AutoAttach, Callable[["ObjectProgram", str], "Attachment"]] = {
     AutoAttach.TRACEPOINT: _tracepoint,
     AutoAttach.RAW_TRACEPOINT: _raw_tracepoint,
     AutoAttach.KPROBE: _kprobe,
@@ -120,7 +121,7 @@ def auto_attach_kind(prog: "ObjectProgram") -> Optional[AutoAttach]:
     return kind
 
 
-def auto_attach(prog: "ObjectProgram") -> Any:
+def auto_attach(prog: "ObjectProgram") -> "Attachment":
     """Attach ``prog`` by its section name; the link (or attachment) is returned."""
     kind = auto_attach_kind(prog)
     sec = prog.spec.section.name

@@ -36,6 +36,7 @@ from .spec import ObjectSpec, ProgramSpec, RefKind
 
 if TYPE_CHECKING:  # externs, links: imported where an object has some (start-up time)
     from ..links.btf_tracing import BtfTarget
+    from ..links.link import Attachment
     from .externs import KernelBTFId
     from .sections import Section
     from .struct_ops import KernelStructOps
@@ -54,7 +55,7 @@ class ObjectProgram(Program):
 
     spec: ProgramSpec
 
-    def attach(self) -> Any:
+    def attach(self) -> "Attachment":
         """Attach by the program's SEC() name (``tracepoint/<cat>/<name>``, ``raw_tp/<name>``
         ...); UsageError for sections that need a target given in code (xdp, tc, cgroup...)."""
         from .attach import auto_attach
@@ -69,15 +70,15 @@ class Collection:
         self.maps: dict[str, Map] = {}
         self.programs: dict[str, ObjectProgram] = {}
         self.btf: Optional[BTF] = None
-        self.links: list[Any] = []
+        self.links: list[Attachment] = []
         self.struct_ops: dict[str, bytes] = {}  # struct_ops map -> the value registering it
 
-    def attach_all(self) -> list[Any]:
+    def attach_all(self) -> list["Attachment"]:
         """Auto-attach every loaded program whose section says where (tracepoints, raw
         tracepoints, ...), and register every struct_ops map; the links are kept and closed
         with the collection."""
         from .attach import auto_attach_kind
-        out = []
+        out: list[Attachment] = []
         for p in self.programs.values():
             if auto_attach_kind(p) is not None:
                 link = p.attach()
@@ -87,7 +88,7 @@ class Collection:
             out.append(self.attach_struct_ops(name))
         return out
 
-    def attach_struct_ops(self, name: str) -> Any:
+    def attach_struct_ops(self, name: str) -> "Attachment":
         """Register struct_ops map ``name`` with the kernel (``links.attach_struct_ops``); the
         attachment is kept and closed (unregistered) with the collection."""
         from ..links.struct_ops import attach_struct_ops

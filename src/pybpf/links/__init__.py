@@ -6,7 +6,8 @@ does not import netlink, sockets or the uprobe ELF reader.
 from .._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
-    ".link": "Link, LinkGroup, LinkInfo, PerfEventAttachment, list_links",
+    ".link": "Attachment, AttachmentInfo, Link, LinkGroup, LinkGroupInfo, LinkInfo, "
+             "PerfEventAttachment, list_links",
     ".tracing": "attach_perf_event, attach_raw_tracepoint, attach_tracepoint",
     ".kprobe": "attach_kprobe, attach_kprobe_multi, attach_kretprobe, attach_ksyscall",
     ".uprobe": "attach_uprobe, attach_uprobe_multi, attach_uretprobe",
@@ -18,13 +19,15 @@ __getattr__, __dir__ = exports(__name__, {
     ".cgroup": "attach_cgroup, detach_cgroup, list_cgroup, query_cgroup",
     ".netfilter": "attach_netfilter",
     ".netns": "attach_flow_dissector, attach_sk_lookup, query_netns",
-    ".socket": "attach_sockmap, attach_socket_filter, detach_socket_filter",
+    ".socket": "SocketFilterAttachment, attach_sockmap, attach_socket_filter, "
+               "detach_socket_filter",
     ".struct_ops": "StructOpsRegistration, attach_struct_ops",
     ".tc": "TcFilterAttachment, TcProgram, attach_tc, attach_tc_filter, attach_tcx, list_tc",
     ".xdp": "XdpAttachment, XdpInfo, attach_xdp, list_xdp",
 })
 
-__all__ = ["Link", "LinkInfo", "PerfEventAttachment", "list_links", "attach_perf_event",
+__all__ = ["Attachment", "AttachmentInfo", "Link", "LinkGroupInfo", "LinkInfo",
+           "PerfEventAttachment", "SocketFilterAttachment", "list_links", "attach_perf_event",
            "attach_raw_tracepoint", "attach_tracepoint",
            "LinkGroup", "attach_kprobe", "attach_kprobe_multi", "attach_kretprobe",
            "attach_ksyscall", "attach_uprobe", "attach_uprobe_multi", "attach_uretprobe",

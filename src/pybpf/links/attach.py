@@ -22,7 +22,7 @@ from ..sys.attrs import LinkCreateAttr, ProgAttachAttr, ProgInfoStruct, QueryAtt
 from ..sys.fd import FD
 from ..sys.syscall import bpf, bpf_raw
 from ..sys.uapi import ENOTSUPP, AttachFlag, AttachType, Cmd, ProgType, QueryFlag
-from .link import Link
+from .link import AttachmentInfo, Link
 
 _A = TypeVar("_A", bound="HookAttachment")
 
@@ -172,6 +172,11 @@ class HookAttachment:
 
     def pin(self, path: object) -> None:
         raise BPFError(_errno.EOPNOTSUPP, "BPF_OBJ_PIN", self.name, *self._NO_PIN)
+
+    def info(self) -> AttachmentInfo:
+        """The attached program's id (BPF_OBJ_GET_INFO_BY_FD of our reference to it)."""
+        return AttachmentInfo(prog_id=objects.obj_info(self._prog.fd, ProgInfoStruct(),
+                                                       self.name).id)
 
     def __enter__(self: _A) -> _A:
         return self

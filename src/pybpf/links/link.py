@@ -1,8 +1,10 @@
-"""BPF links: the kernel object that keeps a program attached to a hook.
+"""BPF links, and ``Attachment``: what every attach function returns.
 
 Closing a link detaches the program unless the link is pinned (the pin holds its own
 reference). Attachments made without a BPF link (PERF_EVENT_IOC_SET_BPF on kernels
-before 5.15) are ``PerfEventAttachment`` objects with the same close semantics.
+before 5.15) are ``PerfEventAttachment`` objects with the same close semantics; those made
+by PROG_ATTACH or netlink are ``HookAttachment`` objects (``links.attach``). All of them,
+and ``LinkGroup``, follow the ``Attachment`` protocol.
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import ctypes
 import errno as _errno
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union, \
+    runtime_checkable
 
 from ..errors import BPFError
 from ..object import KernelObject
@@ -25,12 +28,50 @@ _TARGET_NAMES = {LinkType.NETNS: "netns_ino", LinkType.XDP: "ifindex", LinkType.
 
 
 @dataclass(frozen=True)
-class LinkInfo:
+class AttachmentInfo:
+    """What every attachment reports: the attached program's id (0 where a map, not a
+    program, is attached: a struct_ops map registered by update)."""
+
+    prog_id: int
+
+
+@runtime_checkable
+class Attachment(Protocol):
+    """A program (or struct_ops map) attached to a hook, however the kernel holds it.
+
+    ``detach()`` detaches now: once it returns the hook no longer runs the program.
+    ``close()`` drops this process's hold: for a BPF link that detaches unless the link is
+    pinned; attachments without a link (PROG_ATTACH, netlink, struct_ops map updates) are
+    detached by ``close()`` since nothing else would. ``pin(path)`` pins a BPF link on bpffs;
+    attachments the kernel holds without a link raise BPFError (EOPNOTSUPP) saying why and
+    what to attach with instead. ``info()`` is the kernel's view (``LinkInfo`` for links).
+    The context manager closes.
+    """
+
+    name: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    def detach(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def pin(self, path: Union[str, os.PathLike]) -> None: ...
+
+    def info(self) -> AttachmentInfo: ...
+
+    def __enter__(self) -> "Attachment": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class LinkInfo(AttachmentInfo):
     """struct bpf_link_info: type, id, program id, and the type's own fields in ``details``."""
 
     id: int
     type: Union[LinkType, int]
-    prog_id: int
     details: dict = field(default_factory=dict)
 
     @classmethod
@@ -62,8 +103,9 @@ class LinkInfo:
             um = s.data.uprobe_multi
             details = {"path": _string(fd, obj, "uprobe_multi", "path", "path_size", um.path_size),
                        "count": um.count, "flags": um.flags, "pid": um.pid}
-        elif ltype in (LinkType.TRACING, LinkType.CGROUP, LinkType.NETNS, LinkType.XDP,
-                       LinkType.TCX, LinkType.NETKIT, LinkType.NETFILTER, LinkType.SOCKMAP):
+        elif isinstance(ltype, LinkType) and ltype in (
+                LinkType.TRACING, LinkType.CGROUP, LinkType.NETNS, LinkType.XDP, LinkType.TCX,
+                LinkType.NETKIT, LinkType.NETFILTER, LinkType.SOCKMAP):
             sub = getattr(s.data, ltype.name.lower())
             details = {name: getattr(sub, name) for name, *_ in sub._fields_}
             if "target" in details:  # the UAPI union's member names the target's kind
@@ -139,15 +181,30 @@ class Link(_Attachment):
         bpf(Cmd.LINK_UPDATE, attr, self.describe())
 
     def detach(self) -> None:
-        """Detach the program now, even if the link is pinned (BPF_LINK_DETACH)."""
+        """Detach the program now (BPF_LINK_DETACH), even if the link is pinned; the fd
+        stays open until ``close()``. Link types without BPF_LINK_DETACH (tracing, perf
+        event, iterators, multi-probes) are detached by closing this fd, which works when
+        it is the link's last reference: otherwise (a pin, another fd) BPFError says so."""
+        if self.closed:
+            return
         try:
             bpf(Cmd.LINK_DETACH, LinkDetachAttr(link_fd=self.fd), self.describe())
+            return
         except BPFError as e:
             if e.errno != _errno.EOPNOTSUPP:
                 raise
-            raise BPFError(e.errno, "BPF_LINK_DETACH", self.describe(),
-                           "this link type cannot be detached while referenced",
-                           "remove its pins and close its fds instead") from None
+        link_id = self.info().id
+        self._fd.close()
+        try:
+            self._fd = objects.fd_by_id("link", link_id)  # still there: keep holding it
+        except BPFError as e:
+            if e.errno != _errno.ENOENT:
+                raise
+            self.close()  # the last reference is gone, and the link with it
+            return
+        raise BPFError(_errno.EOPNOTSUPP, "BPF_LINK_DETACH", self.describe(),
+                       "this link type cannot be detached while referenced, and a pin or "
+                       "another fd holds it", "remove its pins and close its fds instead")
 
     @classmethod
     def from_fd(cls, fd: Union[int, FD], name: str = "") -> "Link":
@@ -174,6 +231,18 @@ class PerfEventAttachment(_Attachment):
 
     kind = "perf_event"
 
+    def __init__(self, fd: FD, name: str, prog_id: int,
+                 after_close: Optional[Callable[[], None]] = None) -> None:
+        super().__init__(fd, name, after_close)
+        self.prog_id = prog_id
+
+    def detach(self) -> None:
+        """Close the perf event: the kernel detaches the program from it."""
+        self.close()
+
+    def info(self) -> AttachmentInfo:
+        return AttachmentInfo(prog_id=self.prog_id)
+
     def pin(self, path: Union[str, os.PathLike]) -> None:
         raise BPFError(_errno.EOPNOTSUPP, "BPF_OBJ_PIN", self.describe(),
                        "this kernel attached the program with PERF_EVENT_IOC_SET_BPF, which "
@@ -183,22 +252,30 @@ class PerfEventAttachment(_Attachment):
         return f"perf event attachment {self.name!r}"
 
 
-class LinkGroup(Sequence[Union[Link, PerfEventAttachment]]):
+@dataclass(frozen=True)
+class LinkGroupInfo(AttachmentInfo):
+    """A group's program and each member's info, in the group's order."""
+
+    members: tuple[AttachmentInfo, ...]
+
+
+class LinkGroup(Sequence[Attachment]):
     """Attachments made together (one perf event per CPU, one uprobe per USDT site).
 
-    A sequence of its links; ``close()`` (or the context manager) closes every one.
+    A sequence of its links and an ``Attachment`` itself: ``detach()``, ``close()`` (or the
+    context manager) act on every one; ``pin(path)`` makes the directory ``path`` on bpffs
+    and pins member ``i`` as ``path/i``.
     """
 
-    def __init__(self, links: Iterable[Union[Link, PerfEventAttachment]], name: str = "") -> None:
+    def __init__(self, links: Iterable[Attachment], name: str = "") -> None:
         self.links = list(links)
         self.name = name
 
     @classmethod
-    def collect(cls, links: Iterable[Union[Link, PerfEventAttachment]],
-                name: str = "") -> "LinkGroup":
+    def collect(cls, links: Iterable[Attachment], name: str = "") -> "LinkGroup":
         """A group of what ``links`` yields as it attaches; if one attachment fails, those
         already made are closed before the error propagates."""
-        made: list[Union[Link, PerfEventAttachment]] = []
+        made: list[Attachment] = []
         try:
             made.extend(links)
         except BaseException:
@@ -220,6 +297,30 @@ class LinkGroup(Sequence[Union[Link, PerfEventAttachment]]):
     def close(self) -> None:
         for link in self.links:
             link.close()
+
+    def detach(self) -> None:
+        for link in self.links:
+            link.detach()
+
+    def pin(self, path: Union[str, os.PathLike]) -> None:
+        """Pin every member under the new bpffs directory ``path`` (``path/0``, ...); when
+        one cannot be pinned, the pins made are removed and its error propagates."""
+        root = os.fspath(path)
+        os.mkdir(root)
+        made: list[str] = []
+        try:
+            for i, link in enumerate(self.links):
+                link.pin(os.path.join(root, str(i)))
+                made.append(os.path.join(root, str(i)))
+        except BaseException:
+            for p in made:
+                os.unlink(p)
+            os.rmdir(root)
+            raise
+
+    def info(self) -> LinkGroupInfo:
+        members = tuple(link.info() for link in self.links)
+        return LinkGroupInfo(prog_id=members[0].prog_id if members else 0, members=members)
 
     def __enter__(self) -> "LinkGroup":
         return self

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import socket as _socket
-from typing import Union
+from typing import Optional, Union
 
 from .. import features
 from ..errors import UsageError
 from ..object import KernelObject
 from ..sys.fd import FD
 from ..sys.uapi import SO_ATTACH_BPF, SO_DETACH_BPF, AttachType, MapType, ProgType
-from .attach import AttachTypeLike, ProgAttachment, attach_type_of, link_create, prog_attach
+from .attach import (AttachTypeLike, HookAttachment, ProgAttachment, attach_type_of,
+                     link_create, prog_attach)
 from .link import Link
 
 SocketLike = Union[_socket.socket, int]
@@ -37,15 +38,38 @@ def _setsockopt(sock: SocketLike, option: int, name: str, value: int, of: str = 
             s.close()
 
 
-def attach_socket_filter(program: KernelObject, sock: SocketLike) -> None:
+class SocketFilterAttachment(HookAttachment):
+    """A socket filter (SO_ATTACH_BPF): ``close()``/``detach()`` remove the socket's filter
+    (SO_DETACH_BPF), which is this program unless another replaced it. Dropping the object
+    leaves the filter on the socket, which ends with it; nothing to pin."""
+
+    _NO_PIN = ("a socket filter is held by its socket: there is no BPF link to pin",
+               "keep the socket open instead")
+
+    def __init__(self, program: FD, sock: FD, what: str) -> None:
+        super().__init__(program, what)
+        self._sock = sock
+
+    def _fds(self) -> tuple[Optional[FD], ...]:
+        return (self._prog, self._sock, self._netns)
+
+    def _detach(self) -> None:
+        _setsockopt(self._sock.fd, SO_DETACH_BPF, "SO_DETACH_BPF", 0, f" of {self.name}")
+
+
+def attach_socket_filter(program: KernelObject, sock: SocketLike) -> SocketFilterAttachment:
     """Filter what ``sock`` (a socket or its fd) receives with the socket_filter ``program``
     (setsockopt SO_ATTACH_BPF). It replaces any filter there and lasts as long as the socket
-    or until ``detach_socket_filter``; the socket holds its own reference to the program."""
+    or until detached (the attachment, or ``detach_socket_filter``); the socket holds its
+    own reference to the program."""
     have = getattr(program, "prog_type", ProgType.SOCKET_FILTER)
     if int(have) != ProgType.SOCKET_FILTER:
         raise UsageError(f"{program.describe()} is a {ProgType(have).name.lower()} program; "
                          "SO_ATTACH_BPF takes socket_filter programs")
     _setsockopt(sock, SO_ATTACH_BPF, "SO_ATTACH_BPF", program.fd, f" of {program.describe()}")
+    fileno = sock.fileno() if isinstance(sock, _socket.socket) else sock
+    return SocketFilterAttachment(FD(os.dup(program.fd)), FD(os.dup(fileno)),
+                                  f"{program.describe()} on socket fd {fileno}")
 
 
 def detach_socket_filter(sock: SocketLike) -> None:

@@ -20,7 +20,7 @@ from ..sys.fd import FD
 from ..sys.syscall import bpf
 from ..sys.uapi import AttachType, Cmd, MapFlag
 from .attach import HookAttachment, link_create
-from .link import Link
+from .link import AttachmentInfo, Link
 
 _KEY = b"\0\0\0\0"
 
@@ -38,6 +38,10 @@ class StructOpsRegistration(HookAttachment):
 
     def _detach(self) -> None:
         unregister(self._prog, self.name)
+
+    def info(self) -> AttachmentInfo:
+        """No program is attached: the map is (its programs run as its members)."""
+        return AttachmentInfo(prog_id=0)
 
 
 def attach_struct_ops(struct_ops_map: Map, value: bytes) -> Union[Link, StructOpsRegistration]:

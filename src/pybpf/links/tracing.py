@@ -50,7 +50,7 @@ def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0
                 raise BPFError(-ret, "BPF_LINK_CREATE", f"{program.describe()} on {what}")
         perf.ioctl(pfd.fd, PerfIoc.SET_BPF, program.fd, what)
         perf.ioctl(pfd.fd, PerfIoc.ENABLE, 0, what)
-        return PerfEventAttachment(pfd, what, after_close)
+        return PerfEventAttachment(pfd, what, program.id, after_close)
     except BaseException:
         pfd.close()
         raise
