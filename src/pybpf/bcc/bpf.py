@@ -1,0 +1,674 @@
+"""BCC's ``BPF`` class on pybpf: BCC C translated (``dialect``), compiled and cached (``build``),
+loaded by pybpf's ELF loader, attached through ``pybpf.links``, read through ``pybpf.events``.
+
+The object is built when first needed: at construction when the program has auto-attached
+functions (``kprobe__...``), else at the first ``load_func``/``attach_*``/table access, so
+that how a function is loaded (e.g. a kprobe on a syscall that falls back to the syscall's
+tracepoint on a kernel without kprobes) is known when it is translated. A function needed
+later in another form is translated and loaded again, reusing the maps.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes as ct
+import os
+import re
+import sys
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+
+from .. import features
+from ..errors import UnsupportedFeatureError, UsageError
+from ..sys.uapi import AttachType, ProgType
+from .introspect import IntrospectionMixin
+
+if TYPE_CHECKING:
+    from ..elf import Collection
+    from ..elf.loader import ObjectProgram
+    from .dialect import Translation
+    from .table import TableBase
+
+BPFProgType = ProgType
+BPFAttachType = AttachType
+
+StrLike = Union[str, bytes]
+
+_SYSCALL_FN = re.compile(
+    r"^(?:__x64_|__ia32_|__arm64_|__s390x_|__s390_|__riscv_|__se_|__do_)?(?:sys|compat_sys)_"
+    r"(\w+)$")
+"""A syscall's entry function (``__x64_sys_execve``) and the syscall's name."""
+
+_AUTO_PREFIXES = ("kprobe__", "kretprobe__", "tracepoint__", "raw_tracepoint__", "kfunc__",
+                  "kretfunc__", "lsm__")
+
+_live: "weakref.WeakSet[BPF]" = weakref.WeakSet()
+
+
+def cleanup_all() -> None:
+    """Detach and close what every live ``BPF`` object holds (at exit, on SIGTERM)."""
+    for b in list(_live):
+        b.cleanup()
+
+
+atexit.register(cleanup_all)
+
+
+def _str(s: Optional[StrLike]) -> str:
+    return s.decode() if isinstance(s, (bytes, bytearray)) else (s or "")
+
+
+@dataclass
+class _Built:
+    """One translation of the program, compiled and loaded (maps; programs on demand)."""
+
+    kind_of: dict[str, str]
+    translation: "Translation"
+    collection: "Collection"
+
+
+class Function:
+    """A loaded function (BCC's ``BPF.Function``): ``name`` (bytes), ``fd``, and ``sock`` once
+    ``attach_raw_socket`` bound it to a socket."""
+
+    def __init__(self, bpf: "BPF", name: str, program: "ObjectProgram") -> None:
+        self.bpf = bpf
+        self.name = name.encode()
+        self.program = program
+        self.fd = program.fd
+        self.sock: Optional[int] = None
+        self._socket: Any = None
+
+    def __repr__(self) -> str:
+        return f"<Function {self.name.decode()} fd {self.fd}>"
+
+
+class BPF(IntrospectionMixin):
+    """A BCC program: ``BPF(text=...)`` or ``BPF(src_file=...)``; ``b["table"]``,
+    ``load_func``, ``attach_*``/``detach_*``, perf/ring buffer polling, trace_pipe reading."""
+
+    # program types (BPF_PROG_TYPE_*), as BCC's class attributes
+    SOCKET_FILTER = int(ProgType.SOCKET_FILTER)
+    KPROBE = int(ProgType.KPROBE)
+    SCHED_CLS = int(ProgType.SCHED_CLS)
+    SCHED_ACT = int(ProgType.SCHED_ACT)
+    TRACEPOINT = int(ProgType.TRACEPOINT)
+    XDP = int(ProgType.XDP)
+    PERF_EVENT = int(ProgType.PERF_EVENT)
+    CGROUP_SKB = int(ProgType.CGROUP_SKB)
+    CGROUP_SOCK = int(ProgType.CGROUP_SOCK)
+    LWT_IN = int(ProgType.LWT_IN)
+    LWT_OUT = int(ProgType.LWT_OUT)
+    LWT_XMIT = int(ProgType.LWT_XMIT)
+    SOCK_OPS = int(ProgType.SOCK_OPS)
+    SK_SKB = int(ProgType.SK_SKB)
+    CGROUP_DEVICE = int(ProgType.CGROUP_DEVICE)
+    SK_MSG = int(ProgType.SK_MSG)
+    RAW_TRACEPOINT = int(ProgType.RAW_TRACEPOINT)
+    CGROUP_SOCK_ADDR = int(ProgType.CGROUP_SOCK_ADDR)
+    CGROUP_SOCKOPT = int(ProgType.CGROUP_SOCKOPT)
+    TRACING = int(ProgType.TRACING)
+    LSM = int(ProgType.LSM)
+
+    # XDP attach flags (XDP_FLAGS_*)
+    XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+    XDP_FLAGS_SKB_MODE = 1 << 1
+    XDP_FLAGS_DRV_MODE = 1 << 2
+    XDP_FLAGS_HW_MODE = 1 << 3
+    XDP_FLAGS_REPLACE = 1 << 4
+
+    Function = Function
+
+    def __init__(self, src_file: StrLike = b"", hdr_file: StrLike = b"",
+                 text: Optional[StrLike] = None, debug: int = 0, cflags: Iterable[str] = (),
+                 usdt_contexts: Iterable[Any] = (), allow_rlimit: bool = True,
+                 device: Any = None, attach_usdt_ignore_pid: bool = False) -> None:
+        self.debug = debug
+        self.funcs: dict[str, Function] = {}
+        self.tables: dict[str, "TableBase"] = {}
+        # attachments by event as BCC keys them: {event: {function: link}}
+        self.kprobe_fds: dict[str, dict[str, Any]] = {}
+        self.uprobe_fds: dict[str, dict[str, Any]] = {}
+        self.tracepoint_fds: dict[str, dict[str, Any]] = {}
+        self.raw_tracepoint_fds: dict[str, Any] = {}
+        self.kfunc_fds: dict[str, Any] = {}
+        self.lsm_fds: dict[str, Any] = {}
+        self.perf_event_fds: dict[tuple[str, int, int], Any] = {}
+        self._others: list[Any] = []      # attachments without a BCC key (USDT, raw sockets)
+        self._perf_buffers: Any = None    # events.Poller of the open perf buffers
+        self._ring_buffers: Any = None    # events.Poller of the open ring buffers
+        self._trace: Any = None           # events.TracePipe
+        self._trace_lines: list[str] = []
+        self._built: list[_Built] = []
+        self._kind_of: dict[str, str] = {}
+        self._closed = False
+        source = _str(text)
+        if src_file:
+            source = self._read_source(_str(src_file))
+        if hdr_file:
+            source = self._read_source(_str(hdr_file)) + "\n" + source
+        if not source:
+            raise UsageError("BPF: give the program as text= or src_file=")
+        self._usdt = list(usdt_contexts)
+        self.text = "".join(_str(u.get_text()) for u in self._usdt) + source
+        self.cflags = [_str(f) for f in cflags]
+        from .dialect import translate
+        first = translate(self.text, self.cflags)
+        self._functions = first.functions
+        self._table_defs = first.tables
+        _live.add(self)
+        auto = [f for f in first.functions.values() if f.auto_attach is not None]
+        for f in auto:  # loads that need another form where the kernel lacks kprobes
+            kind, target = f.auto_attach
+            fallback = kind in ("kprobe", "kretprobe") and self._syscall_fallback(target, kind)
+            if fallback:
+                self._kind_of[f.name] = fallback[0]
+        if auto:
+            self._build(first if not self._kind_of else None)
+            try:
+                self._trace_autoload(auto)
+                self._attach_usdt()
+            except BaseException:
+                self.cleanup()
+                raise
+
+    @staticmethod
+    def _read_source(path: str) -> str:
+        """The file at ``path``: as given, else next to the running script (BCC's look-up)."""
+        candidates = [path]
+        if not os.path.isabs(path) and sys.argv and sys.argv[0]:
+            candidates.append(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), path))
+        for c in candidates:
+            if os.path.exists(c):
+                with open(c) as f:
+                    return f.read()
+        raise UsageError(f"BPF: source file {path!r} not found (looked in "
+                         f"{', '.join(map(repr, candidates))})")
+
+    # -- building and loading ------------------------------------------------------------------
+    def _build(self, translation: Optional["Translation"] = None) -> _Built:
+        """Translate with the current load forms (unless given), compile, create the maps
+        (the first build's maps are reused by later ones) and the BTF."""
+        from ..elf import ObjectSpec
+        from .build import build
+        from .dialect import translate
+        kind_of = dict(self._kind_of)
+        tr = translation or translate(self.text, self.cflags, kind_of=kind_of)
+        if self.debug & 0xC:  # DEBUG_PREPROCESSOR | DEBUG_SOURCE: the C clang compiles
+            sys.stderr.write(tr.source)
+        spec = ObjectSpec.from_file(build(tr, self.cflags))
+        for ps in spec.programs.values():
+            ps.autoload = False
+        reuse = {}
+        if self._built:
+            reuse = {n: m for n, m in self._built[0].collection.maps.items() if n in spec.maps}
+        built = _Built(kind_of, tr, spec.load(maps=reuse))
+        self._built.append(built)
+        return built
+
+    def _object_for(self, name: str) -> _Built:
+        """The build whose translation loads function ``name`` in its current form."""
+        want = self._kind_of.get(name)
+        for b in self._built:
+            if b.kind_of.get(name) == want:
+                return b
+        return self._build()
+
+    @property
+    def _primary(self) -> _Built:
+        self._check_open()
+        return self._built[0] if self._built else self._build()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("BPF: this object was cleaned up (cleanup() or with-block end)")
+
+    def load_func(self, func_name: StrLike, prog_type: int, device: Any = None,
+                  attach_type: int = -1) -> Function:
+        """Load function ``func_name`` as a ``prog_type`` program (BPF.KPROBE, BPF.XDP,
+        ...); a function loads once, later calls return it."""
+        name = _str(func_name)
+        fn = self.funcs.get(name)
+        if fn is not None:
+            return fn
+        return self._load(name, ProgType(prog_type),
+                          None if attach_type == -1 else AttachType(attach_type))
+
+    def _load(self, name: str, prog_type: ProgType, attach_type: Optional[AttachType] = None,
+              section: str = "") -> Function:
+        self._check_open()
+        if name not in self._functions:
+            raise UsageError(f"BPF: no function {name!r} in the program; its functions: "
+                             f"{', '.join(self._functions) or '(none)'}")
+        from ..elf.sections import Section, SectionDef, section as section_of
+        built = self._object_for(name)
+        ps = built.collection.spec.programs.get(name)
+        if ps is None:
+            raise UsageError(f"BPF: {name!r} is not a program of the compiled object (a static "
+                             "or inlined function cannot be loaded on its own)")
+        if section:
+            ps.section = section_of(section)
+        elif ps.prog_type != prog_type or (attach_type is not None
+                                           and ps.attach_type != attach_type):
+            ps.section = Section(ps.section.name, SectionDef(ps.section.name, prog_type,
+                                                             attach_type), "")
+        log_level = 2 if self.debug & 0x2 else 0  # DEBUG_BPF: the verifier's log
+        prog = built.collection.load_program(name, log_level)
+        fn = Function(self, name, prog)
+        self.funcs[name] = fn
+        return fn
+
+    # -- kprobes -------------------------------------------------------------------------------
+    @staticmethod
+    def get_syscall_prefix() -> bytes:
+        """The arch prefix of syscall entry functions on this kernel (``__x64_sys_``)."""
+        from ..links.kprobe import syscall_function
+        return syscall_function("bpf").encode()[:-len("bpf")]
+
+    @staticmethod
+    def get_syscall_fnname(name: StrLike) -> bytes:
+        """The kernel function of syscall ``name`` (``execve`` -> ``b"__x64_sys_execve"``)."""
+        from ..links.kprobe import syscall_function
+        return syscall_function(_str(name)).encode()
+
+    @staticmethod
+    def _syscall_fallback(event: str, kind: str) -> Optional[tuple[str, str]]:
+        """On a kernel without kprobes, (load form, tracepoint) replacing a kprobe on syscall
+        entry function ``event``; None where kprobes exist. UnsupportedFeatureError for any
+        other function, with the probe's reason."""
+        support = features.kprobes()
+        if support:
+            return None
+        m = _SYSCALL_FN.match(event)
+        if m is None:
+            raise UnsupportedFeatureError(
+                f"{kind} {event}: {support.reason}. pybpf replaces kprobes on syscall entry "
+                f"functions (__x64_sys_<name>) with the syscalls/sys_enter_<name> tracepoint, "
+                f"but {event!r} is not one")
+        from ..links.tracing import tracefs
+        exit_ = kind == "kretprobe"
+        tp = f"sys_{'exit' if exit_ else 'enter'}_{m[1]}"
+        if not os.path.isdir(os.path.join(tracefs(), "events", "syscalls", tp)):
+            raise UnsupportedFeatureError(
+                f"{kind} {event}: {support.reason}; and there is no syscalls/{tp} tracepoint to "
+                f"use instead (CONFIG_FTRACE_SYSCALLS)")
+        # NEEDS(H2a): "syscall_tracepoint_exit:<name>" for kretprobes (PT_REGS_RC from the
+        # record's ret); until then both directions are asked for as syscall_tracepoint
+        form = f"syscall_tracepoint{'_exit' if exit_ else ''}:{m[1]}"
+        return form, tp
+
+    def _attach_probe(self, kind: str, event: str, fn_name: str, event_off: int = 0) -> None:
+        retprobe = kind == "kretprobe"
+        fallback = self._syscall_fallback(event, kind)
+        key = f"{'r' if retprobe else 'p'}_{re.sub(r'[+.]', '_', event)}"
+        if key in self.kprobe_fds and fn_name in self.kprobe_fds[key]:
+            raise UsageError(f"attach_{kind}: {fn_name!r} is already attached to {event}")
+        if fallback is not None:
+            form, tp = fallback
+            self._kind_of[fn_name] = form
+            fn = self.funcs.get(fn_name)
+            if fn is None or fn.program.prog_type != ProgType.TRACEPOINT:
+                self.funcs.pop(fn_name, None)
+                fn = self._load(fn_name, ProgType.TRACEPOINT, section=f"tracepoint/syscalls/{tp}")
+            from ..links import attach_tracepoint
+            link = attach_tracepoint(fn.program, "syscalls", tp)
+            sys.stderr.write(f"pybpf.bcc: this kernel has no kprobes: {kind} {event} runs "
+                             f"{fn_name} on tracepoint syscalls/{tp} instead\n")
+        else:
+            fn = self.load_func(fn_name, self.KPROBE)
+            from ..links import attach_kprobe
+            link = attach_kprobe(fn.program, event, event_off, retprobe=retprobe)
+        self.kprobe_fds.setdefault(key, {})[fn_name] = link
+
+    def _matching_functions(self, event_re: str, kind: str) -> list[str]:
+        from ..links.kprobe import traceable_functions
+        pattern = re.compile(event_re)
+        found = [f for f in traceable_functions() if pattern.match(f)]
+        if not features.kprobes():
+            found = [f for f in found if _SYSCALL_FN.match(f)]
+        if not found:
+            raise UsageError(f"attach_{kind}: no kernel function matches {event_re!r}")
+        return found
+
+    def attach_kprobe(self, event: StrLike = b"", event_off: int = 0, fn_name: StrLike = b"",
+                      event_re: StrLike = b"", maxactive: int = 0) -> "BPF":
+        """Run ``fn_name`` when kernel function ``event`` (or each matching ``event_re``) is
+        entered. Without kprobes, a syscall entry function's ``syscalls/sys_enter_<name>``
+        tracepoint is used instead (said on stderr)."""
+        fn, ev = _str(fn_name), _str(event)
+        if event_re:
+            for f in self._matching_functions(_str(event_re), "kprobe"):
+                self._attach_probe("kprobe", f, fn)
+        else:
+            self._attach_probe("kprobe", ev, fn, event_off)
+        return self
+
+    def attach_kretprobe(self, event: StrLike = b"", fn_name: StrLike = b"",
+                         event_re: StrLike = b"", maxactive: int = 0) -> "BPF":
+        """Run ``fn_name`` when kernel function ``event`` returns (fallback: sys_exit_*)."""
+        fn, ev = _str(fn_name), _str(event)
+        if event_re:
+            for f in self._matching_functions(_str(event_re), "kretprobe"):
+                self._attach_probe("kretprobe", f, fn)
+        else:
+            self._attach_probe("kretprobe", ev, fn)
+        return self
+
+    def _detach(self, table: dict[str, dict[str, Any]], key: str, fn_name: StrLike,
+                what: str) -> None:
+        links = table.get(key)
+        if not links:
+            raise UsageError(f"detach: {what} is not attached")
+        names = [_str(fn_name)] if fn_name else list(links)
+        for n in names:
+            if n not in links:
+                raise UsageError(f"detach: {n!r} is not attached to {what}")
+            links.pop(n).close()
+        if not links:
+            del table[key]
+
+    def detach_kprobe(self, event: StrLike, fn_name: StrLike = b"") -> None:
+        ev = _str(event)
+        self._detach(self.kprobe_fds, "p_" + re.sub(r"[+.]", "_", ev), fn_name, f"kprobe {ev}")
+
+    def detach_kretprobe(self, event: StrLike, fn_name: StrLike = b"") -> None:
+        ev = _str(event)
+        self._detach(self.kprobe_fds, "r_" + re.sub(r"[+.]", "_", ev), fn_name,
+                     f"kretprobe {ev}")
+
+    # -- tracepoints ---------------------------------------------------------------------------
+    def attach_tracepoint(self, tp: StrLike = b"", tp_re: StrLike = b"",
+                          fn_name: StrLike = b"") -> "BPF":
+        """Run ``fn_name`` on tracepoint ``tp`` (``"category:event"``) or on each tracepoint
+        whose ``category:event`` matches ``tp_re``."""
+        from ..links import attach_tracepoint
+        fn_s = _str(fn_name)
+        if tp_re:
+            targets = self._tracepoints_matching(_str(tp_re))
+        else:
+            targets = [_str(tp)]
+        fn = self.load_func(fn_s, self.TRACEPOINT)
+        for t in targets:
+            category, sep, event = t.partition(":")
+            if not sep:
+                raise UsageError(f"attach_tracepoint: {t!r} is not 'category:event'")
+            if fn_s in self.tracepoint_fds.get(t, {}):
+                raise UsageError(f"attach_tracepoint: {fn_s!r} is already attached to {t}")
+            link = attach_tracepoint(fn.program, category, event)
+            self.tracepoint_fds.setdefault(t, {})[fn_s] = link
+        return self
+
+    @staticmethod
+    def _tracepoints_matching(tp_re: str) -> list[str]:
+        from ..links.tracing import tracefs
+        pattern = re.compile(tp_re)
+        root = os.path.join(tracefs(), "events")
+        found = []
+        for category in sorted(os.listdir(root)):
+            d = os.path.join(root, category)
+            if not os.path.isdir(d):
+                continue
+            for event in sorted(os.listdir(d)):
+                name = f"{category}:{event}"
+                if os.path.isdir(os.path.join(d, event)) and pattern.match(name):
+                    found.append(name)
+        if not found:
+            raise UsageError(f"attach_tracepoint: no tracepoint matches {tp_re!r} in {root}")
+        return found
+
+    def detach_tracepoint(self, tp: StrLike = b"", fn_name: StrLike = b"") -> None:
+        t = _str(tp)
+        self._detach(self.tracepoint_fds, t, fn_name, f"tracepoint {t}")
+
+    def attach_raw_tracepoint(self, tp: StrLike = b"", fn_name: StrLike = b"") -> "BPF":
+        """Run ``fn_name`` on raw tracepoint ``tp`` (``sched_switch``)."""
+        from ..links import attach_raw_tracepoint
+        t = _str(tp)
+        if t in self.raw_tracepoint_fds:
+            raise UsageError(f"attach_raw_tracepoint: raw tracepoint {t} is already attached")
+        fn = self.load_func(fn_name, self.RAW_TRACEPOINT)
+        self.raw_tracepoint_fds[t] = attach_raw_tracepoint(fn.program, t)
+        return self
+
+    def detach_raw_tracepoint(self, tp: StrLike = b"") -> None:
+        t = _str(tp)
+        link = self.raw_tracepoint_fds.pop(t, None)
+        if link is None:
+            raise UsageError(f"detach_raw_tracepoint: raw tracepoint {t} is not attached")
+        link.close()
+
+    def _attach_btf(self, kind: str, target: str, fn_name: str, store: dict[str, Any]) -> None:
+        """kfunc/kretfunc/lsm functions: loaded for their BTF target, then linked."""
+        section = {"kfunc": "fentry", "kretfunc": "fexit", "lsm": "lsm"}[kind]
+        fn = self.funcs.get(fn_name) or self._load(fn_name, ProgType.TRACING,
+                                                   section=f"{section}/{target}")
+        store[fn_name] = fn.program.attach()
+
+    # -- network -------------------------------------------------------------------------------
+    @staticmethod
+    def attach_xdp(dev: StrLike, fn: Function, flags: int = 0) -> None:
+        """Attach XDP function ``fn`` to device ``dev`` by netlink, as BCC: it stays there
+        after the process ends, until ``remove_xdp``."""
+        from ..links import attach_xdp
+        attach_xdp(fn.program, _str(dev), flags, netlink_attach=True)
+
+    @staticmethod
+    def remove_xdp(dev: StrLike, flags: int = 0) -> None:
+        """Remove the XDP program of device ``dev`` (netlink)."""
+        from ..links.netlink import describe, ifindex, set_xdp
+        index = ifindex(_str(dev))
+        set_xdp(index, -1, flags, f"removing the XDP program of {describe(index)}")
+
+    @staticmethod
+    def attach_raw_socket(fn: Function, dev: StrLike) -> None:
+        """Open a raw AF_PACKET socket bound to ``dev`` with socket filter ``fn`` attached;
+        its descriptor is ``fn.sock``."""
+        import socket
+        from ..links import attach_socket_filter
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK |
+                          socket.SOCK_CLOEXEC, socket.htons(0x0003))  # ETH_P_ALL
+        try:
+            s.bind((_str(dev), 0))
+            attach_socket_filter(fn.program, s)
+        except BaseException:
+            s.close()
+            raise
+        fn._socket = s
+        fn.sock = s.fileno()
+
+    # -- counts --------------------------------------------------------------------------------
+    def num_open_kprobes(self) -> int:
+        return sum(len(v) for v in self.kprobe_fds.values())
+
+    def num_open_uprobes(self) -> int:
+        return sum(len(v) for v in self.uprobe_fds.values())
+
+    def num_open_tracepoints(self) -> int:
+        return sum(len(v) for v in self.tracepoint_fds.values())
+
+    # -- auto-attach and USDT ------------------------------------------------------------------
+    def _trace_autoload(self, functions: Iterable[Any]) -> None:
+        for f in functions:
+            kind, target = f.auto_attach
+            if kind in ("kprobe", "kretprobe"):
+                self._attach_probe(kind, target, f.name)
+            elif kind == "tracepoint":
+                self.attach_tracepoint(tp=target.replace("/", ":", 1), fn_name=f.name)
+            elif kind == "raw_tracepoint":
+                self.attach_raw_tracepoint(tp=target, fn_name=f.name)
+            elif kind in ("kfunc", "kretfunc"):
+                self._attach_btf(kind, target, f.name, self.kfunc_fds)
+            elif kind == "lsm":
+                self._attach_btf(kind, target, f.name, self.lsm_fds)
+            else:
+                raise UsageError(f"BPF: function {f.name!r}: auto-attach kind {kind!r} is not "
+                                 "supported")
+
+    def _attach_usdt(self) -> None:
+        """Attach the probes the USDT contexts enabled (``USDT.enable_probe``)."""
+        for u in self._usdt:
+            attach = getattr(u, "attach", None)
+            if attach is None:
+                raise UsageError(f"BPF: usdt_contexts: {u!r} cannot attach its probes")
+            self._others.extend(attach(self))
+
+    # -- tables --------------------------------------------------------------------------------
+    def get_table(self, name: StrLike, keytype: Any = None, leaftype: Any = None,
+                  reducer: Optional[Callable[[Any, Any], Any]] = None) -> "TableBase":
+        """The table (map) ``name`` of the program, dict-like with ctypes keys and values."""
+        n = _str(name)
+        table = self.tables.get(n)
+        if table is None:
+            from .table import table_of
+            built = self._primary
+            if n not in built.collection.maps:
+                from .table import TableNotFound
+                tables = [t for t in built.collection.maps if not t.startswith(".")
+                          and "." not in t]
+                raise TableNotFound(f"BPF: no table {n!r} in the program; its tables: "
+                                    f"{', '.join(tables) or '(none)'}")
+            table = table_of(self, n, built, keytype, leaftype, reducer)
+            self.tables[n] = table
+        return table
+
+    def __getitem__(self, name: StrLike) -> "TableBase":
+        return self.get_table(name)
+
+    def __setitem__(self, name: StrLike, table: "TableBase") -> None:
+        self.tables[_str(name)] = table
+
+    def __delitem__(self, name: StrLike) -> None:
+        del self.tables[_str(name)]
+
+    def __contains__(self, name: object) -> bool:
+        n = _str(name) if isinstance(name, (str, bytes)) else ""
+        return n in self._table_defs or n in self._primary.collection.maps
+
+    def __iter__(self) -> Any:
+        return iter(self._table_defs)
+
+    # -- events --------------------------------------------------------------------------------
+    def _add_reader(self, attr: str, reader: Any) -> None:
+        from ..events import Poller
+        poller = getattr(self, attr)
+        if poller is None:
+            setattr(self, attr, Poller(reader))
+        else:
+            poller.add(reader)
+
+    def perf_buffer_poll(self, timeout: int = -1) -> int:
+        """Wait up to ``timeout`` ms (-1: forever) for the open perf buffers' records; hand
+        each to its callback."""
+        if self._perf_buffers is None:
+            raise UsageError("perf_buffer_poll: no perf buffer is open (open_perf_buffer)")
+        return self._perf_buffers.poll(timeout)
+
+    def kprobe_poll(self, timeout: int = -1) -> int:
+        """BCC's older name of ``perf_buffer_poll``."""
+        return self.perf_buffer_poll(timeout)
+
+    def ring_buffer_poll(self, timeout: int = -1) -> int:
+        """Wait up to ``timeout`` ms for the open ring buffers' records; hand each to its
+        callback."""
+        if self._ring_buffers is None:
+            raise UsageError("ring_buffer_poll: no ring buffer is open (open_ring_buffer)")
+        return self._ring_buffers.poll(timeout)
+
+    def ring_buffer_consume(self) -> int:
+        """Hand every waiting ring buffer record to its callback, without waiting."""
+        if self._ring_buffers is None:
+            raise UsageError("ring_buffer_consume: no ring buffer is open (open_ring_buffer)")
+        return self._ring_buffers.consume()
+
+    # -- trace_pipe ----------------------------------------------------------------------------
+    def trace_open(self, nonblocking: bool = False) -> Any:
+        """trace_pipe, opened once (bpf_trace_printk's output)."""
+        if self._trace is None:
+            from ..events import TracePipe
+            self._trace = TracePipe(function=None)
+        return self._trace
+
+    def trace_readline(self, nonblocking: bool = False) -> bytes:
+        """The next trace_pipe line (``b""`` when ``nonblocking`` and none is waiting)."""
+        pipe = self.trace_open()
+        while True:
+            if not self._trace_lines:
+                self._trace_lines = pipe.lines(0.0 if nonblocking else None)
+            if not self._trace_lines:
+                return b""
+            line = self._trace_lines.pop(0)
+            if not line.startswith("CPU:"):  # lost-events notes
+                return line.encode(errors="surrogateescape")
+
+    def trace_fields(self, nonblocking: bool = False) -> tuple[Any, ...]:
+        """The next bpf_trace_printk line as ``(task, pid, cpu, flags, ts, msg)`` (bytes,
+        int, int, bytes, float, bytes); six Nones when ``nonblocking`` and none waits."""
+        from ..events.trace_pipe import TraceEvent
+        while True:
+            line = self.trace_readline(nonblocking)
+            if not line:
+                return (None,) * 6
+            ev = TraceEvent.parse(line.decode(errors="surrogateescape"))
+            if ev is None:
+                continue
+            enc = (lambda s: s.encode(errors="surrogateescape"))
+            return (enc(ev.task.strip()), ev.pid, ev.cpu, enc(ev.flags), ev.timestamp,
+                    enc(ev.message))
+
+    def trace_print(self, fmt: Optional[str] = None) -> None:
+        """Print trace_pipe lines forever: whole, or as ``fmt.format(task, pid, cpu, flags,
+        ts, msg)``."""
+        while True:
+            if fmt:
+                fields = self.trace_fields()
+                line: Any = fmt.format(*fields)
+            else:
+                line = self.trace_readline()
+            print(line.decode(errors="replace") if isinstance(line, bytes) else line,
+                  flush=True)
+
+    # -- lifetime ------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Detach everything, close readers, programs and maps (also at exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        _live.discard(self)
+        attached: list[Any] = [*self._others, *self.raw_tracepoint_fds.values(),
+                               *self.kfunc_fds.values(), *self.lsm_fds.values(),
+                               *self.perf_event_fds.values()]
+        for table in (self.kprobe_fds, self.uprobe_fds, self.tracepoint_fds):
+            for links in table.values():
+                attached.extend(links.values())
+            table.clear()
+        for obj in attached:
+            obj.close()
+        for store in (self._others, self.raw_tracepoint_fds, self.kfunc_fds, self.lsm_fds,
+                      self.perf_event_fds):
+            store.clear()
+        for reader in (self._perf_buffers, self._ring_buffers, self._trace):
+            if reader is not None:
+                reader.close()
+        self._perf_buffers = self._ring_buffers = self._trace = None
+        for fn in self.funcs.values():
+            if fn._socket is not None:
+                fn._socket.close()
+            fn.program.close()
+        self.funcs.clear()
+        for b in reversed(self._built):
+            b.collection.close()
+        self._built.clear()
+        self.tables.clear()
+
+    def close(self) -> None:
+        self.cleanup()
+
+    def __enter__(self) -> "BPF":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        state = "cleaned up" if self._closed else f"{len(self.funcs)} functions loaded"
+        return f"<BPF {len(self._functions)} functions, {len(self._table_defs)} tables: {state}>"
