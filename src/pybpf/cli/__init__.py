@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 USAGE = """Usage: pybpf [OPTIONS] OBJECT { COMMAND | help }
        pybpf version
 
+       pybpf exporter --config.dir DIR --config.names NAMES ...   (pybpf exporter --help)
+
        OBJECT := { prog | map | link | cgroup | net | feature | btf | struct_ops }
        OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} | {-f|--bpffs} | --trace |
                     {-V|--version} }
@@ -68,6 +70,9 @@ def _version(opts: Options) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    if argv[:1] == ["exporter"]:  # ebpf_exporter's own flags, parsed by its package
+        from ..exporter.cli import main as exporter
+        return exporter(argv[1:])
     from .common import Args, CLIError
     opts, words, flags = _parse_options(argv)
     if "V" in flags:
