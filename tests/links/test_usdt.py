@@ -1,19 +1,30 @@
 """USDT: notes read as readelf reads them, argument specs, attachment with semaphores (the
-traced program sees its probe enabled), and argument values fetched in the BPF program."""
+traced program sees its probe enabled), and argument values fetched in the BPF program, inline
+or through libbpf's spec maps (``<bpf/usdt.bpf.h>``), by BPF cookie or by address."""
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import struct
 import subprocess
+import uuid
+from pathlib import Path
 
 import pytest
 
 from pybpf.asm import R6
+from pybpf.btf import types as T
+from pybpf.elf import ObjectSpec
 from pybpf.errors import UsageError
-from pybpf.links.usdt import (PT_REGS_X86_64, UsdtArg, attach_usdt, fetch_arg, find_usdt,
-                              parse_arg, usdt_notes)
+from pybpf.links.usdt import (IP_MAP, MAX_SPEC_ARGS, PT_REGS_X86_64, SPEC_SIZE, SPECS_MAP,
+                              UsdtArg, UsdtLinks, UsdtSpecMaps, attach_usdt, encode_spec,
+                              fetch_arg, find_usdt, parse_arg, parse_args, usdt_notes)
 from pybpf.maps import Map
 from pybpf.programs import Program, kernel_version_code
+from tests.cli.tools import pybpf
+from tests.conftest import MULTIARCH_INCLUDE
 from tests.links.progs import PERF_LINK_INFO, count_per_tgid, record_usdt_args
 
 PYTHON_WITH_USDT = "/usr/bin/python3"  # Debian's python3 is built with --with-dtrace
@@ -138,3 +149,130 @@ def test_python_usdt_with_deref_argument():
                                 "import gc; gc.collect(2); gc.collect(1); gc.collect(0)"],
                                check=True)
         assert {0, 1, 2} <= set(records.keys())
+
+
+# -- libbpf's convention: <bpf/usdt.bpf.h> and its spec maps ----------------------------------
+LIBBPF_USDT_SRC = Path(__file__).parent.parent / "bpf" / "elf_usdt.c"
+ENOENT = 2
+
+
+def build_libbpf_usdt(clang, target: Path, out: Path) -> Path:
+    """tests/bpf/elf_usdt.c with on_hit's section naming ``target``."""
+    subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
+                    f'-DUSDT_TARGET="{target}"', "-I", MULTIARCH_INCLUDE, "-c",
+                    str(LIBBPF_USDT_SRC), "-o", str(out)], check=True)
+    return out
+
+
+def records(coll, name: str) -> dict:
+    """A record map as {key: (arg0, arg1, arg2, arg_cnt, cookie, err)} (s64 each)."""
+    with Map.from_fd(coll.maps[name].fd, key="q", value="6q") as m:
+        return dict(m.items())
+
+
+def test_spec_layout_is_usdt_bpf_h(bpf_objects):
+    """encode_spec writes struct __bpf_usdt_spec as the object's BTF lays it out."""
+    btf = ObjectSpec.from_file(bpf_objects["elf_usdt"]).btf
+    spec, arg = btf.find("__bpf_usdt_spec", T.Struct), btf.find("__bpf_usdt_arg_spec", T.Struct)
+    assert spec.size == SPEC_SIZE and arg.size * MAX_SPEC_ARGS == spec.member("usdt_cookie").offset // 8
+    encoded = encode_spec(parse_args("-4@%eax 8@-16(%rbp) -4@$-7"), cookie=0x1122)
+    field = {m.name: m.offset // 8 for m in arg.members}
+
+    def at(i: int, name: str, fmt: str):
+        return struct.unpack_from("=" + fmt, encoded, i * arg.size + field[name])[0]
+
+    assert [at(i, "arg_type", "I") for i in range(3)] == [1, 2, 0]  # REG, REG_DEREF, CONST
+    assert at(0, "reg_off", "h") == PT_REGS_X86_64["rax"] and at(0, "arg_signed", "?")
+    assert at(0, "arg_bitshift", "B") == 32 and at(1, "arg_bitshift", "B") == 0
+    assert at(1, "reg_off", "h") == PT_REGS_X86_64["rbp"] and at(1, "val_off", "q") == -16
+    assert at(2, "val_off", "q") == -7
+    assert struct.unpack_from("=Q", encoded, spec.member("usdt_cookie").offset // 8)[0] == 0x1122
+    assert struct.unpack_from("=h", encoded, spec.member("arg_cnt").offset // 8)[0] == 3
+    with pytest.raises(UsageError, match="at most 12"):
+        encode_spec(parse_args(" ".join(["8@%rax"] * 13)))
+
+
+@pytest.mark.parametrize("build", ["probe_target", "probe_target_O0"])
+def test_libbpf_usdt_auto_attach_and_cookie(build, request, clang, tmp_path):
+    """SEC("usdt/PATH:pybpf:hit") auto-attaches; on_plain is attached in code with a cookie;
+    bpf_usdt_arg() reads registers (-O2) or stack slots (-O0) and constants."""
+    target = request.getfixturevalue(build)
+    obj = build_libbpf_usdt(clang, target, tmp_path / "usdt.o")
+    with ObjectSpec.from_file(obj).load() as coll:
+        assert [type(link) for link in coll.attach_all()] == [UsdtLinks]  # on_hit only
+        with attach_usdt(coll.programs["on_plain"], str(target), "pybpf", "plain",
+                         cookie=0xC0FFEE) as plain:
+            assert isinstance(plain, UsdtLinks)
+            spawn(target, 5)
+        # hit(i, sum, -7) where sum = (i+1)^2 after round i; plain(i); a 4th/2nd arg: -ENOENT
+        assert records(coll, "hit_records") == {
+            i: (i, (i + 1) ** 2, -7, 3, 0, -ENOENT) for i in range(5)}
+        assert records(coll, "plain_records") == {
+            i: (i, 0, 0, 1, 0xC0FFEE, -ENOENT) for i in range(5)}
+
+
+def test_libbpf_usdt_by_address_without_cookies(bpf_objects, probe_target):
+    """Loaded as on a kernel without BPF cookies (LINUX_HAS_BPF_COOKIE false): the spec ids
+    are found by the probe's address in __bpf_usdt_ip_to_spec_id, entries removed on close."""
+    with ObjectSpec.from_file(bpf_objects["elf_usdt"]).load(
+            kconfig={"LINUX_HAS_BPF_COOKIE": "n"}) as coll:
+        prog = coll.programs["on_plain"]
+        maps = UsdtSpecMaps(coll.maps[SPECS_MAP], coll.maps[IP_MAP], by_cookie=False)
+        with pytest.raises(UsageError, match="position-independent.*give pid="):
+            attach_usdt(prog, str(probe_target), "pybpf", "plain", spec_maps=maps)
+        with Map.from_fd(coll.maps[IP_MAP].fd, key="q", value="I") as ips:
+            assert len(list(ips.keys())) == 0  # the failed attach left nothing
+            waiting = subprocess.Popen([str(probe_target), "3", "wait"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE)
+            try:
+                with attach_usdt(prog, str(probe_target), "pybpf", "plain", pid=waiting.pid,
+                                 cookie=7, spec_maps=maps):
+                    site = find_usdt(str(probe_target), "pybpf", "plain")[0]
+                    (ip, spec_id), = ips.items()
+                    assert ip & 0xfff == site.address & 0xfff and ip != site.address
+                    waiting.communicate(b"x")
+                    assert waiting.returncode == 0
+                assert len(list(ips.keys())) == 0
+            finally:
+                waiting.kill()
+                waiting.wait()
+        assert records(coll, "plain_records") == {i: (i, 0, 0, 1, 7, -ENOENT) for i in range(3)}
+
+
+def test_libbpf_usdt_spec_ids_are_freed_and_reused(bpf_objects, probe_target):
+    """Each attachment writes its spec (with its cookie) under its own spec id, its uprobe's
+    BPF cookie; closing it frees the id for the next attachment, as libbpf's allocator."""
+    def spec_cookie(specs: Map, spec_id: int) -> int:
+        return struct.unpack_from("=Q", specs[spec_id], MAX_SPEC_ARGS * 16)[0]
+
+    with ObjectSpec.from_file(bpf_objects["elf_usdt"]).load() as coll, \
+            Map.from_fd(coll.maps[SPECS_MAP].fd, key="i", value=f"{SPEC_SIZE}s") as specs:
+        prog = coll.programs["on_plain"]
+        first = attach_usdt(prog, str(probe_target), "pybpf", "plain", cookie=1)
+        with attach_usdt(prog, str(probe_target), "pybpf", "plain", cookie=2) as second:
+            with first:
+                assert [spec_cookie(specs, i) for i in (0, 1)] == [1, 2]
+                for spec_id, group in enumerate((first, second)):
+                    details = group[0].info().details
+                    assert details.get("cookie", spec_id) == spec_id  # where the kernel says
+            with attach_usdt(prog, str(probe_target), "pybpf", "plain", cookie=3):
+                assert [spec_cookie(specs, i) for i in (0, 1)] == [3, 2]
+
+
+def test_libbpf_usdt_loadall_same_as_bpftool(bpf_objects, bpffs, pin_dir, bpftool):
+    """``pybpf prog loadall`` and ``bpftool prog loadall`` of a usdt.bpf.h object: the same
+    programs (names, types)."""
+    obj = bpf_objects["elf_usdt"]
+    peer = bpffs / f"pybpf-peer-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        subprocess.run([bpftool, "prog", "loadall", str(obj), str(peer)], check=True)
+        theirs = {name: json.loads(subprocess.run(
+            [bpftool, "-j", "prog", "show", "pinned", str(peer / name)], capture_output=True,
+            check=True).stdout)["type"] for name in os.listdir(peer)}
+    finally:
+        shutil.rmtree(peer, ignore_errors=True)
+    res = pybpf("prog", "loadall", obj, pin_dir / "progs")
+    assert res.rc == 0, res.err
+    ours = {name: pybpf("-j", "prog", "show", "pinned", pin_dir / "progs" / name).json()["type"]
+            for name in os.listdir(pin_dir / "progs")}
+    assert ours == theirs == {"on_hit": "kprobe", "on_plain": "kprobe"}

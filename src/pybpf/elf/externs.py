@@ -52,8 +52,10 @@ def kernel_config(paths: tuple[str, ...] = CONFIG_PATHS) -> dict[str, str]:
 def _special(name: str) -> Optional[str]:
     if name == "LINUX_KERNEL_VERSION":
         return str(kernel_version_code())
-    if name == "LINUX_HAS_BPF_COOKIE":
-        return "y" if kernel_version_code() >= 0x050F00 else "n"
+    if name == "LINUX_HAS_BPF_COOKIE":  # libbpf's probe: may kprobe programs read a cookie?
+        from .. import features
+        from ..sys.uapi import Helper, ProgType
+        return "y" if features.helper(ProgType.KPROBE, Helper.get_attach_cookie) else "n"
     if name == "LINUX_HAS_SYSCALL_WRAPPER":
         return "y" if os.uname().machine in ("x86_64", "aarch64", "s390x") else "n"
     return None
@@ -62,14 +64,16 @@ def _special(name: str) -> Optional[str]:
 def fill_kconfig(externs: list[ExternSpec], variables: dict[str, VariableSpec],
                  overrides: Optional[dict[str, str]] = None) -> None:
     """Write each ``__kconfig`` extern's value into its slot of the .kconfig map's data;
-    ``overrides`` (CONFIG_* -> raw value) win over the running kernel's configuration."""
+    ``overrides`` (CONFIG_* or libbpf's LINUX_* -> raw value) win over the running kernel's
+    configuration and pybpf's probes."""
     config: Optional[dict[str, str]] = None
     unreadable: Optional[ObjectError] = None
     for ext in externs:
-        raw = _special(ext.name)
+        raw = (overrides or {}).get(ext.name)
+        if raw is None:
+            raw = _special(ext.name)
         if raw is None and not ext.name.startswith("LINUX_"):
-            raw = (overrides or {}).get(ext.name)
-            if raw is None and unreadable is None:
+            if unreadable is None:
                 try:
                     config = kernel_config() if config is None else config
                     raw = config.get(ext.name)

@@ -31,7 +31,7 @@ from ..programs import Program
 from ..sys.uapi import ENOTSUPP, MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
 from .linker import LinkedProgram, link
 from .maps import MapSpec, Pinning
-from .reader import STT_SECTION
+from .reader import STT_FUNC, STT_SECTION
 from .spec import ObjectSpec, ProgramSpec, RefKind
 
 if TYPE_CHECKING:  # externs, links: imported where an object has some (start-up time)
@@ -51,9 +51,11 @@ _NO_BTF_TYPES = frozenset({MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapTy
 
 
 class ObjectProgram(Program):
-    """A program loaded from an object: ``spec`` says its section; ``attach()`` auto-attaches."""
+    """A program loaded from an object: ``spec`` says its section; ``attach()`` auto-attaches;
+    ``object_maps`` are its collection's maps (libbpf's USDT spec maps are found there)."""
 
     spec: ProgramSpec
+    object_maps: Mapping[str, Map]
 
     def attach(self) -> "Attachment":
         """Attach by the program's SEC() name (``tracepoint/<cat>/<name>``, ``raw_tp/<name>``
@@ -198,7 +200,8 @@ def object_btf(spec: ObjectSpec) -> bytes:
     """The object's BTF as BTF_LOAD takes it.
 
     ``btf.sanitize.fixup_datasecs`` fills DATASEC sizes and variable offsets from the ELF
-    (clang leaves them zero); the extern pass here lays out ``.kconfig`` as the loader does
+    (clang leaves them zero); global functions of hidden visibility in ``.text`` become static
+    (as libbpf: verified in their callers' context); the extern pass lays out ``.kconfig``
     and turns ``.ksyms`` entries into allocated int variables (kfunc entries into a dummy
     one, their FUNCs static), as libbpf does, since the kernel refuses extern linkage; then
     ``sanitize`` rewrites what the running kernel's BTF lacks.
@@ -210,15 +213,22 @@ def object_btf(spec: ObjectSpec) -> bytes:
     sizes = {s.name: s.size for s in elf.sections if s.size}
     offsets = {}
     hidden = set()
+    hidden_subprogs = set()  # global .text functions of hidden visibility (usdt.bpf.h's)
     for sym in elf.symbols:
         if sym.name and 0 < sym.shndx < len(elf.sections) and sym.type != STT_SECTION:
             offsets[sym.name] = sym.value
             if sym.visibility in (1, 2):  # STV_INTERNAL, STV_HIDDEN
                 hidden.add(sym.name)
+                if sym.type == STT_FUNC and elf.sections[sym.shndx].name == ".text":
+                    hidden_subprogs.add(sym.name)
     fresh = Spec.parse(fixup_datasecs(spec.btf, sizes, offsets, hidden), name=spec.btf.name)
     int_type: Optional[T.Type] = None
     dummy: Optional[T.Var] = None
     for t in list(fresh):
+        if isinstance(t, T.Func) and t.name in hidden_subprogs:
+            # as libbpf: verified with its caller (a global function's pointer arguments
+            # may be NULL, and usdt.bpf.h's bpf_usdt_arg() writes through one unchecked)
+            t.linkage = T.LINKAGE_STATIC
         if not isinstance(t, T.Datasec) or t.name not in (".kconfig", ".ksyms"):
             continue
         if t.name == ".kconfig":
@@ -515,7 +525,7 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
             raise ObjectError(f"{what}: the verifier reached a use of map {missing!r}, which "
                               "was not created (autocreate is off)") from e
         raise
-    prog.spec = ps
+    prog.spec, prog.object_maps = ps, coll.maps
     return prog
 
 

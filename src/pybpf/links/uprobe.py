@@ -16,10 +16,11 @@ import platform
 import shutil
 import struct
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 from .. import features
-from ..errors import BPFError, UnsupportedFeatureError, UsageError
+from ..elf.reader import SHN_UNDEF, STT_FUNC, ElfFile
+from ..errors import BPFError, ObjectError, UnsupportedFeatureError, UsageError
 from ..object import KernelObject
 from ..sys.attrs import LinkCreateAttr
 from ..sys.fd import FD
@@ -121,56 +122,40 @@ class ElfSymbol:
     offset: int
 
 
-class ElfFile:
-    """What uprobes need of an ELF file: function symbols and address -> file offset."""
+class Binary:
+    """What uprobes need of an executable or library: its ELF file (``pybpf.elf.reader``),
+    function symbols (``.symtab``, then ``.dynsym``) and address -> file offset."""
 
     def __init__(self, path: str) -> None:
-        from elftools.common.exceptions import ELFError  # pyelftools: only when probing files
-        from elftools.elf.elffile import ELFFile
         self.path = path
         try:
-            with open(path, "rb") as f:
-                elf = ELFFile(f)
-                self.segments = [(s["p_vaddr"], s["p_memsz"], s["p_offset"])
-                                 for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-                self.functions = self._functions(elf)
-                self.elf_class = elf.elfclass
-                self.sections = {s.name: (s["sh_addr"], s["sh_offset"], s["sh_size"])
-                                 for s in elf.iter_sections()}
-        except ELFError as e:
+            self.elf = ElfFile.open(path)
+            self.elf.segments  # noqa: B018 - read now: a bad table is an error here
+        except ObjectError as e:
             raise UsageError(f"{path}: not a valid ELF file ({e})") from None
 
-    def _functions(self, elf: Any) -> dict[str, ElfSymbol]:
+    @functools.cached_property
+    def functions(self) -> dict[str, ElfSymbol]:
+        """Defined functions by name (a versioned ``name@VER`` by its bare name), first wins."""
         funcs: dict[str, ElfSymbol] = {}
         for table in (".symtab", ".dynsym"):
-            section = elf.get_section_by_name(table)
+            section = self.elf.section(table)
             if section is None:
                 continue
-            for sym in section.iter_symbols():
-                if (sym["st_info"]["type"] != "STT_FUNC"
-                        or sym["st_shndx"] == "SHN_UNDEF" or not sym["st_value"] or not sym.name):
+            for sym in self.elf.read_symbols(section):
+                if sym.type != STT_FUNC or sym.shndx == SHN_UNDEF or not sym.value or not sym.name:
                     continue
                 name = sym.name.split("@")[0]
                 if name not in funcs:
-                    funcs[name] = ElfSymbol(name, sym["st_value"], sym["st_size"],
-                                            self.file_offset(sym["st_value"]))
+                    funcs[name] = ElfSymbol(name, sym.value, sym.size, self.file_offset(sym.value))
         return funcs
 
     def file_offset(self, address: int) -> int:
         """The file offset of virtual ``address`` (through the PT_LOAD segment holding it)."""
-        for vaddr, memsz, offset in self.segments:
-            if vaddr <= address < vaddr + memsz:
-                return address - vaddr + offset
-        raise UsageError(f"{self.path}: address {address:#x} is in no loadable segment")
-
-    def section_data(self, name: str) -> bytes:
-        """The bytes of section ``name`` as stored in the file (b'' when there is none)."""
-        if name not in self.sections:
-            return b""
-        _, offset, size = self.sections[name]
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return f.read(size)
+        try:
+            return self.elf.file_offset(address)
+        except ObjectError as e:
+            raise UsageError(str(e)) from None
 
     def symbol(self, name: str) -> ElfSymbol:
         try:
@@ -182,12 +167,12 @@ class ElfFile:
 
 
 @functools.lru_cache(maxsize=16)
-def _elf_file(path: str, mtime_ns: int, size: int) -> ElfFile:
-    return ElfFile(path)
+def _elf_file(path: str, mtime_ns: int, size: int) -> Binary:
+    return Binary(path)
 
 
-def elf_file(path: str) -> ElfFile:
-    """The parsed ELF file at ``path`` (cached while the file is unchanged)."""
+def elf_file(path: str) -> Binary:
+    """The parsed binary at ``path`` (cached while the file is unchanged)."""
     st = os.stat(path)
     return _elf_file(path, st.st_mtime_ns, st.st_size)
 
