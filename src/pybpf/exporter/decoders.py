@@ -241,12 +241,27 @@ def decode_ifname(data: bytes, conf: DecoderConfig) -> bytes:
         return f"unknown:{index}".encode()
 
 
-class CgroupPaths:
-    """cgroup v2 ids (the directory's inode number) to paths under ``root``, by walking the
-    hierarchy; walked again (at most once a second) when an id is not known."""
+def cgroup2_mount() -> str:
+    """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup``, or its ``unified``
+    directory on hybrid systems); ``/sys/fs/cgroup`` when none is."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        pass
+    return "/sys/fs/cgroup"
 
-    def __init__(self, root: str = "/sys/fs/cgroup") -> None:
-        self.root = root
+
+class CgroupPaths:
+    """cgroup v2 ids (the directory's inode number, what ``bpf_get_current_cgroup_id()``
+    returns) to paths under ``root`` (default: the cgroup2 mount), by walking the hierarchy;
+    walked again (at most once a second) when an id is not known."""
+
+    def __init__(self, root: Optional[str] = None) -> None:
+        self.root = root or cgroup2_mount()
         self.paths: dict[int, str] = {}
         self.walked = 0.0
         self.lock = threading.Lock()

@@ -225,7 +225,7 @@ class Exporter:
         t0 = time.perf_counter()
         try:
             keys, vals, n = m.lookup_batch(raw=True)
-        except (OSError, PyBPFError) as e:
+        except (OSError, ValueError, PyBPFError) as e:
             loaded.read_errors[name] = loaded.read_errors.get(name, 0) + 1
             log(f"config {loaded.config.name!r}: map {name!r}: read failed: {e}")
             return MapRead(error=str(e), seconds=time.perf_counter() - t0)

@@ -1,0 +1,157 @@
+"""The exporter against the running kernel: scrapes, health metrics, a failing map read,
+/maps, what is served, start-up errors, and shutdown leaving nothing behind."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pybpf.errors import BPFError
+from pybpf.exporter.config import read
+from pybpf.exporter.decoders import Decoders
+from pybpf.exporter.exporter import Exporter
+from pybpf.programs import Program
+
+from .conftest import exporter_command
+
+
+def scrape(exporter: Exporter) -> str:
+    from prometheus_client import CollectorRegistry, generate_latest
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(exporter)
+    return generate_latest(registry).decode()
+
+
+def value(text: str, series: str) -> float:
+    m = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    assert m, f"{series} not in the exposition"
+    return float(m.group(1))
+
+
+def test_failing_map_read_is_reported_and_others_served(example_dir, named_command):
+    decoders = Decoders()
+    configs = read(str(example_dir), ["syscalls"], decoders.why_unknown)
+    with Exporter(configs, decoders) as exporter:
+        exporter.load()
+        true_cmd = named_command("true")
+        subprocess.run([true_cmd], check=True)
+        text = scrape(exporter)
+        assert value(text, f'ebpf_exporter_execs_total{{comm="{true_cmd.name}"}}') == 1
+        assert value(text, 'ebpf_exporter_map_read_errors_total{config="syscalls",'
+                           'map="syscalls_total"}') == 0
+        # the map's fd number now holds /dev/null: the kernel refuses the next batch read
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, exporter.loaded[0].collection.maps["syscalls_total"].fd)
+        os.close(null)
+        text = scrape(exporter)
+        assert value(text, 'ebpf_exporter_map_read_errors_total{config="syscalls",'
+                           'map="syscalls_total"}') == 1
+        assert "ebpf_exporter_syscalls_total{" not in text
+        assert value(text, f'ebpf_exporter_execs_total{{comm="{true_cmd.name}"}}') == 1
+        assert value(text, 'ebpf_exporter_map_entries{config="syscalls",map="execs_total"}') >= 1
+        assert value(text, "ebpf_exporter_scrape_duration_seconds") > 0
+
+
+def test_debug_maps_page_and_nothing_else_served(example_dir, run_exporter, named_command):
+    exp = run_exporter(example_dir, "syscalls,timers", "--debug", "--bpf.enable-stats",
+                       "--web.telemetry-path", "/m")
+    subprocess.run([named_command("sleep"), "0.01"], check=True)
+    status, _, body = exp.get("/maps")
+    text = body.decode()
+    assert status == 200
+    assert "## Config: syscalls" in text and "### Map: execs_total" in text
+    assert re.search(r"^[0-9a-f]{16} \(labels: \['hrtimer_wakeup'\]\) -> \d+$", text, re.M), text
+    assert exp.get("/m")[0] == 200
+    assert exp.get("/metrics")[0] == 404
+    assert exp.get("/etc/passwd")[0] == 404
+    _, _, body = exp.get("/m")
+    text = body.decode()
+    ids = re.findall(r'ebpf_exporter_ebpf_program_info\{config="(\w+)",id="(\d+)",'
+                     r'program="(\w+)",tag="([0-9a-f]{16})"\} 1.0', text)
+    assert sorted((c, p) for c, _, p, _ in ids) == [("syscalls", "count_exec"),
+                                                    ("syscalls", "count_syscall"),
+                                                    ("timers", "hrtimer_expire")]
+    for _, pid, _, _ in ids:
+        assert value(text, f'ebpf_exporter_ebpf_program_attached{{id="{pid}"}}') == 1
+    syscall_id = next(pid for _, pid, p, _ in ids if p == "count_syscall")
+    assert value(text, f'ebpf_exporter_ebpf_program_run_count_total{{id="{syscall_id}"}}') > 0
+    assert value(text, f'ebpf_exporter_ebpf_program_run_time_seconds_total{{id="{syscall_id}"}}') > 0
+    status, stderr = exp.stop()
+    assert status == 0, stderr
+    for _, pid, _, _ in ids:  # SIGTERM detached and unloaded everything
+        with pytest.raises(BPFError):
+            Program.from_id(int(pid))
+
+
+def test_without_debug_no_maps_page(example_dir, run_exporter):
+    exp = run_exporter(example_dir, "timers")
+    assert exp.get("/maps")[0] == 404
+    assert exp.get("/")[0] == 200
+
+
+def start_failure(config_dir, names: str, *extra: str) -> str:
+    r = subprocess.run(exporter_command(config_dir, names, "--web.listen-address",
+                                        "127.0.0.1:0", *extra),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def test_start_up_errors_are_one_line(example_dir, tmp_path):
+    shutil.copy(example_dir / "timers.bpf.o", tmp_path / "bad.bpf.o")
+    (tmp_path / "bad.yaml").write_text(textwrap.dedent("""
+        metrics:
+          counters:
+            - name: hrtimer_expiries_total
+              help: H
+              labels:
+                - {name: function, size: 4, decoders: [{name: uint}]}
+        """))
+    assert start_failure(tmp_path, "bad") == (
+        f"Error: config 'bad': {tmp_path}/bad.bpf.o: map 'hrtimer_expiries_total': key size 8 "
+        "does not match the labels' sizes and paddings (4 bytes)")
+    (tmp_path / "nomap.yaml").write_text("metrics: {counters: [{name: nope_total, help: N}]}")
+    shutil.copy(example_dir / "timers.bpf.o", tmp_path / "nomap.bpf.o")
+    assert start_failure(tmp_path, "nomap") == (
+        f"Error: config 'nomap': {tmp_path}/nomap.bpf.o: metrics.counters 'nope_total': the "
+        "object has no map of that name (maps: hrtimer_expiries_total)")
+    assert start_failure(tmp_path, "missing").startswith(
+        f"Error: config 'missing': cannot read {tmp_path}/missing.yaml: No such file")
+
+
+def test_verifier_refusal_names_config_and_program(tmp_path):
+    (tmp_path / "refused.bpf.c").write_text(textwrap.dedent("""
+        #include "vmlinux.h"
+        #include <bpf/bpf_helpers.h>
+        struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4);
+                 __type(key, u32); __type(value, u64); } counts_total SEC(".maps");
+        SEC("tracepoint/sched/sched_process_exec")
+        int reads_null(void *ctx)
+        {
+            u32 k = 0;
+            u64 *v = bpf_map_lookup_elem(&counts_total, &k);
+            return *v;          /* no NULL check: the verifier refuses */
+        }
+        char LICENSE[] SEC("license") = "GPL";
+        """))
+    (tmp_path / "refused.yaml").write_text(
+        "metrics: {counters: [{name: counts_total, help: C, labels: "
+        "[{name: k, size: 4, decoders: [{name: uint}]}]}]}")
+    line = start_failure(tmp_path, "refused")          # NAME.bpf.c compiled at start
+    assert line.startswith("Error: config 'refused': ")
+    assert "'reads_null'" in line and "loading" in line
+
+
+def test_sigint_stops_cleanly(example_dir, run_exporter):
+    exp = run_exporter(example_dir, "syscalls")
+    exp.proc.send_signal(signal.SIGINT)
+    assert exp.proc.wait(20) == 0
+    assert "stopping: detaching programs and closing maps" in exp.proc.stderr.read()
