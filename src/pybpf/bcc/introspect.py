@@ -1,25 +1,276 @@
 """BCC's introspection class methods (symbols, probe targets, kernel features) for ``BPF``.
 
-``class BPF(IntrospectionMixin)`` inherits these as static/class methods, as BCC's ``BPF`` has them.
+``class BPF(IntrospectionMixin)`` inherits them as static methods, as BCC's ``BPF`` has
+them. Names and paths are bytes where BCC returns bytes (``ksym``, ``sym``,
+``find_library``, ``get_kprobe_functions``, ``get_tracepoints``). Feature questions are
+answered by :mod:`pybpf.features` load probes, not by looking for symbols: a kernel may have
+the fentry or LSM code and still refuse such programs.
 """
 from __future__ import annotations
 
+import os
+import re
 import time
+from typing import Any, Optional, Union
 
-from .. import features
+from .. import features, symbols
+from ..sys.uapi import ProgType
+from .utils import _assert_is_bytes
+
+DEFAULT_PROBE_LIMIT = 1000
+_KSYM_MEMO_LIMIT = 1 << 16
+_ksym_memo: dict[int, bytes] = {}
+
+
+def _format(name: Optional[str], offset: int, module: Optional[str], show_module: bool,
+            show_offset: bool) -> bytes:
+    """BCC's ``name+0xoff [module]`` (the offset only with a name, the module's base name)."""
+    out = name.encode(errors="surrogateescape") if name is not None else b"[unknown]"
+    if show_offset and name is not None:
+        out += b"+0x%x" % offset
+    if show_module and module is not None:
+        out += b" [" + os.path.basename(module).encode(errors="surrogateescape") + b"]"
+    return out
+
+
+def _tracefs() -> str:
+    from ..links.tracing import tracefs
+    return tracefs()
+
+
+def _text(value: Union[str, bytes]) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
+    """The file BCC means by a uprobe ``name``: a path as is; a library name (``c``,
+    ``libc.so.6``, ``pthread``) as ``find_library`` finds it (in process ``pid`` first);
+    else a program in ``$PATH``. Raises UsageError naming what was looked for."""
+    text = _text(name)
+    if "/" in text:
+        return text
+    lib = IntrospectionMixin.find_library(text.encode(), pid) if pid > 0 else None
+    lib = lib or IntrospectionMixin.find_library(text.encode())
+    if lib is not None:
+        return lib.decode()
+    exe = IntrospectionMixin.find_exe(text)
+    if exe is not None:
+        return os.path.realpath(os.fsdecode(exe))
+    from ..errors import UsageError
+    raise UsageError(f"{text!r}: neither a library lib{text}* in ld.so.cache nor a program "
+                     "in $PATH")
 
 
 class IntrospectionMixin:
     """BCC's ``BPF`` static methods that ask the running kernel, not a loaded program."""
 
     @staticmethod
-    def monotonic_time() -> int:
-        """CLOCK_MONOTONIC in nanoseconds (the clock of ``bpf_ktime_get_ns``)."""
-        return time.monotonic_ns()
+    def monotonic_time() -> float:
+        """CLOCK_MONOTONIC in nanoseconds (the clock of ``bpf_ktime_get_ns``), a float as
+        BCC returns it."""
+        return float(time.monotonic_ns())
+
+    @staticmethod
+    def ksym(addr: int, show_module: bool = False, show_offset: bool = False) -> bytes:
+        """The kernel function holding ``addr``: ``b"name"``, ``b"name+0x1a [kernel]"`` with
+        both flags, ``b"[unknown]"`` below every symbol."""
+        if not (show_module or show_offset):
+            found = _ksym_memo.get(addr)
+            if found is not None:
+                return found
+        ks = symbols.kernel_symbols()
+        i = ks.index(addr)
+        if i < 0:
+            return _format(None, addr, None, show_module, show_offset)
+        out = _format(ks.names[i], addr - ks.addresses[i], ks.modules[i], show_module,
+                      show_offset)
+        if not (show_module or show_offset):
+            if len(_ksym_memo) >= _KSYM_MEMO_LIMIT:
+                _ksym_memo.clear()
+            _ksym_memo[addr] = out
+        return out
+
+    @staticmethod
+    def ksymname(name: Union[str, bytes]) -> int:
+        """The address of kernel text symbol ``name``; -1 when unknown."""
+        addr = symbols.kernel_symbols().address(_text(name))
+        return -1 if addr is None else addr
+
+    @staticmethod
+    def sym(addr: Any, pid: int, show_module: bool = False, show_offset: bool = False,
+            demangle: bool = True) -> bytes:
+        """The function holding user address ``addr`` in process ``pid`` (a negative pid:
+        the kernel), formatted as ``ksym``; ``addr`` may also be a build-id stack entry
+        (``build_id`` and ``offset`` attributes) of a file given to ``add_module``."""
+        if hasattr(addr, "build_id"):
+            name, offset, module = symbols.build_id_symbols.resolve(bytes(addr.build_id),
+                                                                    addr.offset)
+        elif pid < 0:
+            return IntrospectionMixin.ksym(addr, show_module, show_offset)
+        else:
+            name, offset, module = symbols.process_symbols(pid).resolve(addr)
+        if demangle and name is not None:
+            name = symbols.demangle(name)
+        return _format(name, offset, module, show_module, show_offset)
+
+    @staticmethod
+    def add_module(modname: Union[str, bytes]) -> None:
+        """Register an executable or library by its build id, for ``sym`` on stack traces
+        taken with BPF_F_STACK_BUILD_ID."""
+        symbols.build_id_symbols.add(_text(modname))
+
+    @staticmethod
+    def find_exe(bin_path: Union[str, bytes]) -> Optional[Union[str, bytes]]:
+        """``bin_path`` if it names an executable file, else the first executable of that
+        name in ``$PATH``; None when there is none."""
+        def is_exe(path: bytes) -> bool:
+            return os.path.isfile(path) and os.access(path, os.X_OK)
+
+        name = os.fsencode(bin_path)
+        found: Optional[bytes] = None
+        if os.path.dirname(name):
+            found = name if is_exe(name) else None
+        else:
+            dirs = os.environ.get("PATH", os.defpath).split(os.pathsep)
+            found = next((c for c in (os.path.join(os.fsencode(d.strip('"')), name)
+                                      for d in dirs) if is_exe(c)), None)
+        if found is None or isinstance(bin_path, bytes):
+            return found
+        return os.fsdecode(found)
+
+    @staticmethod
+    def find_library(libname: Union[str, bytes], pid: int = 0) -> Optional[bytes]:
+        """The path of library ``lib<libname>`` (``c`` -> ``.../libc.so.6``): among the
+        libraries process ``pid`` maps when a pid is given, else from ld.so.cache; a name
+        holding ``/`` is returned as is; None when not found."""
+        name = _text(_assert_is_bytes(libname))
+        if "/" in name:
+            return name.encode()
+        has_so = ".so" in name
+        if pid:
+            patterns = (f"/lib{name}",) if has_so else (f"/lib{name}.", f"/lib{name}-")
+            for mapping in symbols.ProcessSymbols(pid).mappings:
+                if ".so" in mapping.path and any(p in mapping.path for p in patterns):
+                    return mapping.path.encode()
+            return None
+        from ..links.uprobe import ld_so_cache
+        prefix = f"lib{name}" if has_so else f"lib{name}.so"
+        for soname, path in ld_so_cache().items():
+            if soname.startswith(prefix):
+                return path.encode()
+        return None
+
+    @staticmethod
+    def get_user_functions_and_addresses(name: Union[str, bytes], sym_re: Union[str, bytes]
+                                         ) -> list[tuple[bytes, int]]:
+        """(function name, virtual address) of each function of binary ``name`` (a path,
+        library or program name, see ``resolve_module``) whose name matches regular
+        expression ``sym_re`` at its start."""
+        path = resolve_module(name)
+        pattern = re.compile(_assert_is_bytes(sym_re))
+        fs = symbols.file_symbols(path)
+        return [(n.encode(), a) for n, a in zip(fs.names, fs.starts)
+                if pattern.match(n.encode())]
+
+    @staticmethod
+    def get_user_functions(name: Union[str, bytes], sym_re: Union[str, bytes]) -> set[bytes]:
+        return {n for n, _ in IntrospectionMixin.get_user_functions_and_addresses(name, sym_re)}
+
+    @staticmethod
+    def get_user_addresses(name: Union[str, bytes], sym_re: Union[str, bytes]) -> set[int]:
+        """The distinct addresses of matching functions (aliases share one)."""
+        return {a for _, a in IntrospectionMixin.get_user_functions_and_addresses(name, sym_re)}
+
+    @staticmethod
+    def get_probe_limit() -> int:
+        """How many probes one BPF object may open: ``$BCC_PROBE_LIMIT`` or 1000."""
+        env = os.environ.get("BCC_PROBE_LIMIT", "")
+        return int(env) if env.isdigit() else DEFAULT_PROBE_LIMIT
+
+    @staticmethod
+    def get_kprobe_functions(event_re: Union[str, bytes]) -> set[bytes]:
+        """Kernel functions matching ``event_re`` (fully) that kprobes can attach to: text
+        symbols listed in tracefs ``available_filter_functions``, outside the init and
+        irqentry sections, not blacklisted (``kprobes/blacklist``, ``_kbl_addr_``, perf and
+        ``__SCT__`` functions, ``.cold`` parts), as BCC selects them."""
+        pattern = re.compile(_assert_is_bytes(event_re))
+        tracefs = _tracefs()
+        try:
+            with open(os.path.join(tracefs, "available_filter_functions"), "rb") as f:
+                available = {line.split()[0] for line in f if line.strip()}
+        except OSError:  # absent (no ftrace) or refused (lockdown): nothing is attachable
+            available = set()
+        try:
+            with open("/sys/kernel/debug/kprobes/blacklist", "rb") as f:
+                blacklist = {line.split()[1] for line in f if len(line.split()) > 1}
+        except OSError:
+            blacklist = set()
+        found: set[bytes] = set()
+        skipping: Optional[bytes] = None  # the end marker of a section being skipped
+        cold = re.compile(rb".*\.cold(\.\d+)?")
+        with open(symbols.KALLSYMS, "rb") as f:
+            for line in f:
+                parts = line.split()
+                kind, fn = parts[1], parts[2]
+                if skipping is not None:
+                    if fn == skipping:
+                        skipping = None
+                    continue
+                if fn in (b"__init_begin", b"__irqentry_text_start"):
+                    skipping = b"__init_end" if fn == b"__init_begin" else b"__irqentry_text_end"
+                    continue
+                if (fn.startswith((b"_kbl_addr_", b"__perf", b"perf_", b"__SCT__"))
+                        or cold.fullmatch(fn)):
+                    continue
+                if kind in (b"t", b"T", b"w", b"W") and fn in available \
+                        and fn not in blacklist and pattern.fullmatch(fn):
+                    found.add(fn)
+        return found
+
+    @staticmethod
+    def tracepoint_exists(category: Union[str, bytes], event: Union[str, bytes]) -> bool:
+        """Is there a tracepoint ``category:event`` (tracefs ``events/<category>/<event>``)?"""
+        return os.path.isdir(os.path.join(_tracefs(), "events", _text(category), _text(event)))
+
+    @staticmethod
+    def get_tracepoints(tp_re: Union[str, bytes]) -> list[bytes]:
+        """``b"category:event"`` of every tracepoint whose name matches ``tp_re`` at its
+        start."""
+        pattern = re.compile(_text(tp_re))
+        events = os.path.join(_tracefs(), "events")
+        found = []
+        for category in sorted(os.listdir(events)):
+            cat_dir = os.path.join(events, category)
+            if not os.path.isdir(cat_dir):
+                continue
+            for event in sorted(os.listdir(cat_dir)):
+                tp = f"{category}:{event}"
+                if os.path.isdir(os.path.join(cat_dir, event)) and pattern.match(tp):
+                    found.append(tp.encode())
+        return found
+
+    @staticmethod
+    def support_raw_tracepoint() -> bool:
+        """Can raw tracepoint programs load (a real load probe)?"""
+        return bool(features.prog_type(ProgType.RAW_TRACEPOINT))
+
+    @staticmethod
+    def support_raw_tracepoint_in_module() -> bool:
+        """Raw tracepoints of modules: raw tracepoint programs load, and the kernel keeps
+        its list of modules' tracepoints for them (``bpf_trace_modules``, Linux 5.0+)."""
+        if not IntrospectionMixin.support_raw_tracepoint():
+            return False
+        with open(symbols.KALLSYMS, "rb") as f:
+            return any(line.rstrip().endswith(b" bpf_trace_modules") for line in f)
 
     @staticmethod
     def support_kfunc() -> bool:
         """Can fentry/fexit (kfunc) programs load on this kernel (a real load probe)?"""
+        return bool(features.fentry())
+
+    @staticmethod
+    def support_fmod_ret() -> bool:
+        """fmod_ret programs are tracing programs as fentry: the same load probe."""
         return bool(features.fentry())
 
     @staticmethod

@@ -1,0 +1,173 @@
+"""BPF's introspection methods (IntrospectionMixin) on the real kernel, tracefs, ld.so.cache
+and processes: symbols as BCC formats them, probe targets, features from load probes."""
+from __future__ import annotations
+
+import os
+import re
+import struct
+
+import pytest
+
+from pybpf import features, symbols
+from pybpf.asm import (FP, R0, R1, R2, R3, R4, R6, W, add64_imm, assemble, call, exit_, ld_map_fd,
+                       mov64_imm, mov64_reg, stx)
+from pybpf.bcc.introspect import IntrospectionMixin as BPF
+from pybpf.bcc.introspect import resolve_module
+from pybpf.errors import UsageError
+from pybpf.links.tracing import tracefs
+from pybpf.links.uprobe import attach_uprobe
+from pybpf.maps import Map
+from pybpf.programs import Program
+from pybpf.sys import kallsyms
+from pybpf.sys.uapi import ProgType
+from tests.test_symbols import binaries, run  # noqa: F401 (fixtures)
+
+BPF_F_USER_STACK = 1 << 8
+
+
+def _kernel_function(name: str = "vfs_read") -> int:
+    return next(a for a, t, n in kallsyms.read() if n == name and t in "tT")
+
+
+def test_ksym_formats_as_bcc():
+    addr = _kernel_function()
+    assert BPF.ksym(addr + 4) == b"vfs_read"
+    assert BPF.ksym(addr + 4) == b"vfs_read"  # again (remembered)
+    assert BPF.ksym(addr + 4, show_offset=True) == b"vfs_read+0x4"
+    assert BPF.ksym(addr, show_module=True) == b"vfs_read [kernel]"
+    assert BPF.ksym(addr + 0x1a, True, True) == b"vfs_read+0x1a [kernel]"
+    first = symbols.kernel_symbols().addresses[0]
+    assert BPF.ksym(first - 1, True, True) == b"[unknown]"
+    assert BPF.sym(addr + 4, -1, show_offset=True) == b"vfs_read+0x4"
+
+
+def test_ksymname():
+    assert BPF.ksymname(b"vfs_read") == _kernel_function()
+    assert BPF.ksymname("vfs_read") == _kernel_function()
+    assert BPF.ksymname(b"pybpf_no_such_function") == -1
+
+
+def test_sym_of_process(binaries, run):  # noqa: F811
+    r = run(binaries["pie"])
+    assert BPF.sym(r.target, r.pid) == b"pybpf_sym_target"
+    assert BPF.sym(r.static + 3, r.pid, show_module=True, show_offset=True) == \
+        b"pybpf_static_fn+0x3 [pie]"
+    assert BPF.sym(0x1000, r.pid, show_module=True, show_offset=True) == b"[unknown]"
+
+
+def test_sym_of_a_user_stack_taken_by_the_kernel(binaries, run):  # noqa: F811
+    """A uprobe on pybpf_sym_target takes the user stack (bpf_get_stackid): its first frame
+    symbolizes to the function (the others depend on frame pointers, which -O2 omits)."""
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    r = run(binaries["pie"])
+    with Map.create("stack_trace", 4, 8 * 127, 16, name="sym_stacks") as stacks, \
+            Map.create("array", 4, 4, 1, name="sym_ids", key="I", value="i") as ids:
+        prog_code = assemble([  # ids[0] = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK)
+            mov64_reg(R6, R1),
+            mov64_reg(R1, R6), ld_map_fd(R2, stacks.fd), mov64_imm(R3, BPF_F_USER_STACK),
+            call("get_stackid"),
+            stx(W, FP, R0, -8),
+            mov64_imm(R1, 0), stx(W, FP, R1, -4),
+            ld_map_fd(R1, ids.fd), mov64_reg(R2, FP), add64_imm(R2, -4),
+            mov64_reg(R3, FP), add64_imm(R3, -8), mov64_imm(R4, 0), call("map_update_elem"),
+            mov64_imm(R0, 0), exit_(),
+        ])
+        with Program.load("kprobe", prog_code, name="sym_stack") as prog, \
+                attach_uprobe(prog, r.path, "pybpf_sym_target", pid=r.pid):
+            r.call()
+        stack_id = ids[0]
+        assert stack_id >= 0, f"bpf_get_stackid failed: {stack_id}"
+        raw = stacks.lookup(struct.pack("<I", stack_id))
+        frames = [ip for ip in struct.unpack(f"<{len(raw) // 8}Q", bytes(raw)) if ip]
+    assert BPF.sym(frames[0], r.pid, show_module=True) == b"pybpf_sym_target [pie]"
+    assert BPF.sym(frames[0], r.pid, show_offset=True) == b"pybpf_sym_target+0x0"
+
+
+def test_find_library_and_exe():
+    libc = BPF.find_library(b"c")
+    assert libc is not None and os.path.basename(libc).startswith(b"libc.so")
+    assert os.path.isfile(libc)
+    mapped = BPF.find_library(b"c", pid=os.getpid())
+    assert mapped is not None and os.path.samefile(mapped, libc)
+    assert BPF.find_library(b"pybpf_no_such_library") is None
+    assert BPF.find_library(b"/some/path/libx.so") == b"/some/path/libx.so"
+    true = BPF.find_exe(b"true")
+    assert true is not None and os.access(true, os.X_OK) and true.endswith(b"/true")
+    assert BPF.find_exe(b"/nonexistent/true") is None
+    assert BPF.find_exe(b"pybpf-no-such-program") is None
+
+
+def test_user_functions(binaries):  # noqa: F811
+    found = BPF.get_user_functions_and_addresses(str(binaries["pie"]).encode(), b"pybpf_")
+    assert {n for n, _ in found} == {b"pybpf_sym_target", b"pybpf_static_fn"}
+    assert BPF.get_user_functions(b"c", b"^getpid$") == {b"getpid"}
+    assert len(BPF.get_user_addresses(str(binaries["pie"]), b"pybpf_sym")) == 1
+    assert resolve_module(b"c") == BPF.find_library(b"c").decode()
+    assert resolve_module("true") == os.path.realpath(BPF.find_exe("true"))
+    with pytest.raises(UsageError, match="pybpf_nothing"):
+        resolve_module("pybpf_nothing")
+
+
+def test_add_module_symbolizes_build_id_frames(binaries):  # noqa: F811
+    path = str(binaries["pie"])
+    BPF.add_module(path)
+    fs = symbols.file_symbols(path)
+    vaddr = fs.starts[fs.names.index("pybpf_static_fn")]
+    file_offset = next(vaddr - v + off for v, size, off in fs.segments if v <= vaddr < v + size)
+
+    class Frame:  # the fields of struct bpf_stack_build_id the lookup reads
+        build_id = fs.build_id
+        offset = file_offset + 1
+        status = 1
+    assert BPF.sym(Frame(), -1, show_module=True, show_offset=True) == \
+        b"pybpf_static_fn+0x1 [pie]"
+
+
+def test_probe_limit(monkeypatch):
+    monkeypatch.delenv("BCC_PROBE_LIMIT", raising=False)
+    assert BPF.get_probe_limit() == 1000
+    monkeypatch.setenv("BCC_PROBE_LIMIT", "20")
+    assert BPF.get_probe_limit() == 20
+
+
+def test_monotonic_time_is_the_bpf_clock():
+    before = BPF.monotonic_time()
+    assert isinstance(before, float)
+    assert before <= BPF.monotonic_time() <= before + 5e9
+
+
+def test_tracepoints():
+    assert BPF.tracepoint_exists("syscalls", "sys_enter_execve")
+    assert BPF.tracepoint_exists(b"sched", b"sched_switch")
+    assert not BPF.tracepoint_exists("pybpf", "no_such_event")
+    found = BPF.get_tracepoints(b"sched:sched_(switch|wakeup)$")
+    assert set(found) == {b"sched:sched_switch", b"sched:sched_wakeup"}
+    events = os.path.join(tracefs(), "events", "syscalls")
+    expected = {f"syscalls:{e}".encode() for e in os.listdir(events) if e.startswith("sys_enter_")}
+    assert set(BPF.get_tracepoints(b"syscalls:sys_enter_")) == expected
+
+
+def test_kprobe_functions_are_attachable_text():
+    try:
+        with open(os.path.join(tracefs(), "available_filter_functions"), "rb") as f:
+            available = {line.split()[0] for line in f if line.strip()}
+    except OSError as e:  # without ftrace / kprobes the kernel lists no targets
+        assert BPF.get_kprobe_functions(b"vfs_.*") == set()
+        pytest.skip(f"available_filter_functions unreadable here ({e.strerror}): "
+                    f"{features.kprobes().reason}")
+    found = BPF.get_kprobe_functions(b"vfs_re.*")
+    assert found and found <= available
+    assert all(re.fullmatch(rb"vfs_re.*", fn) for fn in found)
+    assert b"vfs_read" in found
+
+
+def test_feature_questions_come_from_load_probes():
+    assert BPF.support_kfunc() is bool(features.fentry())
+    assert BPF.support_lsm() is bool(features.lsm())
+    assert BPF.support_raw_tracepoint() is bool(features.prog_type(ProgType.RAW_TRACEPOINT))
+    if not features.fentry() and symbols.kernel_symbols().address("bpf_trampoline_link_prog"):
+        # the symbol BCC looks for is there, yet the kernel refuses fentry programs
+        assert BPF.support_kfunc() is False
+    if BPF.support_raw_tracepoint_in_module():
+        assert BPF.support_raw_tracepoint()
