@@ -2,6 +2,7 @@
 disassembly, and the ``STRCMP`` rewrite used by ``trace``/``argdist`` style tools."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 import warnings
@@ -33,13 +34,14 @@ def printb(s: bytes, file: IO[Any] = sys.stdout, nl: int = 1) -> None:
 
 class ArgString:
     """A command-line argument that compares as bytes with kernel data: ``bytes(a)``
-    encodes it with the file system encoding, ``str(a)`` gives it back."""
+    encodes it as the file system does (``os.fsencode``: argv's undecodable bytes come back
+    as they were), ``str(a)`` gives it back."""
 
     def __init__(self, arg: str) -> None:
         self.s = arg
 
     def __bytes__(self) -> bytes:
-        return self.s.encode(FILESYSTEMENCODING)
+        return os.fsencode(self.s)
 
     def __str__(self) -> str:
         return self.s

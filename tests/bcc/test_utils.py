@@ -1,0 +1,63 @@
+"""bcc.utils: bytes output, arguments, CPU lists, disassembly of a loaded program, STRCMP."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pybpf.asm import R0, assemble, exit_, mov64_imm
+from pybpf.bcc import utils
+from pybpf.programs import Program
+
+
+def test_printb_to_a_text_stream_and_a_binary_one(tmp_path):
+    path = tmp_path / "out"
+    with open(path, "w") as f:
+        utils.printb(b"caf\xc3\xa9 \xff", file=f)
+        utils.printb(b"no newline", file=f, nl=0)
+    assert path.read_bytes() == b"caf\xc3\xa9 \xff\nno newline"
+    raw = io.BytesIO()
+    utils.printb(b"x", file=raw)
+    assert raw.getvalue() == b"x\n"
+    out = subprocess.run([sys.executable, "-c", "from pybpf.bcc.utils import printb; "
+                          "printb(b'\\xfe raw')"], capture_output=True, check=True)
+    assert out.stdout == b"\xfe raw\n"
+
+
+def test_argstring():
+    arg = utils.ArgString("bash\udcff")  # undecodable byte from argv (surrogateescape)
+    assert bytes(arg) == b"bash\xff" and str(arg) == "bash\udcff"
+
+
+def test_assert_is_bytes():
+    assert utils._assert_is_bytes(b"x") == b"x"
+    assert utils._assert_is_bytes(None) is None
+    with pytest.warns(DeprecationWarning, match="not a bytes object"):
+        assert utils._assert_is_bytes("vfs_read") == b"vfs_read"
+
+
+def test_cpu_lists():
+    online = utils.get_online_cpus()
+    assert len(online) == os.sysconf("SC_NPROCESSORS_ONLN")
+    assert set(os.sched_getaffinity(0)) <= set(online) <= set(utils.get_possible_cpus())
+
+
+def test_disassemble_a_loaded_program():
+    with Program.load("socket_filter", assemble([mov64_imm(R0, 7), exit_()]), name="dis") as p:
+        text = utils.disassemble(p.xlated())
+    assert text == "   0: (b7) r0 = 7\n   1: (95) exit"
+
+
+def test_strcmp_rewrite():
+    out = utils.StrcmpRewrite.rewrite_expr('STRCMP("bash",arg1) && STRCMP("sh",arg2)', False,
+                                           False, ["arg2"], "", 3)
+    assert out["expr"] == 'streq_3("bash",arg1) && streq_4("sh",arg2)'
+    assert out["probeid"] == 5
+    fns = out["streq_functions"]
+    assert 'static inline bool streq_3(char const *ignored, uintptr_t str)' in fns
+    assert 'char needle[] = "bash";' in fns
+    assert "bpf_probe_read_kernel(&haystack" in fns.split("streq_4")[0]
+    assert "bpf_probe_read_user(&haystack" in fns.split("streq_4")[1]
