@@ -63,7 +63,8 @@ t1 = time.perf_counter()
 
 def file_offset(elf, address):
     for seg in elf.iter_segments():
-        if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= address < seg["p_vaddr"] + seg["p_memsz"]:
+        start = seg["p_vaddr"]
+        if seg["p_type"] == "PT_LOAD" and start <= address < start + seg["p_memsz"]:
             return address - seg["p_vaddr"] + seg["p_offset"]
 
 with open(sys.argv[1], "rb") as f:

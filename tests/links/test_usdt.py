@@ -174,7 +174,8 @@ def test_spec_layout_is_usdt_bpf_h(bpf_objects):
     """encode_spec writes struct __bpf_usdt_spec as the object's BTF lays it out."""
     btf = ObjectSpec.from_file(bpf_objects["elf_usdt"]).btf
     spec, arg = btf.find("__bpf_usdt_spec", T.Struct), btf.find("__bpf_usdt_arg_spec", T.Struct)
-    assert spec.size == SPEC_SIZE and arg.size * MAX_SPEC_ARGS == spec.member("usdt_cookie").offset // 8
+    assert spec.size == SPEC_SIZE
+    assert arg.size * MAX_SPEC_ARGS == spec.member("usdt_cookie").offset // 8
     encoded = encode_spec(parse_args("-4@%eax 8@-16(%rbp) -4@$-7"), cookie=0x1122)
     field = {m.name: m.offset // 8 for m in arg.members}
 

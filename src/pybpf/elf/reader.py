@@ -254,8 +254,8 @@ class ElfFile:
 
     def notes(self, section: Section) -> Iterator[Note]:
         """The notes of SHT_NOTE ``section``: ``namesz``, ``descsz``, ``type``, then the name
-        and the descriptor, each padded to the section's alignment (4, or 8 for 8-aligned
-        note sections)."""
+        and the descriptor, each starting at the section's alignment (4, or 8 for 8-aligned
+        note sections such as ``.note.gnu.property``)."""
         data = section.data
         pad = 8 if section.align == 8 else 4
         head = struct.Struct(self._e + "III")
@@ -263,8 +263,8 @@ class ElfFile:
         while pos + head.size <= len(data):
             namesz, descsz, ntype = head.unpack_from(data, pos)
             name_at = pos + head.size
-            desc_at = name_at + (namesz + pad - 1 & -pad)
-            pos = desc_at + (descsz + pad - 1 & -pad)
+            desc_at = name_at + namesz + pad - 1 & -pad
+            pos = desc_at + descsz + pad - 1 & -pad
             if desc_at + descsz > len(data):
                 raise ObjectError(f"{self.name}: note in {section.name!r} runs past the "
                                   f"section's end ({descsz} descriptor bytes at {desc_at})")
