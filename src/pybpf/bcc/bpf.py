@@ -1,16 +1,17 @@
 """BCC's ``BPF`` class on pybpf: BCC C translated (``dialect``), compiled and cached (``build``),
 loaded by pybpf's ELF loader, attached through ``pybpf.links``, read through ``pybpf.events``.
 
-The object is built when first needed: at construction when the program has auto-attached
-functions (``kprobe__...``), else at the first ``load_func``/``attach_*``/table access, so
-that how a function is loaded (e.g. a kprobe on a syscall that falls back to the syscall's
-tracepoint on a kernel without kprobes) is known when it is translated. A function needed
-later in another form is translated and loaded again, reusing the maps.
+The program is compiled and its maps created at construction (C errors surface there, as in
+BCC); functions load on demand (``load_func``, ``attach_*``). A function needed in another
+form than it was translated for (a kprobe on a syscall that falls back to the syscall's
+tracepoint on a kernel without kprobes) is translated again: if only its ELF section changes,
+the compiled object serves as it is, else the new translation is compiled and loaded with the
+same maps.
 """
 from __future__ import annotations
 
 import atexit
-import ctypes as ct
+import functools
 import os
 import re
 import sys
@@ -39,8 +40,15 @@ _SYSCALL_FN = re.compile(
     r"(\w+)$")
 """A syscall's entry function (``__x64_sys_execve``) and the syscall's name."""
 
-_AUTO_PREFIXES = ("kprobe__", "kretprobe__", "tracepoint__", "raw_tracepoint__", "kfunc__",
-                  "kretfunc__", "lsm__")
+_SECTIONS = re.compile(r'SEC\("[^"]*"\)')
+_SPACED_PUNCT = re.compile(r"[ \t]*([^\w\s])[ \t]*")
+
+
+def _code(source: str) -> str:
+    """C text without its sections and with the blanks around punctuation dropped: two
+    translations equal here compile to the same code in other sections."""
+    return _SPACED_PUNCT.sub(r"\1", _SECTIONS.sub('SEC("")', source))
+
 
 _live: "weakref.WeakSet[BPF]" = weakref.WeakSet()
 
@@ -51,7 +59,12 @@ def cleanup_all() -> None:
         b.cleanup()
 
 
-atexit.register(cleanup_all)
+@functools.lru_cache(maxsize=None)
+def _cleanup_at_exit() -> None:
+    """Register ``cleanup_all`` at exit once kernel objects exist: after the fd finalizers'
+    own exit hook, so (exit hooks run last registered first) it runs before they close the
+    fds one by one."""
+    atexit.register(cleanup_all)
 
 
 def _str(s: Optional[StrLike]) -> str:
@@ -67,7 +80,7 @@ class _Built:
     collection: "Collection"
 
 
-class Function:
+class BPFFunction:
     """A loaded function (BCC's ``BPF.Function``): ``name`` (bytes), ``fd``, and ``sock`` once
     ``attach_raw_socket`` bound it to a socket."""
 
@@ -117,14 +130,14 @@ class BPF(IntrospectionMixin):
     XDP_FLAGS_HW_MODE = 1 << 3
     XDP_FLAGS_REPLACE = 1 << 4
 
-    Function = Function
+    Function = BPFFunction
 
     def __init__(self, src_file: StrLike = b"", hdr_file: StrLike = b"",
                  text: Optional[StrLike] = None, debug: int = 0, cflags: Iterable[str] = (),
                  usdt_contexts: Iterable[Any] = (), allow_rlimit: bool = True,
                  device: Any = None, attach_usdt_ignore_pid: bool = False) -> None:
         self.debug = debug
-        self.funcs: dict[str, Function] = {}
+        self.funcs: dict[str, BPFFunction] = {}
         self.tables: dict[str, "TableBase"] = {}
         # attachments by event as BCC keys them: {event: {function: link}}
         self.kprobe_fds: dict[str, dict[str, Any]] = {}
@@ -159,18 +172,19 @@ class BPF(IntrospectionMixin):
         _live.add(self)
         auto = [f for f in first.functions.values() if f.auto_attach is not None]
         for f in auto:  # loads that need another form where the kernel lacks kprobes
-            kind, target = f.auto_attach
-            fallback = kind in ("kprobe", "kretprobe") and self._syscall_fallback(target, kind)
-            if fallback:
+            kind, target = f.auto_attach or ("", "")
+            fallback = self._syscall_fallback(target, kind) \
+                if kind in ("kprobe", "kretprobe") else None
+            if fallback is not None:
                 self._kind_of[f.name] = fallback[0]
-        if auto:
+        try:
             self._build(first if not self._kind_of else None)
-            try:
-                self._trace_autoload(auto)
-                self._attach_usdt()
-            except BaseException:
-                self.cleanup()
-                raise
+            _cleanup_at_exit()
+            self._trace_autoload(auto)
+            self._attach_usdt()
+        except BaseException:
+            self.cleanup()
+            raise
 
     @staticmethod
     def _read_source(path: str) -> str:
@@ -207,24 +221,32 @@ class BPF(IntrospectionMixin):
         return built
 
     def _object_for(self, name: str) -> _Built:
-        """The build whose translation loads function ``name`` in its current form."""
+        """The build whose code loads function ``name`` in its current form."""
         want = self._kind_of.get(name)
         for b in self._built:
             if b.kind_of.get(name) == want:
                 return b
-        return self._build()
+        assert want is not None  # the first build has every function in its default form
+        from .dialect import translate
+        tr = translate(self.text, self.cflags, kind_of=dict(self._kind_of))
+        code = _code(tr.source)
+        for b in self._built:  # the same code in other sections: the program type differs
+            if _code(b.translation.source) == code:
+                b.kind_of[name] = want
+                return b
+        return self._build(tr)
 
     @property
     def _primary(self) -> _Built:
         self._check_open()
-        return self._built[0] if self._built else self._build()
+        return self._built[0]
 
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError("BPF: this object was cleaned up (cleanup() or with-block end)")
 
     def load_func(self, func_name: StrLike, prog_type: int, device: Any = None,
-                  attach_type: int = -1) -> Function:
+                  attach_type: int = -1) -> BPFFunction:
         """Load function ``func_name`` as a ``prog_type`` program (BPF.KPROBE, BPF.XDP,
         ...); a function loads once, later calls return it."""
         name = _str(func_name)
@@ -235,7 +257,7 @@ class BPF(IntrospectionMixin):
                           None if attach_type == -1 else AttachType(attach_type))
 
     def _load(self, name: str, prog_type: ProgType, attach_type: Optional[AttachType] = None,
-              section: str = "") -> Function:
+              section: str = "") -> BPFFunction:
         self._check_open()
         if name not in self._functions:
             raise UsageError(f"BPF: no function {name!r} in the program; its functions: "
@@ -254,7 +276,7 @@ class BPF(IntrospectionMixin):
                                                              attach_type), "")
         log_level = 2 if self.debug & 0x2 else 0  # DEBUG_BPF: the verifier's log
         prog = built.collection.load_program(name, log_level)
-        fn = Function(self, name, prog)
+        fn = BPFFunction(self, name, prog)
         self.funcs[name] = fn
         return fn
 
@@ -292,9 +314,7 @@ class BPF(IntrospectionMixin):
             raise UnsupportedFeatureError(
                 f"{kind} {event}: {support.reason}; and there is no syscalls/{tp} tracepoint to "
                 f"use instead (CONFIG_FTRACE_SYSCALLS)")
-        # NEEDS(H2a): "syscall_tracepoint_exit:<name>" for kretprobes (PT_REGS_RC from the
-        # record's ret); until then both directions are asked for as syscall_tracepoint
-        form = f"syscall_tracepoint{'_exit' if exit_ else ''}:{m[1]}"
+        form = f"syscall{'_exit' if exit_ else ''}_tracepoint:{m[1]}"
         return form, tp
 
     def _attach_probe(self, kind: str, event: str, fn_name: str, event_off: int = 0) -> None:
@@ -439,14 +459,15 @@ class BPF(IntrospectionMixin):
 
     def _attach_btf(self, kind: str, target: str, fn_name: str, store: dict[str, Any]) -> None:
         """kfunc/kretfunc/lsm functions: loaded for their BTF target, then linked."""
-        section = {"kfunc": "fentry", "kretfunc": "fexit", "lsm": "lsm"}[kind]
+        section = {"kfunc": "fentry", "kretfunc": "fexit", "kmod_ret": "fmod_ret",
+                   "lsm": "lsm"}[kind]
         fn = self.funcs.get(fn_name) or self._load(fn_name, ProgType.TRACING,
                                                    section=f"{section}/{target}")
         store[fn_name] = fn.program.attach()
 
     # -- network -------------------------------------------------------------------------------
     @staticmethod
-    def attach_xdp(dev: StrLike, fn: Function, flags: int = 0) -> None:
+    def attach_xdp(dev: StrLike, fn: BPFFunction, flags: int = 0) -> None:
         """Attach XDP function ``fn`` to device ``dev`` by netlink, as BCC: it stays there
         after the process ends, until ``remove_xdp``."""
         from ..links import attach_xdp
@@ -460,7 +481,7 @@ class BPF(IntrospectionMixin):
         set_xdp(index, -1, flags, f"removing the XDP program of {describe(index)}")
 
     @staticmethod
-    def attach_raw_socket(fn: Function, dev: StrLike) -> None:
+    def attach_raw_socket(fn: BPFFunction, dev: StrLike) -> None:
         """Open a raw AF_PACKET socket bound to ``dev`` with socket filter ``fn`` attached;
         its descriptor is ``fn.sock``."""
         import socket
@@ -489,14 +510,14 @@ class BPF(IntrospectionMixin):
     # -- auto-attach and USDT ------------------------------------------------------------------
     def _trace_autoload(self, functions: Iterable[Any]) -> None:
         for f in functions:
-            kind, target = f.auto_attach
+            kind, target = f.auto_attach or ("", "")
             if kind in ("kprobe", "kretprobe"):
                 self._attach_probe(kind, target, f.name)
             elif kind == "tracepoint":
                 self.attach_tracepoint(tp=target.replace("/", ":", 1), fn_name=f.name)
             elif kind == "raw_tracepoint":
                 self.attach_raw_tracepoint(tp=target, fn_name=f.name)
-            elif kind in ("kfunc", "kretfunc"):
+            elif kind in ("kfunc", "kretfunc", "kmod_ret"):
                 self._attach_btf(kind, target, f.name, self.kfunc_fds)
             elif kind == "lsm":
                 self._attach_btf(kind, target, f.name, self.lsm_fds)

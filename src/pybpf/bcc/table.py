@@ -94,7 +94,7 @@ def _composite(t: Any) -> type:
     (bitfields included), else packed with explicit padding (packed or odd structs)."""
     from ..btf import types as T
     from ..errors import BTFError
-    union = isinstance(t, T.Union)
+    union = not isinstance(t, T.Struct)  # a BTF union
     base = ct.Union if union else ct.Structure
     name = t.name if t.name and t.name.isidentifier() else "anon"
     natural: list[tuple] = []
@@ -412,6 +412,10 @@ class _PerCpu:
     ``reducer``, ``t[key]`` folds them into one; ``sum``/``max``/``average`` for int leaves."""
 
     reducer: Optional[Callable[[Any, Any], Any]] = None
+    Leaf: Any
+    sLeaf: Any
+    map: Any
+    total_cpu: int
 
     def _setup_percpu(self, reducer: Optional[Callable[[Any, Any], Any]]) -> None:
         from ..sys.cpus import possible_cpus
@@ -628,14 +632,14 @@ _CLASSES: dict[int, type] = {
 }
 
 
-def _named_type(btf: Any, text: str) -> Any:
-    """The BTF type the C type text ``struct x`` / ``union x`` / ``x`` names."""
+def _event_var_type(btf: Any, var: str) -> Any:
+    """The type of BTF variable ``var`` (clang may prefix a function-static's name with its
+    function's: ``greet.__pybpf_event__output``): the record a program submits to a table."""
     from ..btf import types as T
-    words = text.replace("const ", "").replace("volatile ", "").split()
-    if len(words) == 2 and words[0] in ("struct", "union", "enum"):
-        kind = {"struct": T.Struct, "union": T.Union, "enum": T.Enum}[words[0]]
-        return btf.find(words[1], kind)
-    return btf.find(text.strip())
+    for t in btf:
+        if isinstance(t, T.Var) and (t.name == var or t.name.endswith("." + var)):
+            return t.type
+    return None
 
 
 def table_of(bpf: "BPF", name: str, built: "_Built", keytype: Any = None, leaftype: Any = None,
@@ -652,9 +656,10 @@ def table_of(bpf: "BPF", name: str, built: "_Built", keytype: Any = None, leafty
     if m.map_type in (MapType.PERF_EVENT_ARRAY, MapType.PROG_ARRAY, MapType.CGROUP_ARRAY):
         keytype, leaftype = ct.c_int, ct.c_int
     event_type = None
-    text = built.translation.event_types.get(name)
-    if text and btf is not None:
-        event_type = ctypes_of(_named_type(btf, text))
+    var = built.translation.event_types.get(name)
+    if var and btf is not None:
+        t = _event_var_type(btf, var)
+        event_type = ctypes_of(t) if t is not None else None
     cls = _CLASSES.get(m.map_type, TableBase)
     table = cls(bpf, m, name, keytype, leaftype, event_type)
     if isinstance(table, _PerCpu):

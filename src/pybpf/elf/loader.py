@@ -101,6 +101,21 @@ class Collection:
         self.links.append(attached)
         return attached
 
+    def load_program(self, name: str, log_level: int = 0) -> ObjectProgram:
+        """Load program ``name`` of the spec (left out at load: ``autoload`` off) with this
+        collection's maps and BTF, as its ``ProgramSpec`` says now (a front end may have set
+        another ``section``, hence program type). The caller owns the program: it is not
+        added to ``programs``."""
+        ps = self.spec.programs.get(name)
+        if ps is None:
+            raise UsageError(f"{self.spec.path}: no program {name!r}; the object's: "
+                             f"{', '.join(self.spec.programs) or '(none)'}")
+        ksyms = _Ksyms(self.spec)
+        try:
+            return _load_program(self.spec, ps, self, ksyms, log_level, None, None)
+        finally:
+            ksyms.close()
+
     def close(self) -> None:
         for obj in [*self.links, *self.programs.values(), *self.maps.values(), self.btf]:
             if obj is not None:
