@@ -1,0 +1,252 @@
+"""Compile translated BCC programs, with a cache.
+
+The runtime every BCC-dialect program includes (the running kernel's ``vmlinux.h``, helper
+declarations generated from :class:`pybpf.sys.uapi.Helper`, and the headers in
+``pybpf/bcc/include``) is compiled once per kernel and compiler into a precompiled header,
+kept in ``<pybpf cache>/bcc/runtime/<key>/``; a program then compiles in tens of
+milliseconds. Objects are kept in ``<pybpf cache>/bcc/objects/<key>.o``, the key covering the
+final C text, cflags, the kernel's BTF, the compiler and this front end's version: a second
+build of the same program compiles nothing.
+
+No system header is on the include path (``-nostdinc``): kernel headers a program includes
+resolve to stubs (all kernel types are in vmlinux.h), libbpf-dev's headers are never used.
+
+The compiler is Debian's ``clang`` when on PATH (``-target bpf``), else the ``ziglang``
+wheel's (``pip install 'pybpf[cc]'``: ``python -m ziglang cc -target bpfel-freestanding``).
+Diagnostics of a failed compile point at the user's lines (``Translation.line_map``).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+
+from .. import __version__
+from ..cache import cache_dir
+from ..compile import VMLINUX_BTF, target_arch, vmlinux_header
+from ..errors import CompileError, ToolchainError
+
+if TYPE_CHECKING:
+    from .dialect import Translation
+
+INCLUDE_DIR = Path(__file__).parent / "include"
+FORMAT = 1   # bump when the runtime or the translation changes shape
+PROGRAM_NAME = "bpf_program.c"
+WARNINGS = ("-Wno-unused-value", "-Wno-pointer-sign", "-Wno-compare-distinct-pointer-types",
+            "-Wno-gnu-variable-sized-type-not-at-end", "-Wno-address-of-packed-member",
+            "-Wno-tautological-compare", "-Wno-unknown-warning-option",
+            "-Wno-incompatible-pointer-types-discards-qualifiers", "-Wno-unused-command-line-argument",
+            "-Werror=implicit-function-declaration", "-Werror=implicit-int")
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """A C compiler targeting BPF: ``argv`` up to and including the target flags;
+    ``identity`` changes when the compiler does (part of cache keys)."""
+
+    argv: tuple[str, ...]
+    identity: str
+    pch: bool = True
+
+
+@functools.lru_cache(maxsize=None)
+def find_compiler() -> Compiler:
+    """clang on PATH, else the ziglang wheel's clang; ToolchainError naming both if neither."""
+    clang = shutil.which("clang")
+    if clang is not None:
+        st = os.stat(os.path.realpath(clang))
+        return Compiler((clang, "-target", "bpf"),
+                        f"{os.path.realpath(clang)}:{st.st_size}:{st.st_mtime_ns}")
+    spec = importlib.util.find_spec("ziglang")
+    if spec is not None and spec.origin:
+        st = os.stat(spec.origin)
+        from importlib.metadata import version
+        return Compiler((sys.executable, "-m", "ziglang", "cc", "-target", "bpfel-freestanding"),
+                        f"ziglang {version('ziglang')}:{st.st_mtime_ns}")
+    raise ToolchainError("no C compiler for BPF: install clang (apt-get install clang) or "
+                         "the ziglang wheel (pip install 'pybpf[cc]')")
+
+
+def kernel_identity(btf: str = VMLINUX_BTF) -> str:
+    """Identifies the running kernel's BTF cheaply (release, build, BTF size)."""
+    u = os.uname()
+    try:
+        size = os.stat(btf).st_size
+    except OSError:
+        size = -1
+    return f"{u.release}\0{u.version}\0{size}"
+
+
+@functools.lru_cache(maxsize=None)
+def _include_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(INCLUDE_DIR.rglob("*.h")):
+        h.update(str(path.relative_to(INCLUDE_DIR)).encode() + b"\0" + path.read_bytes())
+    from .dialect.helpers import PROTOTYPES
+    h.update(repr(sorted(PROTOTYPES.items())).encode())
+    return h.hexdigest()[:16]
+
+
+def base_flags() -> list[str]:
+    """Flags of every compile (and of the precompiled runtime)."""
+    return ["-g", "-O2", f"-D__TARGET_ARCH_{target_arch()}", "-nostdinc", "-I", str(INCLUDE_DIR),
+            "-fno-stack-protector", *WARNINGS]
+
+
+def _linux_version_code() -> int:
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release)
+    if m is None:
+        return 0
+    a, b, c = (int(x or 0) for x in m.groups())
+    return (a << 16) + (b << 8) + min(c, 255)
+
+
+def runtime_header(compiler: Compiler, reserved: Iterable[str] = ()) -> Path:
+    """The runtime header (vmlinux.h + helpers + BCC's macros) for ``reserved`` identifiers,
+    with its precompiled form next to it (``.pch``) when the compiler makes one."""
+    from ..sys.uapi import Helper
+    from .dialect.helpers import declarations
+
+    reserved = sorted(set(reserved))
+    vmlinux = vmlinux_header(VMLINUX_BTF, reserved)
+    key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _include_digest(),
+                                    __version__, str(FORMAT), *base_flags()]).encode())
+    directory = cache_dir() / "bcc" / "runtime" / key.hexdigest()[:16]
+    header = directory / "pybpf_bcc.h"
+    pch = directory / "pybpf_bcc.h.pch"
+    if header.exists() and (pch.exists() or not compiler.pch):
+        return header
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "helpers.h").write_text(declarations({h.name: int(h) for h in Helper}))
+    text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n#include \"{vmlinux}\"\n"
+            f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
+            f"#include \"{directory / 'helpers.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
+    _atomic_write(header, text.encode())
+    if compiler.pch:
+        _precompile(compiler, header, pch)
+    return header
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _precompile(compiler: Compiler, header: Path, pch: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=pch.parent, prefix=".tmp-", suffix=".pch")
+    os.close(fd)
+    cmd = (*compiler.argv, *base_flags(), "-x", "c-header", str(header), "-o", tmp)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        os.unlink(tmp)
+        raise CompileError(f"the BCC runtime header failed to compile (exit status "
+                           f"{res.returncode}): a pybpf bug or an unusual kernel BTF",
+                           res.stderr, cmd)
+    os.replace(tmp, pch)
+
+
+@functools.lru_cache(maxsize=4)
+def vmlinux_names(header: str) -> frozenset[str]:
+    """Ordinary identifiers (typedefs, enumerators, functions) ``vmlinux.h`` declares."""
+    path = Path(header).with_suffix(".names")
+    try:
+        return frozenset(path.read_text().split())
+    except OSError:
+        pass
+    text = Path(header).read_text()
+    names = set(re.findall(r"^typedef [^;(]*?(\w+)(?:\[\d*\])*;$", text, re.M))
+    names.update(re.findall(r"^typedef [^;]*?\(\*(\w+)\)\(", text, re.M))
+    names.update(re.findall(r"^\t(\w+) = -?\w+,?$", text, re.M))
+    names.update(re.findall(r"^extern [^;]*?(\w+)\([^;]*__ksym;$", text, re.M))
+    try:
+        _atomic_write(path, "\n".join(sorted(names)).encode())
+    except OSError:
+        pass
+    return frozenset(names)
+
+
+def declared_names(source: str) -> set[str]:
+    """Identifiers the program declares at file scope (variables, maps, functions)."""
+    from .dialect.scan import tokenize
+
+    names, depth = set(), 0
+    toks = tokenize(source)
+    for i, t in enumerate(toks):
+        if t.text in ("{", "(", "["):
+            depth += 1
+        elif t.text in ("}", ")", "]"):
+            depth -= 1
+        elif depth == 0 and t.kind == "id" and i + 1 < len(toks) \
+                and toks[i + 1].text in ("=", ";", "[", "(", ",", "SEC", "__attribute__") \
+                and not (i > 0 and toks[i - 1].text in ("struct", "union", "enum")):
+            names.add(t.text)
+    return names
+
+
+def object_key(translation: "Translation", cflags: Sequence[str], compiler: Compiler) -> str:
+    h = hashlib.sha256()
+    for part in (translation.source, "\0".join(cflags), "\0".join(base_flags()),
+                 kernel_identity(), compiler.identity, __version__, str(FORMAT),
+                 _include_digest()):
+        h.update(part.encode() + b"\0\1")
+    return h.hexdigest()[:32]
+
+
+def build(translation: "Translation", cflags: Sequence[str] = (), *,
+          name: str = "<text>") -> str:
+    """Compile ``translation`` and return the path of the (cached) object file.
+
+    ``name`` names the program in errors (BCC: the src_file, or ``<text>``). A C error raises
+    :class:`CompileError` whose diagnostics point at the user's lines."""
+    compiler = find_compiler()
+    out = cache_dir() / "bcc" / "objects" / f"{object_key(translation, cflags, compiler)}.o"
+    if out.exists():
+        return str(out)
+    vm = vmlinux_header(VMLINUX_BTF)
+    declared = declared_names(translation.source) | set(translation.tables) \
+        | set(translation.functions)
+    reserved = declared & vmlinux_names(str(vm))
+    header = runtime_header(compiler, reserved)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pybpf-bcc-") as tmp:
+        src = Path(tmp) / PROGRAM_NAME
+        src.write_text(translation.source)
+        obj = Path(tmp) / "program.o"
+        include = ["-include-pch", str(header) + ".pch"] if compiler.pch else \
+            ["-include", str(header)]
+        cmd = (*compiler.argv, *base_flags(), *include, *cflags, "-c", str(src), "-o", str(obj))
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0 and compiler.pch and "precompiled" in res.stderr:
+            # a stale or incompatible PCH (cflags that change language options): plain include
+            cmd = (*compiler.argv, *base_flags(), "-include", str(header), *cflags, "-c",
+                   str(src), "-o", str(obj))
+            res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise CompileError(f"Failed to compile BPF module {name}",
+                               map_diagnostics(res.stderr, translation, str(src), name), cmd)
+        os.replace(obj, out) if _same_fs(obj, out) else shutil.move(str(obj), str(out))
+    return str(out)
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b.parent).st_dev
+
+
+def map_diagnostics(stderr: str, translation: "Translation", path: str, name: str) -> str:
+    """clang's diagnostics with ``path:LINE:COL`` turned into ``name:USER_LINE:COL`` (a line
+    the front end generated is shown as ``name:<generated>``)."""
+    def user(m: "re.Match[str]") -> str:
+        line = translation.user_line(int(m.group(1)))
+        return f"{name}:{line if line else '<generated>'}:"
+    return re.sub(re.escape(path) + r":(\d+):", user, stderr)

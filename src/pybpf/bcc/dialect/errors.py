@@ -1,0 +1,16 @@
+"""The translator's error."""
+from __future__ import annotations
+
+from ...errors import CompileError
+
+
+class DialectError(CompileError):
+    """BCC C the front end cannot translate: an unsupported dialect feature (named) or a
+    malformed use of one; ``line`` is the user's line (1-based, 0 when unknown)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line, self.reason = line, message
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.reason, self.line))

@@ -1,0 +1,229 @@
+"""BCC's map macros (``BPF_HASH(name, key, leaf, size)``, ``BPF_TABLE("hash", ...)`` ...) as
+BTF-defined maps in ``SEC(".maps")``, keeping the table's name as the map's name."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .errors import DialectError
+
+
+@dataclass
+class Table:
+    """A table the program declares. ``map_type`` is a :class:`pybpf.sys.uapi.MapType` member
+    name, ``bcc_class`` the name of BCC's Python table class for it."""
+
+    name: str
+    map_type: str
+    key_type: str
+    leaf_type: str
+    max_entries: int
+    flags: int
+    pinned: Optional[str]
+    extern: bool
+    bcc_class: str
+
+
+# BPF_TABLE type string -> (MapType name, BCC class, has key, has value)
+KINDS: dict[str, tuple[str, str]] = {
+    "hash": ("HASH", "HashTable"),
+    "array": ("ARRAY", "Array"),
+    "percpu_hash": ("PERCPU_HASH", "PerCpuHash"),
+    "percpu_array": ("PERCPU_ARRAY", "PerCpuArray"),
+    "lru_hash": ("LRU_HASH", "LruHash"),
+    "lru_percpu_hash": ("LRU_PERCPU_HASH", "LruPerCpuHash"),
+    "prog": ("PROG_ARRAY", "ProgArray"),
+    "perf_output": ("PERF_EVENT_ARRAY", "PerfEventArray"),
+    "perf_array": ("PERF_EVENT_ARRAY", "PerfEventArray"),
+    "ringbuf": ("RINGBUF", "RingBuf"),
+    "stacktrace": ("STACK_TRACE", "StackTrace"),
+    "lpm_trie": ("LPM_TRIE", "LpmTrie"),
+    "queue": ("QUEUE", "QueueStack"),
+    "stack": ("STACK", "QueueStack"),
+    "devmap": ("DEVMAP", "DevMap"),
+    "devmap_hash": ("DEVMAP_HASH", "DevMap"),
+    "cpumap": ("CPUMAP", "CpuMap"),
+    "xskmap": ("XSKMAP", "XskMap"),
+    "cgroup_array": ("CGROUP_ARRAY", "CgroupArray"),
+    "sockmap": ("SOCKMAP", "SockMap"),
+    "sockhash": ("SOCKHASH", "SockHash"),
+    "sk_storage": ("SK_STORAGE", "SkStorage"),
+    "inode_storage": ("INODE_STORAGE", "InodeStorage"),
+    "task_storage": ("TASK_STORAGE", "TaskStorage"),
+    "cgroup_storage": ("CGROUP_STORAGE", "CgroupStorage"),
+    "percpu_cgroup_storage": ("PERCPU_CGROUP_STORAGE", "PerCpuCgroupStorage"),
+}
+_NO_KEY = {"QUEUE", "STACK", "RINGBUF"}
+_NO_VALUE = {"RINGBUF"}
+# fd arrays: sizes only (the kernel takes no BTF for their keys and values)
+_SIZES_ONLY = {"PERF_EVENT_ARRAY", "PROG_ARRAY", "CGROUP_ARRAY", "STACK_TRACE", "DEVMAP",
+               "DEVMAP_HASH", "CPUMAP", "XSKMAP", "SOCKMAP", "SOCKHASH"}
+_INT_KEYS = {"int", "unsigned int", "u32", "__u32", "s32", "__s32", "uint32_t", "int32_t",
+             "unsigned"}
+_NO_PREALLOC = 1        # BPF_F_NO_PREALLOC
+DEFAULT_SIZE = 10240
+
+
+def _table_macro(kind: str, key: str, leaf: str, name: str, size: str, flags: str = "0",
+                 pinned: Optional[str] = None) -> tuple[str, str, str, str, str, str,
+                                                        Optional[str]]:
+    return kind, key, leaf, name, size, flags, pinned
+
+
+def _unquote(arg: str, what: str) -> str:
+    if len(arg) < 2 or arg[0] != '"' or arg[-1] != '"':
+        raise DialectError(f"{what} must be a string literal, not {arg}")
+    return arg[1:-1]
+
+
+# macro name -> builder of (kind, key, leaf, name, size, flags, pinned) from its arguments
+def _defaults(kind: str, key: str, leaf: str, size: str, flags: str = "0",
+              key_first: bool = True) -> Callable[..., tuple]:
+    def build(name: str, *rest: str) -> tuple:
+        args = list(rest)
+        if key_first:
+            k = args.pop(0) if args else key
+        else:
+            k = key
+        v = args.pop(0) if args else leaf
+        n = args.pop(0) if args else size
+        f = args.pop(0) if args else flags
+        if args:
+            raise TypeError("too many arguments")
+        return _table_macro(kind, k, v, name, n, f)
+    return build
+
+
+def _sized(kind: str, key: str, leaf: str) -> Callable[..., tuple]:
+    def build(name: str, size: str = str(DEFAULT_SIZE)) -> tuple:
+        return _table_macro(kind, key, leaf, name, size)
+    return build
+
+
+def _leaf_sized(kind: str, key: str) -> Callable[..., tuple]:
+    def build(name: str, leaf: str, size: str) -> tuple:
+        return _table_macro(kind, key, leaf, name, size)
+    return build
+
+
+def _bpf_table(kind: str, key: str, leaf: str, name: str, size: str) -> tuple:
+    return _table_macro(_unquote(kind, "BPF_TABLE's type"), key, leaf, name, size)
+
+
+def _bpf_f_table(kind: str, key: str, leaf: str, name: str, size: str, flags: str) -> tuple:
+    return _table_macro(_unquote(kind, "BPF_F_TABLE's type"), key, leaf, name, size, flags)
+
+
+def _bpf_table_pinned(kind: str, key: str, leaf: str, name: str, size: str, path: str,
+                      flags: str = "0") -> tuple:
+    return _table_macro(_unquote(kind, "BPF_TABLE_PINNED's type"), key, leaf, name, size,
+                        flags, _unquote(path, "BPF_TABLE_PINNED's path"))
+
+
+def _histogram(name: str, key: str = "int", size: str = "64") -> tuple:
+    return _table_macro("histogram", key, "u64", name, size)
+
+
+def _perf_output(name: str) -> tuple:
+    return _table_macro("perf_output", "int", "u32", name, "0")
+
+
+def _ringbuf(name: str, pages: str) -> tuple:
+    return _table_macro("ringbuf", "", "", name, f"(({pages}) * PAGE_SIZE)")
+
+
+MACROS: dict[str, Callable[..., tuple]] = {
+    "BPF_HASH": _defaults("hash", "u64", "u64", str(DEFAULT_SIZE)),
+    "BPF_PERCPU_HASH": _defaults("percpu_hash", "u64", "u64", str(DEFAULT_SIZE)),
+    "BPF_LRU_HASH": _defaults("lru_hash", "u64", "u64", str(DEFAULT_SIZE)),
+    "BPF_LRU_PERCPU_HASH": _defaults("lru_percpu_hash", "u64", "u64", str(DEFAULT_SIZE)),
+    "BPF_ARRAY": _defaults("array", "int", "u64", str(DEFAULT_SIZE), key_first=False),
+    "BPF_PERCPU_ARRAY": _defaults("percpu_array", "int", "u64", str(DEFAULT_SIZE),
+                                  key_first=False),
+    "BPF_LPM_TRIE": _defaults("lpm_trie", "u64", "u64", str(DEFAULT_SIZE), str(_NO_PREALLOC)),
+    "BPF_HISTOGRAM": _histogram,
+    "BPF_PERF_OUTPUT": _perf_output,
+    "BPF_PERF_ARRAY": _sized("perf_array", "int", "u32"),
+    "BPF_RINGBUF_OUTPUT": _ringbuf,
+    "BPF_PROG_ARRAY": _sized("prog", "int", "u32"),
+    "BPF_STACK_TRACE": _sized("stacktrace", "int", "struct bpf_stacktrace"),
+    "BPF_QUEUE": _leaf_sized("queue", ""),
+    "BPF_STACK": _leaf_sized("stack", ""),
+    "BPF_DEVMAP": _sized("devmap", "int", "int"),
+    "BPF_CPUMAP": _sized("cpumap", "u32", "u32"),
+    "BPF_XSKMAP": _sized("xskmap", "int", "int"),
+    "BPF_CGROUP_ARRAY": _sized("cgroup_array", "int", "u32"),
+    "BPF_SOCKMAP": _sized("sockmap", "int", "int"),
+    "BPF_SOCKHASH": _defaults("sockhash", "u32", "int", str(DEFAULT_SIZE)),
+    "BPF_SK_STORAGE": lambda name, leaf: _table_macro("sk_storage", "int", leaf, name, "0",
+                                                      str(_NO_PREALLOC)),
+    "BPF_INODE_STORAGE": lambda name, leaf: _table_macro("inode_storage", "int", leaf, name,
+                                                         "0", str(_NO_PREALLOC)),
+    "BPF_TASK_STORAGE": lambda name, leaf: _table_macro("task_storage", "int", leaf, name,
+                                                        "0", str(_NO_PREALLOC)),
+    "BPF_TABLE": _bpf_table,
+    "BPF_F_TABLE": _bpf_f_table,
+    "BPF_TABLE_PINNED": _bpf_table_pinned,
+    "BPF_TABLE_PUBLIC": _bpf_table,
+    "BPF_TABLE_SHARED": _bpf_table,
+}
+UNSUPPORTED = {
+    "BPF_HASH_OF_MAPS": "maps of maps (BPF_HASH_OF_MAPS)",
+    "BPF_ARRAY_OF_MAPS": "maps of maps (BPF_ARRAY_OF_MAPS)",
+    "BPF_CGROUP_STORAGE": "BPF_CGROUP_STORAGE",
+    "BPF_PERCPU_CGROUP_STORAGE": "BPF_PERCPU_CGROUP_STORAGE",
+}
+
+
+def _int(expr: str) -> int:
+    """The value of a simple integer expression (literals, PAGE_SIZE, BPF_F_* map flags, with
+    arithmetic and |), else 0 (the value is then known only to the compiler)."""
+    from ...sys.uapi import MapFlag
+
+    names = {f"BPF_F_{f.name}": int(f) for f in MapFlag}
+    names["PAGE_SIZE"] = 4096
+    if not re.fullmatch(r"[\w\s()*+|<>-]*", expr):
+        return 0
+    try:
+        return int(eval(re.sub(r"(?<=\d)[uUlL]+\b", "", expr), {"__builtins__": {}}, names))
+    except Exception:
+        return 0
+
+
+def define(macro: str, args: list[str]) -> tuple[Table, str]:
+    """The :class:`Table` and the C definition (one line) for ``macro(args...)``."""
+    if macro in UNSUPPORTED:
+        raise DialectError(f"{UNSUPPORTED[macro]} is not supported by pybpf's BCC front end")
+    try:
+        kind, key, leaf, name, size, flags, pinned = MACROS[macro](*args)
+    except TypeError:
+        raise DialectError(f"{macro} does not take {len(args)} argument"
+                           f"{'s' if len(args) != 1 else ''}: {macro}({', '.join(args)})") \
+            from None
+    if kind == "extern":
+        raise DialectError(f"{macro}(\"extern\", ...) (a table shared with another BPF "
+                           "module) is not supported by pybpf's BCC front end")
+    if kind == "histogram":
+        map_type, bcc_class = ("ARRAY", "Array") if key.strip() in _INT_KEYS else \
+            ("HASH", "HashTable")
+    elif kind in KINDS:
+        map_type, bcc_class = KINDS[kind]
+    else:
+        raise DialectError(f"{macro}: unknown table type \"{kind}\" for table {name!r}")
+    if not name.isidentifier():
+        raise DialectError(f"{macro}: table name {name!r} is not a C identifier")
+    members = [f"__uint(type, BPF_MAP_TYPE_{map_type});"]
+    if map_type in _SIZES_ONLY:
+        members += [f"__uint(key_size, sizeof({key}));", f"__uint(value_size, sizeof({leaf}));"]
+    else:
+        if map_type not in _NO_KEY:
+            members.append(f"__type(key, {key});")
+        if map_type not in _NO_VALUE:
+            members.append(f"__type(value, {leaf});")
+    if size != "0":
+        members.append(f"__uint(max_entries, {size});")
+    if flags.strip() not in ("0", ""):
+        members.append(f"__uint(map_flags, {flags});")
+    table = Table(name, map_type, key, leaf, _int(size), _int(flags), pinned, False, bcc_class)
+    return table, f"struct {{ {' '.join(members)} }} {name} SEC(\".maps\")"

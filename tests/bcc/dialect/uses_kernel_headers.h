@@ -1,0 +1,5 @@
+#include <linux/sched.h>
+#include <net/sock.h>
+#include <uapi/linux/ptrace.h>
+#include <linux/fs.h>
+#include <bcc/proto.h>
