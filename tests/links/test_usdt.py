@@ -221,8 +221,11 @@ def test_libbpf_usdt_by_address_without_cookies(bpf_objects, probe_target):
         maps = UsdtSpecMaps(coll.maps[SPECS_MAP], coll.maps[IP_MAP], by_cookie=False)
         with pytest.raises(UsageError, match="position-independent.*give pid="):
             attach_usdt(prog, str(probe_target), "pybpf", "plain", spec_maps=maps)
+        with pytest.raises(UsageError, match=f"process {os.getpid()} maps no .*probe_target"):
+            attach_usdt(prog, str(probe_target), "pybpf", "plain", pid=os.getpid(),
+                        spec_maps=maps)
         with Map.from_fd(coll.maps[IP_MAP].fd, key="q", value="I") as ips:
-            assert len(list(ips.keys())) == 0  # the failed attach left nothing
+            assert len(list(ips.keys())) == 0  # the failed attaches left nothing
             waiting = subprocess.Popen([str(probe_target), "3", "wait"], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE)
             try:

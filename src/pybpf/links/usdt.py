@@ -362,32 +362,18 @@ def _attach_with_specs(program: KernelObject, sites: list[UsdtNote], maps: UsdtS
 def _absolute_address(site: UsdtNote, pid: int, what: str) -> int:
     """The address the program sees for ``site`` (its ``PT_REGS_IP``): the note's address in a
     fixed-address executable; in a shared library or PIE program, where process ``pid`` mapped
-    the site's file offset (/proc/PID/maps)."""
+    the site's file offset (``pybpf.symbols``: /proc/PID/maps)."""
     if elf_file(site.path).elf.type != ET_DYN:
         return site.address
     if pid < 0:
         raise UsageError(f"{what}: {site.path} is position-independent, so without BPF cookies "
                          "the site's address is known only in one process: give pid=")
-    st = os.stat(site.path)
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise UsageError(f"{what}: cannot read the mappings of process {pid}: "
-                         f"{e.strerror}") from None
-    for line in lines:
-        fields = line.split(None, 5)
-        if len(fields) < 5 or int(fields[4]) != st.st_ino:
-            continue
-        major, minor = (int(x, 16) for x in fields[3].split(":"))
-        if (major, minor) != (os.major(st.st_dev), os.minor(st.st_dev)):
-            continue
-        start, end = (int(x, 16) for x in fields[0].split("-"))
-        offset = int(fields[2], 16)
-        if offset <= site.offset < offset + end - start:
-            return start + site.offset - offset
-    raise UsageError(f"{what}: process {pid} has no mapping of {site.path} at file offset "
-                     f"{site.offset:#x}")
+    from ..symbols import ProcessSymbols
+    where = ProcessSymbols(pid).runtime_address(os.path.realpath(site.path), site.offset)
+    if where is None:
+        raise UsageError(f"{what}: process {pid} maps no {site.path} at file offset "
+                         f"{site.offset:#x} (is it running, and does it load that file?)")
+    return where
 
 
 def fetch_arg(arg: UsdtArg, dst: int, ctx: int, stack_off: int = -8) -> list[Instruction]:
