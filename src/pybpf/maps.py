@@ -16,18 +16,20 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 from . import caps as _caps
 from .codec import Codec, CodecSpec, RawCodec, codec_for, pair_packer
 from .errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
 from .object import KernelObject
 from .sys import objects
-from .sys.attrs import MapBatchAttr, MapCreateAttr, MapElemAttr, MapInfoStruct
+from .sys import commands as _cmd
+from .sys.attrs import MapInfoStruct
+from .sys.commands import ELEM_KEY_END, ELEM_SIZE
 from .sys.cpus import possible_cpus
 from .sys.fd import FD
 from .sys import syscall as _syscall
-from .sys.syscall import bound_calls, bpf, bpf_raw, command_name, elem_done
+from .sys.syscall import command_name, elem_done
 from .sys.uapi import ENOTSUPP, OBJ_NAME_LEN, Cmd, MapFlag, MapType, UpdateFlag
 
 # plain ints for the element fast path (an IntEnum member costs ~70 ns to fetch on 3.11)
@@ -141,11 +143,9 @@ class _Scratch:
         self.value = (ctypes.c_char * vsize).from_buffer(self.buf, key_size)
         base = _address(self.buf)
         self.kptr = base if key_size else 0  # what attr.key holds
-        self.attr = MapElemAttr(map_fd=fd, key=self.kptr, value=base + key_size)
+        self.attr = _cmd.map_elem_attr(fd, self.kptr, base + key_size)
         self.addr = ctypes.addressof(self.attr)
-        # DELETE_ELEM's attr ends at key: the kernel wants the rest zero or not passed
-        self.lookup, self.update, self.delete = bound_calls(
-            ((_LOOKUP, self.addr, 32), (_UPDATE, self.addr, 32), (_DELETE, self.addr, 16)))
+        self.lookup, self.update, self.delete = _cmd.map_elem_calls(self.attr)
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,8 @@ class Map(KernelObject):
             flags |= MapFlag.NUMA_NODE
         if value_type_btf_obj_fd:
             flags |= MapFlag.VTYPE_BTF_OBJ_FD
-        attr = MapCreateAttr(
+        what = f"map {name!r}" if name else f"{_type_name(mtype)} map"
+        ret = _cmd.map_create(
             map_type=mtype, key_size=key_size, value_size=value_size, max_entries=max_entries,
             map_flags=flags, inner_map_fd=inner_map.fd if inner_map is not None else 0,
             numa_node=numa_node or 0, map_name=name.encode(), map_ifindex=ifindex,
@@ -277,8 +278,6 @@ class Map(KernelObject):
             btf_value_type_id=btf_value_type_id,
             btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra,
             value_type_btf_obj_fd=value_type_btf_obj_fd)
-        what = f"map {name!r}" if name else f"{_type_name(mtype)} map"
-        ret = bpf_raw(Cmd.MAP_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
         if ret < 0:
             refused = -ret == _errno.EPERM and not _caps.missing()  # a policy, not privileges
             if refused or -ret in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
@@ -394,7 +393,7 @@ class Map(KernelObject):
         call = sc.lookup
         ret = call()
         if ret or _syscall.tracer:
-            ret = elem_done(_LOOKUP, sc.addr, 32, ret)
+            ret = elem_done(_LOOKUP, sc.addr, ELEM_SIZE, ret)
             if ret < 0:
                 raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret, key)
         if self._raw_value:
@@ -428,7 +427,7 @@ class Map(KernelObject):
             return self.peek(key) is not None
         sc = self._scratch()
         self.key_codec.put(sc.buf, 0, key)
-        ret = bpf_raw(Cmd.MAP_LOOKUP_ELEM, sc.addr, 32)
+        ret = _cmd.map_lookup_elem(sc.addr)
         if ret < 0 and ret != -_errno.ENOENT:
             raise self._fail(Cmd.MAP_LOOKUP_ELEM, -ret, key)
         return ret == 0
@@ -458,7 +457,7 @@ class Map(KernelObject):
         call = sc.update
         ret = call()
         if ret or _syscall.tracer:
-            ret = elem_done(_UPDATE, sc.addr, 32, ret)
+            ret = elem_done(_UPDATE, sc.addr, ELEM_SIZE, ret)
             if ret < 0:
                 raise self._fail(Cmd.MAP_UPDATE_ELEM, -ret)
 
@@ -476,7 +475,7 @@ class Map(KernelObject):
         call = sc.delete
         ret = call()
         if ret or _syscall.tracer:
-            ret = elem_done(_DELETE, sc.addr, 16, ret)
+            ret = elem_done(_DELETE, sc.addr, ELEM_KEY_END, ret)
             if ret < 0:
                 raise self._fail(Cmd.MAP_DELETE_ELEM, -ret, key)
 
@@ -486,17 +485,18 @@ class Map(KernelObject):
         """Remove ``key`` and return its value, atomically (hash maps; kernel >= 5.14)."""
         sc = self._scratch()
         self.key_codec.put(sc.buf, 0, key)
-        ret = bpf_raw(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, sc.addr, 32)
+        ret = _cmd.map_lookup_and_delete_elem(sc.addr)
         if ret < 0:
             raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret, key)
         return self._vget(sc.buf, self.key_size)
 
     # queue, stack and bloom filter: no keys ----------------------------------------------------
-    def _keyless(self, sc: _Scratch, cmd: int, flags: int = 0) -> int:
+    def _keyless(self, sc: _Scratch, call: Callable[[int], int], flags: int = 0) -> int:
+        """``call`` (an element command of ``pybpf.sys.commands``) with no key."""
         sc.attr.key = 0
         sc.attr.flags = flags
         try:
-            return bpf_raw(cmd, sc.addr, 32)
+            return call(sc.addr)
         finally:
             sc.attr.key = sc.kptr
             sc.attr.flags = 0
@@ -505,14 +505,14 @@ class Map(KernelObject):
         """Queue/stack push, bloom filter add; ``UpdateFlag.EXIST`` overwrites the oldest when full."""
         sc = self._scratch()
         self._vput(sc.buf, self.key_size, value)
-        ret = self._keyless(sc, Cmd.MAP_UPDATE_ELEM, flags)
+        ret = self._keyless(sc, _cmd.map_update_elem, flags)
         if ret < 0:
             raise self._fail(Cmd.MAP_UPDATE_ELEM, -ret)
 
     def pop(self) -> Any:
         """Queue/stack: remove and return the next value; MapKeyError when empty."""
         sc = self._scratch()
-        ret = self._keyless(sc, Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+        ret = self._keyless(sc, _cmd.map_lookup_and_delete_elem)
         if ret < 0:
             raise self._fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, -ret)
         return self._vget(sc.buf, self.key_size)
@@ -525,7 +525,7 @@ class Map(KernelObject):
         sc = self._scratch()
         if value is not _MISSING:
             self._vput(sc.buf, self.key_size, value)
-        ret = self._keyless(sc, Cmd.MAP_LOOKUP_ELEM)
+        ret = self._keyless(sc, _cmd.map_lookup_elem)
         if ret == -_errno.ENOENT:
             return None
         if ret < 0:
@@ -534,7 +534,7 @@ class Map(KernelObject):
 
     def freeze(self) -> None:
         """Make the map read-only from user space for good (BPF_MAP_FREEZE)."""
-        bpf(Cmd.MAP_FREEZE, MapElemAttr(map_fd=self.fd), self.describe())
+        _cmd.map_freeze(self.fd, self.describe())
 
     # -- iteration -------------------------------------------------------------------------------
     def keys(self) -> Iterator[Any]:
@@ -547,14 +547,15 @@ class Map(KernelObject):
         cur, nxt = bytearray(max(size, 1)), bytearray(max(size, 1))
         cptr = _address(cur)
         nptr = _address(nxt)
-        attr = MapElemAttr(map_fd=self.fd, key=0, value=nptr)
+        attr = _cmd.map_elem_attr(self.fd, 0, nptr)
         addr = ctypes.addressof(attr)
-        ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, addr, 32)
+        next_key = _cmd.map_get_next_key
+        ret = next_key(addr)
         attr.key = cptr
         limit = 2 * self.max_entries + 16  # a walk longer than this means concurrent churn
         while ret == 0:
             cur[:] = nxt
-            ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, addr, 32)
+            ret = next_key(addr)
             yield self.key_codec.get(cur, 0)
             limit -= 1
             if limit == 0:
@@ -568,12 +569,12 @@ class Map(KernelObject):
         """The key after ``key``, or the first key when ``key`` is None (BPF_MAP_GET_NEXT_KEY);
         BPFError (ENOENT) after the last key."""
         nxt = bytearray(max(self.key_size, 1))
-        attr = MapElemAttr(map_fd=self.fd, key=0, value=_address(nxt))
+        attr = _cmd.map_elem_attr(self.fd, 0, _address(nxt))
         if key is not None:
             sc = self._scratch()
             self.key_codec.put(sc.buf, 0, key)
             attr.key = sc.kptr
-        ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, ctypes.addressof(attr), 32)
+        ret = _cmd.map_get_next_key(ctypes.addressof(attr))
         if ret < 0:
             raise self._fail(Cmd.MAP_GET_NEXT_KEY, -ret)
         return self.key_codec.get(nxt, 0)
@@ -623,9 +624,8 @@ class Map(KernelObject):
             raise UsageError(f"{self.describe()}: {n} keys but {nvals} values")
         kbuf = self._pack(self.key_codec, keys, n)
         vbuf = self._pack(self.value_codec, values, n)
-        attr = MapBatchAttr(keys=_address(kbuf), values=_address(vbuf), count=n,
-                            map_fd=self.fd, elem_flags=elem_flags, flags=flags)
-        ret = bpf_raw(Cmd.MAP_UPDATE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
+        ret, attr = _cmd.map_batch(Cmd.MAP_UPDATE_BATCH, keys=_address(kbuf), values=_address(vbuf),
+                                   count=n, map_fd=self.fd, elem_flags=elem_flags, flags=flags)
         # the kernel leaves count untouched when the map type has no batch op
         if ret in (-_errno.EINVAL, -ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
@@ -633,7 +633,7 @@ class Map(KernelObject):
             for i in range(n):
                 sc.buf[:ks] = kbuf[i * ks:(i + 1) * ks]
                 sc.buf[ks:ks + vs] = vbuf[i * vs:(i + 1) * vs]
-                r = self._flagged(elem_flags, bpf_raw, Cmd.MAP_UPDATE_ELEM, sc.addr, 32)
+                r = self._flagged(elem_flags, _cmd.map_update_elem, sc.addr)
                 if r < 0:
                     raise self._fail(Cmd.MAP_UPDATE_ELEM, -r)
             return n
@@ -646,15 +646,15 @@ class Map(KernelObject):
         """Delete many keys in one call (BPF_MAP_DELETE_BATCH); returns how many."""
         n = _count(keys, self.key_size)
         kbuf = self._pack(self.key_codec, keys, n)
-        attr = MapBatchAttr(keys=_address(kbuf), count=n, map_fd=self.fd, flags=flags)
-        ret = bpf_raw(Cmd.MAP_DELETE_BATCH, ctypes.addressof(attr), ctypes.sizeof(attr))
+        ret, attr = _cmd.map_batch(Cmd.MAP_DELETE_BATCH, keys=_address(kbuf), count=n,
+                                   map_fd=self.fd, flags=flags)
         # the kernel leaves count untouched when the map type has no batch op
         if ret in (-_errno.EINVAL, -ENOTSUPP, -_errno.EOPNOTSUPP) \
                 and not self._supports_batch():
             sc, ks = self._scratch(), self.key_size
             for i in range(n):
                 sc.buf[:ks] = kbuf[i * ks:(i + 1) * ks]
-                r = bpf_raw(Cmd.MAP_DELETE_ELEM, sc.addr, 16)  # attr ends at key
+                r = _cmd.map_delete_elem(sc.addr)
                 if r < 0:
                     raise self._fail(Cmd.MAP_DELETE_ELEM, -r)
             return n
@@ -679,11 +679,9 @@ class Map(KernelObject):
         first = True
         while True:
             kb, vb = bytearray(chunk * ksz), bytearray(chunk * vsz)
-            attr = MapBatchAttr(in_batch=0 if first else cin, out_batch=cout,
-                                keys=_address(kb),
-                                values=_address(vb),
-                                count=chunk, map_fd=self.fd)
-            ret = bpf_raw(cmd, ctypes.addressof(attr), ctypes.sizeof(attr))
+            ret, attr = _cmd.map_batch(cmd, in_batch=0 if first else cin, out_batch=cout,
+                                       keys=_address(kb), values=_address(vb), count=chunk,
+                                       map_fd=self.fd)
             if ret < 0 and -ret not in (_errno.ENOENT,):
                 if -ret == _errno.ENOSPC and attr.count == 0:
                     chunk *= 2  # a hash bucket holds more elements than one chunk
@@ -714,7 +712,7 @@ class Map(KernelObject):
             popped = []
             sc, ks, vs = self._scratch(), self.key_size, self.value_codec.size
             while True:
-                ret = self._keyless(sc, Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+                ret = self._keyless(sc, _cmd.map_lookup_and_delete_elem)
                 if ret == -_errno.ENOENT:
                     break
                 if ret < 0:
@@ -756,17 +754,18 @@ class Map(KernelObject):
                 yield kb[i * ksz:(i + 1) * ksz], vb[i * vsz:(i + 1) * vsz]
             return
         cur, nxt, val = bytearray(max(ksz, 1)), bytearray(max(ksz, 1)), bytearray(max(vsz, 1))
-        walk = MapElemAttr(map_fd=self.fd, key=0, value=_address(nxt))
-        look = MapElemAttr(map_fd=self.fd, key=_address(cur), value=_address(val))
+        walk = _cmd.map_elem_attr(self.fd, 0, _address(nxt))
+        look = _cmd.map_elem_attr(self.fd, _address(cur), _address(val))
         waddr, laddr = ctypes.addressof(walk), ctypes.addressof(look)
-        ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, waddr, 32)
+        next_key, lookup = _cmd.map_get_next_key, _cmd.map_lookup_elem
+        ret = next_key(waddr)
         walk.key = _address(cur)
         limit = 2 * self.max_entries + 16  # a walk longer than this means concurrent churn
         while ret == 0:
             cur[:] = nxt
-            r = bpf_raw(Cmd.MAP_LOOKUP_ELEM, laddr, 32)
+            r = lookup(laddr)
             yield bytes(cur[:ksz]), (bytes(val[:vsz]) if r == 0 else -r)
-            ret = bpf_raw(Cmd.MAP_GET_NEXT_KEY, waddr, 32)
+            ret = next_key(waddr)
             limit -= 1
             if limit == 0:
                 raise self._endless_walk()

@@ -13,11 +13,10 @@ from . import caps as _caps
 from .errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
 from .object import KernelObject
 from .sys import objects
-from .sys.attrs import EnableStatsAttr, ProgInfoStruct, ProgLoadAttr, TestRunAttr
+from .sys import commands as _cmd
+from .sys.attrs import ProgInfoStruct, ProgLoadAttr
 from .sys.fd import FD
-from .sys.syscall import bpf, bpf_raw
-from .sys.uapi import (INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, Cmd, ProgType,
-                       StatsType)
+from .sys.uapi import INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, ProgType, StatsType
 
 ProgTypeLike = Union[ProgType, int, str]
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.]*$")
@@ -169,7 +168,7 @@ class Program(KernelObject):
             kern_version = kernel_version_code() if ptype == ProgType.KPROBE else 0
         keep = [ctypes.create_string_buffer(code, len(code)),
                 ctypes.create_string_buffer(license.encode())]
-        attr = ProgLoadAttr(
+        attr: dict[str, Any] = dict(
             prog_type=ptype, insn_cnt=len(code) // INSN_SIZE,
             insns=ctypes.addressof(keep[0]), license=ctypes.addressof(keep[1]),
             kern_version=kern_version, prog_flags=flags,
@@ -185,13 +184,11 @@ class Program(KernelObject):
                                           "core_relo_cnt", "core_relo_rec_size")):
             if data:
                 keep.append(ctypes.create_string_buffer(bytes(data), len(data)))
-                setattr(attr, ptr, ctypes.addressof(keep[-1]))
-                setattr(attr, cnt, len(data) // rec)
-                setattr(attr, rsz, rec)
+                attr[ptr], attr[cnt], attr[rsz] = ctypes.addressof(keep[-1]), len(data) // rec, rec
         if fd_array:
             arr = (ctypes.c_int32 * len(fd_array))(*fd_array)
             keep.append(arr)
-            attr.fd_array, attr.fd_array_cnt = ctypes.addressof(arr), len(fd_array)
+            attr["fd_array"], attr["fd_array_cnt"] = ctypes.addressof(arr), len(fd_array)
         what = f"program {name!r}" if name else f"{ptype.name.lower()} program"
         fd, log = _load_with_log(attr, what, log_level, log_size, log_size_max)
         return cls(FD(fd), name, ptype, log, expected_attach_type)
@@ -295,19 +292,16 @@ class Program(KernelObject):
         if ctx_out_size is None:
             ctx_out_size = len(ctx_in) if ctx_in and self.prog_type not in (
                 ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE) else 0
-        attr = TestRunAttr(prog_fd=self.fd, repeat=repeat, flags=flags, cpu=cpu,
-                           batch_size=batch_size)
+        fields = dict(prog_fd=self.fd, repeat=repeat, flags=flags, cpu=cpu, batch_size=batch_size)
         if data_in:
-            attr.data_in, attr.data_size_in = buf(data_in, len(data_in)), len(data_in)
+            fields.update(data_in=buf(data_in, len(data_in)), data_size_in=len(data_in))
         if data_out_size:
-            attr.data_out, attr.data_size_out = buf(b"", data_out_size), data_out_size
+            fields.update(data_out=buf(b"", data_out_size), data_size_out=data_out_size)
         if ctx_in:
-            attr.ctx_in, attr.ctx_size_in = buf(ctx_in, len(ctx_in)), len(ctx_in)
+            fields.update(ctx_in=buf(ctx_in, len(ctx_in)), ctx_size_in=len(ctx_in))
         if ctx_out_size:
-            attr.ctx_out, attr.ctx_size_out = buf(b"", ctx_out_size), ctx_out_size
-        ret = bpf_raw(Cmd.PROG_TEST_RUN, ctypes.addressof(attr), ctypes.sizeof(attr))
-        if ret < 0:
-            raise BPFError(-ret, "BPF_PROG_TEST_RUN", self.describe())
+            fields.update(ctx_out=buf(b"", ctx_out_size), ctx_size_out=ctx_out_size)
+        _, attr = _cmd.prog_test_run(obj=self.describe(), **fields)
         out = ctypes.string_at(attr.data_out, attr.data_size_out) if attr.data_out else b""
         ctx = ctypes.string_at(attr.ctx_out, attr.ctx_size_out) if attr.ctx_out else b""
         return TestRunResult(attr.retval, attr.duration, out, ctx)
@@ -316,19 +310,21 @@ class Program(KernelObject):
         return f"program {self.name!r}" if self.name else "program (unnamed)"
 
 
-def _load_with_log(attr: ProgLoadAttr, what: str, log_level: int, log_size: int,
+def _load_with_log(fields: dict[str, Any], what: str, log_level: int, log_size: int,
                    log_size_max: int) -> tuple[int, str]:
-    """Load; on failure, again with a log grown (up to ``log_size_max``) until it fits."""
+    """Load the attr ``fields``; on failure, again with a log grown (up to ``log_size_max``)
+    until it fits."""
     size = 0
     log: Optional[ctypes.Array] = None
+    attr: Optional[ProgLoadAttr] = None
     if log_level:
         size = log_size
     while True:
         if size:
             log = ctypes.create_string_buffer(size)
-            attr.log_level = log_level or 1
-            attr.log_size, attr.log_buf = size, ctypes.addressof(log)
-        ret = bpf_raw(Cmd.PROG_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
+            fields.update(log_level=log_level or 1, log_size=size, log_buf=ctypes.addressof(log))
+        ret, attr = _cmd.prog_load(attr, **fields)
+        fields = {}  # the next try changes the log fields of the same attr
         if ret >= 0:
             return ret, log.value.decode(errors="replace") if log is not None else ""
         err = -ret
@@ -376,7 +372,7 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
 def enable_stats() -> FD:
     """Count ``run_cnt``/``run_time_ns`` of every program while the returned fd is open
     (BPF_ENABLE_STATS; the sysctl kernel.bpf_stats_enabled does the same system-wide)."""
-    return FD(bpf(Cmd.ENABLE_STATS, EnableStatsAttr(type=StatsType.RUN_TIME), "run-time stats"))
+    return FD(_cmd.enable_stats(StatsType.RUN_TIME, "run-time stats"))
 
 
 def list_programs() -> Iterator[ProgInfo]:

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 from ..errors import BPFError
 from ..object import KernelObject
-from ..sys import objects
-from ..sys.attrs import BtfInfoStruct, BtfLoadAttr
+from ..sys import commands, objects
+from ..sys.attrs import BtfInfoStruct
 from ..sys.fd import FD
-from ..sys.syscall import bpf_raw
-from ..sys.uapi import BtfKind, Cmd
+from ..sys.uapi import BtfKind
 from .spec import BTF_MAGIC, Spec
 
 _LOG_START = 64 * 1024
@@ -38,20 +37,19 @@ class BTF(KernelObject):
     def load(cls, data: bytes, name: str = "btf", log_level: int = 0) -> "BTF":
         """BPF_BTF_LOAD; on failure the error carries the kernel's BTF log."""
         buf = ctypes.create_string_buffer(data, len(data))
-        attr = BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(data))
         log = None
+        logged: dict[str, int] = {}
         if log_level:
             log = ctypes.create_string_buffer(_LOG_START)
-            attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = \
-                ctypes.addressof(log), _LOG_START, log_level
-        ret = bpf_raw(Cmd.BTF_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
+            logged = dict(btf_log_buf=ctypes.addressof(log), btf_log_size=_LOG_START,
+                          btf_log_level=log_level)
+        ret, attr = commands.btf_load(btf=ctypes.addressof(buf), btf_size=len(data), **logged)
         if ret < 0 and log is None:  # retry with a log, as libbpf does, to explain the failure
             size = _LOG_START
             while True:
                 log = ctypes.create_string_buffer(size)
-                attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = \
-                    ctypes.addressof(log), size, 1
-                ret = bpf_raw(Cmd.BTF_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
+                ret, _ = commands.btf_load(attr, btf_log_buf=ctypes.addressof(log),
+                                           btf_log_size=size, btf_log_level=1)
                 if ret != -_errno.ENOSPC or size >= _LOG_MAX:
                     break
                 size *= 4

@@ -17,11 +17,10 @@ from typing import Callable, Optional, TypeVar, Union
 from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..features import Support
 from ..object import KernelObject
-from ..sys import objects
-from ..sys.attrs import LinkCreateAttr, ProgAttachAttr, ProgInfoStruct, QueryAttr
+from ..sys import commands, objects
+from ..sys.attrs import ProgInfoStruct
 from ..sys.fd import FD
-from ..sys.syscall import bpf, bpf_raw
-from ..sys.uapi import ENOTSUPP, AttachFlag, AttachType, Cmd, ProgType, QueryFlag
+from ..sys.uapi import ENOTSUPP, AttachFlag, AttachType, ProgType, QueryFlag
 from .link import AttachmentInfo, Link
 
 _A = TypeVar("_A", bound="HookAttachment")
@@ -211,12 +210,11 @@ class ProgAttachment(HookAttachment):
 
     def _detach(self) -> None:
         """BPF_PROG_DETACH of this program from this hook."""
-        attr = ProgAttachAttr(attach_bpf_fd=self._prog.fd, attach_type=self.attach_type,
-                              target_fd=self._target.fd if self._target else
-                              self.target_ifindex)
         from .netns import in_netns
         with in_netns(self._netns):
-            bpf(Cmd.PROG_DETACH, attr, self.name)
+            commands.prog_detach(self.name, attach_bpf_fd=self._prog.fd,
+                                 attach_type=self.attach_type, target_fd=self._target.fd
+                                 if self._target else self.target_ifindex)
 
 
 def prog_attach(program: KernelObject, target: Optional[FD], attach_type: AttachType,
@@ -227,13 +225,12 @@ def prog_attach(program: KernelObject, target: Optional[FD], attach_type: Attach
     detach)."""
     check_prog_type(program, attach_type, what)
     try:
-        attr = ProgAttachAttr(target_fd=target.fd if target else target_ifindex,
-                              attach_bpf_fd=program.fd, attach_type=attach_type,
-                              attach_flags=flags)
         if replace is not None:
-            attr.attach_flags |= AttachFlag.REPLACE
-            attr.replace_bpf_fd = replace.fd
-        bpf(Cmd.PROG_ATTACH, attr, f"{program.describe()} on {what}")
+            flags |= AttachFlag.REPLACE
+        commands.prog_attach(f"{program.describe()} on {what}",
+                             target_fd=target.fd if target else target_ifindex,
+                             attach_bpf_fd=program.fd, attach_type=attach_type,
+                             attach_flags=flags, replace_bpf_fd=replace.fd if replace else 0)
         from .netns import current_netns
         return ProgAttachment(FD(os.dup(program.fd)), target, attach_type, what,
                               target_ifindex, None if target is not None else current_netns())
@@ -296,17 +293,17 @@ def prog_query(target: int, attach_type: AttachType, what: str,
     ``effective``: the programs that run for this cgroup, inherited ones included.
     """
     global _query_level
-    attr = QueryAttr(target_fd=target, attach_type=attach_type,
-                     query_flags=QueryFlag.EFFECTIVE if effective else 0)
+    attr = None
     n = 8
     level = _query_level
     while True:
         buf = (ctypes.c_uint32 * (3 * n))()  # program ids, their flags, their link ids
         base = ctypes.addressof(buf)
-        attr.prog_ids, attr.prog_cnt = base, n
-        attr.prog_attach_flags = base + 4 * n if level >= 1 and not effective else 0
-        attr.link_ids = base + 8 * n if level >= 2 and not effective else 0
-        ret = bpf_raw(Cmd.PROG_QUERY, ctypes.addressof(attr), ctypes.sizeof(attr))
+        ret, attr = commands.prog_query(
+            attr, target_fd=target, attach_type=attach_type,
+            query_flags=QueryFlag.EFFECTIVE if effective else 0, prog_ids=base, prog_cnt=n,
+            prog_attach_flags=base + 4 * n if level >= 1 and not effective else 0,
+            link_ids=base + 8 * n if level >= 2 and not effective else 0)
         if ret == -_errno.ENOSPC:  # more programs than room: the kernel set the count
             n = max(attr.prog_cnt, n * 2)
             continue
@@ -324,17 +321,15 @@ def prog_query(target: int, attach_type: AttachType, what: str,
 
 
 def link_create(program: KernelObject, target: int, attach_type: AttachType, what: str,
-                flags: int = 0, fill: Optional[Callable[[LinkCreateAttr], None]] = None,
+                flags: int = 0, data: Optional[dict[str, dict[str, int]]] = None,
                 missing: Optional[Callable[[], Support]] = None) -> Link:
-    """BPF_LINK_CREATE of ``program`` on ``target`` (fd or ifindex); ``fill`` sets the
-    attach type's own fields. When the kernel refuses with EINVAL and ``missing()`` (a
-    ``pybpf.features`` probe) says the hook is absent, UnsupportedFeatureError says so."""
+    """BPF_LINK_CREATE of ``program`` on ``target`` (fd or ifindex); ``data``: the attach
+    type's own fields (``{"tcx": {"relative_fd": 3}}``: ``pybpf.sys.commands.link_create``).
+    When the kernel refuses with EINVAL and ``missing()`` (a ``pybpf.features`` probe) says
+    the hook is absent, UnsupportedFeatureError says so."""
     check_prog_type(program, attach_type, what)
-    attr = LinkCreateAttr(prog_fd=program.fd, target_fd=target, attach_type=attach_type,
-                          flags=flags)
-    if fill is not None:
-        fill(attr)
-    ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+    ret = commands.link_create(prog_fd=program.fd, target_fd=target, attach_type=attach_type,
+                               flags=flags, target=data or {})
     if ret >= 0:
         return Link(FD(ret), what)
     if -ret in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP) and missing is not None:

@@ -10,7 +10,6 @@ LINK_CREATE does not know tracing programs (before 5.13), as libbpf falls back.
 """
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -20,11 +19,9 @@ from ..btf import BTF, Spec
 from ..btf import types as T
 from ..errors import BPFError, BTFError, UnsupportedFeatureError, UsageError
 from ..programs import Program
-from ..sys import objects
-from ..sys.attrs import LinkCreateAttr, RawTracepointAttr
+from ..sys import commands, objects
 from ..sys.fd import FD
-from ..sys.syscall import bpf_raw
-from ..sys.uapi import AttachType, Cmd, ProgFlag, ProgType
+from ..sys.uapi import AttachType, ProgFlag, ProgType
 from .link import Link
 
 
@@ -179,14 +176,11 @@ def attach(program: Program, attach_type: Optional[AttachType] = None, *, cookie
         raise UsageError(f"{program.describe()}: say its attach type (the kernel does not report "
                          "the one it was loaded with)")
     what = f"{program.describe()} ({_kind_name(program, attach_type)})"
-    attr = LinkCreateAttr(prog_fd=program.fd, target_fd=target.fd if target else 0,
-                          attach_type=attach_type)
-    attr.target.tracing.target_btf_id = target_btf_id
-    attr.target.tracing.cookie = cookie
-    ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+    ret = commands.link_create(prog_fd=program.fd, target_fd=target.fd if target else 0,
+                               attach_type=attach_type, target={
+                                   "tracing": {"target_btf_id": target_btf_id, "cookie": cookie}})
     if ret == -_errno.EINVAL and not (cookie or target or target_btf_id):
-        raw = RawTracepointAttr(name=0, prog_fd=program.fd)  # the pre-5.13 way
-        fallback = bpf_raw(Cmd.RAW_TRACEPOINT_OPEN, ctypes.addressof(raw), ctypes.sizeof(raw))
+        fallback = commands.raw_tracepoint_open(name=0, prog_fd=program.fd)  # the pre-5.13 way
         if fallback >= 0:
             return Link(FD(fallback), what)
     if ret < 0:

@@ -15,11 +15,10 @@ from typing import Iterator, Optional, Union
 from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..features import attach_type as _attach_type_support
 from ..object import KernelObject
-from ..sys.attrs import ProgAttachAttr
+from ..sys import commands
 from ..sys.fd import FD
 from ..sys.objects import fs_magic
-from ..sys.syscall import bpf
-from ..sys.uapi import AttachFlag, AttachType, Cmd
+from ..sys.uapi import AttachFlag, AttachType
 from .attach import (CGROUP_ATTACH_TYPES, AttachTypeLike, HookQuery, ProgAttachment,
                      attach_type_of, link_create, prog_attach, prog_query, short_name)
 from .link import Link
@@ -113,9 +112,9 @@ def detach_cgroup(cgroup: CgroupLike, attach_type: AttachTypeLike,
     or ``Link.detach()``, not here."""
     at = cgroup_attach_type(attach_type)
     with opened_cgroup(cgroup) as target:
-        attr = ProgAttachAttr(target_fd=target.fd, attach_type=at,
-                              attach_bpf_fd=program.fd if program is not None else 0)
-        bpf(Cmd.PROG_DETACH, attr, f"cgroup {os.fspath(cgroup)} ({short_name(at)})")
+        commands.prog_detach(f"cgroup {os.fspath(cgroup)} ({short_name(at)})",
+                             target_fd=target.fd, attach_type=at,
+                             attach_bpf_fd=program.fd if program is not None else 0)
 
 
 def query_cgroup(cgroup: CgroupLike, attach_type: AttachTypeLike,

@@ -17,10 +17,10 @@ from typing import Optional, Union
 
 from ..errors import BPFError, UsageError
 from ..object import KernelObject
-from ..sys.attrs import IterCreateAttr, IterLinkInfo, LinkCreateAttr
+from ..sys import commands
+from ..sys.attrs import IterLinkInfo
 from ..sys.fd import FD
-from ..sys.syscall import bpf, bpf_raw
-from ..sys.uapi import AttachType, CgroupIterOrder, Cmd
+from ..sys.uapi import AttachType, CgroupIterOrder
 from .cgroup import opened_cgroup
 from .link import Link
 
@@ -31,7 +31,7 @@ class IterLink(Link):
     def open(self) -> io.BufferedReader:
         """A new iterator (BPF_ITER_CREATE) as a binary file; each read runs the program on
         the next objects until it returns b''."""
-        fd = bpf(Cmd.ITER_CREATE, IterCreateAttr(link_fd=self.fd), self.describe())
+        fd = commands.iter_create(self.fd, self.describe())
         try:
             return io.open(fd, "rb")
         except BaseException:
@@ -63,17 +63,16 @@ def attach_iter(program: KernelObject, *, map: Optional[KernelObject] = None,
         if map is not None or cgroup is not None:
             raise UsageError("attach_iter: a task filter excludes map= and cgroup=")
         info.task.tid, info.task.pid, info.task.pid_fd = tid, pid, pid_fd
-    attr = LinkCreateAttr(prog_fd=program.fd, attach_type=AttachType.TRACE_ITER)
     what = f"{program.describe()} (iterator)"
     with contextlib.ExitStack() as opened:
         if cgroup is not None:  # a path as attach_cgroup takes it (relative: to the cgroup2 mount)
             info.cgroup.cgroup_fd = cgroup if isinstance(cgroup, int) else \
                 opened.enter_context(opened_cgroup(cgroup)).fd
             info.cgroup.order = order
-        if bytes(info) != bytes(ctypes.sizeof(info)):
-            attr.target.iter.iter_info = ctypes.addressof(info)
-            attr.target.iter.iter_info_len = ctypes.sizeof(info)
-        ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+        given = bytes(info) != bytes(ctypes.sizeof(info))
+        ret = commands.link_create(prog_fd=program.fd, attach_type=AttachType.TRACE_ITER, target={
+            "iter": {"iter_info": ctypes.addressof(info) if given else 0,
+                     "iter_info_len": ctypes.sizeof(info) if given else 0}})
         if ret < 0:
             raise BPFError(-ret, "BPF_LINK_CREATE", what, _why(-ret, map is not None))
     return IterLink(FD(ret), what)

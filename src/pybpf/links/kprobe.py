@@ -14,11 +14,10 @@ from typing import Optional, Sequence, Union
 from .. import features
 from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..object import KernelObject
-from ..sys.attrs import LinkCreateAttr
+from ..sys import commands
 from ..sys.fd import FD
 from ..sys.kallsyms import KALLSYMS, read as read_kallsyms
-from ..sys.syscall import bpf_raw
-from ..sys.uapi import AttachType, Cmd, KprobeMultiFlag
+from ..sys.uapi import AttachType, KprobeMultiFlag
 from .link import Link, PerfEventAttachment
 from .probe import LegacyProbeEvent, open_pmu_probe, pmu_type
 from .tracing import attach_perf_event, tracefs
@@ -149,18 +148,16 @@ def attach_kprobe_multi(program: KernelObject, pattern: str = "", *,
     count = len(symbols) or len(addresses)
     if cookies and len(cookies) != count:
         raise UsageError(f"{what}: {len(cookies)} cookies for {count} functions")
-    attr = LinkCreateAttr(prog_fd=program.fd, attach_type=AttachType.TRACE_KPROBE_MULTI)
-    multi = attr.target.kprobe_multi
-    multi.flags = KprobeMultiFlag.RETURN if retprobe else 0
-    multi.cnt = count
     names = [ctypes.create_string_buffer(s.encode()) for s in symbols]
     syms = (ctypes.c_uint64 * count)(*(ctypes.addressof(n) for n in names)) if symbols else None
     addrs = (ctypes.c_uint64 * count)(*addresses) if addresses else None
     cooks = (ctypes.c_uint64 * count)(*cookies) if cookies else None
-    multi.syms = ctypes.addressof(syms) if syms is not None else 0
-    multi.addrs = ctypes.addressof(addrs) if addrs is not None else 0
-    multi.cookies = ctypes.addressof(cooks) if cooks is not None else 0
-    ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+    ret = commands.link_create(
+        prog_fd=program.fd, attach_type=AttachType.TRACE_KPROBE_MULTI, target={"kprobe_multi": {
+            "flags": KprobeMultiFlag.RETURN if retprobe else 0, "cnt": count,
+            "syms": ctypes.addressof(syms) if syms is not None else 0,
+            "addrs": ctypes.addressof(addrs) if addrs is not None else 0,
+            "cookies": ctypes.addressof(cooks) if cooks is not None else 0}})
     if ret < 0:
         err = -ret
         detail = ""

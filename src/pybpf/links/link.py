@@ -17,11 +17,10 @@ from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, U
 
 from ..errors import BPFError
 from ..object import KernelObject
-from ..sys import objects
-from ..sys.attrs import LinkDetachAttr, LinkInfoStruct, LinkUpdateAttr
+from ..sys import commands, objects
+from ..sys.attrs import LinkInfoStruct
 from ..sys.fd import FD
-from ..sys.syscall import bpf
-from ..sys.uapi import AttachType, Cmd, LinkType, PerfEventType
+from ..sys.uapi import AttachType, LinkType, PerfEventType
 
 _TARGET_NAMES = {LinkType.NETNS: "netns_ino", LinkType.XDP: "ifindex", LinkType.TCX: "ifindex",
                  LinkType.NETKIT: "ifindex", LinkType.SOCKMAP: "map_id"}
@@ -175,10 +174,8 @@ class Link(_Attachment):
 
     def update(self, program: KernelObject, old: KernelObject | None = None) -> None:
         """Swap the attached program (BPF_LINK_UPDATE); with ``old``, only if it is attached."""
-        attr = LinkUpdateAttr(link_fd=self.fd, new_prog_fd=program.fd)
-        if old is not None:
-            attr.old_prog_fd, attr.flags = old.fd, 1 << 2  # BPF_F_REPLACE
-        bpf(Cmd.LINK_UPDATE, attr, self.describe())
+        replace = {} if old is None else {"old_prog_fd": old.fd, "flags": 1 << 2}  # BPF_F_REPLACE
+        commands.link_update(self.describe(), link_fd=self.fd, new_prog_fd=program.fd, **replace)
 
     def detach(self) -> None:
         """Detach the program now (BPF_LINK_DETACH), even if the link is pinned; the fd
@@ -188,7 +185,7 @@ class Link(_Attachment):
         if self.closed:
             return
         try:
-            bpf(Cmd.LINK_DETACH, LinkDetachAttr(link_fd=self.fd), self.describe())
+            commands.link_detach(self.fd, self.describe())
             return
         except BPFError as e:
             if e.errno != _errno.EOPNOTSUPP:

@@ -33,9 +33,6 @@ def attach_netfilter(program: KernelObject, pf: int = NfProto.IPV4,
     what = (f"netfilter {NfProto(pf).name.lower()} {NfInetHook(hooknum).name.lower()} "
             f"priority {priority}")
 
-    def fill(attr) -> None:
-        nf = attr.target.netfilter
-        nf.pf, nf.hooknum, nf.priority, nf.flags = pf, hooknum, priority, flags
-
-    return link_create(program, 0, AttachType.NETFILTER, what, fill=fill,
+    nf = {"pf": pf, "hooknum": hooknum, "priority": priority, "flags": flags}
+    return link_create(program, 0, AttachType.NETFILTER, what, data={"netfilter": nf},
                        missing=features.netfilter_link)

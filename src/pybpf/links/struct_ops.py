@@ -15,10 +15,9 @@ from typing import Union
 
 from ..errors import BPFError
 from ..maps import Map
-from ..sys.attrs import MapElemAttr
+from ..sys import commands
 from ..sys.fd import FD
-from ..sys.syscall import bpf
-from ..sys.uapi import AttachType, Cmd, MapFlag
+from ..sys.uapi import AttachType, MapFlag
 from .attach import HookAttachment, link_create
 from .link import AttachmentInfo, Link
 
@@ -62,8 +61,7 @@ def unregister(struct_ops_map: Union[FD, Map], what: str) -> None:
     """Unregister a struct_ops map registered by a map update (BPF_MAP_DELETE_ELEM)."""
     key = ctypes.c_uint32(0)
     try:
-        bpf(Cmd.MAP_DELETE_ELEM, MapElemAttr(map_fd=struct_ops_map.fileno(),
-                                             key=ctypes.addressof(key)), what)
+        commands.map_delete_key(struct_ops_map.fileno(), ctypes.addressof(key), what)
     except BPFError as e:
         if e.errno != _errno.EOPNOTSUPP:
             raise

@@ -56,11 +56,9 @@ def attach_tcx(program: KernelObject, interface: InterfaceLike, direction: str =
         if isinstance(anchor, Link):
             flags |= AttachFlag.LINK
 
-    def fill(attr) -> None:
-        attr.target.tcx.relative_fd = anchor.fd if anchor is not None else 0
-        attr.target.tcx.expected_revision = expected_revision
-
-    return link_create(program, index, at, what, flags, fill,
+    tcx = {"relative_fd": anchor.fd if anchor is not None else 0,
+           "expected_revision": expected_revision}
+    return link_create(program, index, at, what, flags, {"tcx": tcx},
                        missing=lambda: features.attach_type(at))
 
 

@@ -8,11 +8,9 @@ from typing import Callable, Optional, Union
 
 from ..errors import BPFError, UsageError
 from ..object import KernelObject
-from ..sys import perf
-from ..sys.attrs import LinkCreateAttr, RawTracepointAttr
+from ..sys import commands, perf
 from ..sys.fd import FD
-from ..sys.syscall import bpf, bpf_raw
-from ..sys.uapi import ENOTSUPP, AttachType, Cmd, PerfIoc, PerfTypeId
+from ..sys.uapi import ENOTSUPP, AttachType, PerfIoc, PerfTypeId
 from .link import Link, PerfEventAttachment
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -39,10 +37,9 @@ def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0
     """
     try:
         if not force_ioctl:
-            attr = LinkCreateAttr(prog_fd=program.fd, target_fd=pfd.fd,
-                                  attach_type=AttachType.PERF_EVENT)
-            attr.target.perf_event.bpf_cookie = cookie
-            ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+            ret = commands.link_create(prog_fd=program.fd, target_fd=pfd.fd,
+                                       attach_type=AttachType.PERF_EVENT,
+                                       target={"perf_event": {"bpf_cookie": cookie}})
             if ret >= 0:
                 pfd.close()  # the link holds its own reference to the perf event
                 return Link(FD(ret), what, after_close)
@@ -74,6 +71,6 @@ def attach_tracepoint(program: KernelObject, category: str, name: str, cookie: i
 def attach_raw_tracepoint(program: KernelObject, name: str, cookie: int = 0) -> Link:
     """Run ``program`` (raw_tracepoint) on raw tracepoint ``name`` (e.g. ``sys_enter``)."""
     buf = ctypes.create_string_buffer(name.encode())
-    attr = RawTracepointAttr(name=ctypes.addressof(buf), prog_fd=program.fd, cookie=cookie)
-    return Link(FD(bpf(Cmd.RAW_TRACEPOINT_OPEN, attr, f"{program.describe()} on raw "
-                                                      f"tracepoint {name}")), name)
+    return Link(FD(commands.raw_tracepoint_open(
+        f"{program.describe()} on raw tracepoint {name}", name=ctypes.addressof(buf),
+        prog_fd=program.fd, cookie=cookie)), name)

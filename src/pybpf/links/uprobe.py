@@ -22,10 +22,9 @@ from .. import features
 from ..elf.reader import SHN_UNDEF, STT_FUNC, ElfFile
 from ..errors import BPFError, ObjectError, UnsupportedFeatureError, UsageError
 from ..object import KernelObject
-from ..sys.attrs import LinkCreateAttr
+from ..sys import commands
 from ..sys.fd import FD
-from ..sys.syscall import bpf_raw
-from ..sys.uapi import AttachType, Cmd, UprobeMultiFlag
+from ..sys.uapi import AttachType, UprobeMultiFlag
 from .link import Link, PerfEventAttachment
 from .probe import LegacyProbeEvent, open_pmu_probe, pmu_type
 from .tracing import attach_perf_event
@@ -240,13 +239,12 @@ def attach_uprobe_multi(program: KernelObject, binary: str, pattern: str = "", *
     path_buf = ctypes.create_string_buffer(path.encode())
     arrays = [(ctypes.c_uint64 * count)(*seq) if seq else None
               for seq in (offsets, ref_ctr_offsets, cookies)]
-    attr = LinkCreateAttr(prog_fd=program.fd, attach_type=AttachType.TRACE_UPROBE_MULTI)
-    multi = attr.target.uprobe_multi
-    multi.path, multi.cnt, multi.pid = ctypes.addressof(path_buf), count, pid
-    multi.flags = UprobeMultiFlag.RETURN if retprobe else 0
-    multi.offsets, multi.ref_ctr_offsets, multi.cookies = (
-        ctypes.addressof(a) if a is not None else 0 for a in arrays)
-    ret = bpf_raw(Cmd.LINK_CREATE, ctypes.addressof(attr), ctypes.sizeof(attr))
+    offs, refs, cooks = (ctypes.addressof(a) if a is not None else 0 for a in arrays)
+    ret = commands.link_create(
+        prog_fd=program.fd, attach_type=AttachType.TRACE_UPROBE_MULTI, target={"uprobe_multi": {
+            "path": ctypes.addressof(path_buf), "cnt": count, "pid": pid,
+            "flags": UprobeMultiFlag.RETURN if retprobe else 0,
+            "offsets": offs, "ref_ctr_offsets": refs, "cookies": cooks}})
     if ret < 0:
         detail = ""
         if -ret == _errno.EINVAL:
