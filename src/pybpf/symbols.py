@@ -324,6 +324,16 @@ class ProcessSymbols:
                 if module_offset is None else module_offset, mapping.path
         return None, addr, None
 
+    def runtime_address(self, path: str, file_offset: int) -> Optional[int]:
+        """Where the process mapped byte ``file_offset`` of executable file ``path`` (a path
+        or a file name), None when it does not map it."""
+        for mapping in self.mappings:
+            if path in (mapping.path, os.path.basename(mapping.path)) and \
+                    mapping.file_offset <= file_offset < mapping.file_offset + \
+                    mapping.end - mapping.start:
+                return mapping.start + file_offset - mapping.file_offset
+        return None
+
     def address(self, module: str, name: str) -> Optional[int]:
         """The run-time address of function ``name`` in mapped ``module`` (a path or a file
         name), None when the module is not mapped or lacks the function."""
@@ -336,10 +346,8 @@ class ProcessSymbols:
                 return None
             for seg_vaddr, memsz, offset in syms.segments:
                 if seg_vaddr <= vaddr < seg_vaddr + memsz:
-                    file_offset = vaddr - seg_vaddr + offset
-                    if mapping.file_offset <= file_offset < mapping.file_offset + \
-                            mapping.end - mapping.start:
-                        return mapping.start + file_offset - mapping.file_offset
+                    return self.runtime_address(mapping.path, vaddr - seg_vaddr + offset)
+            return None
         return None
 
 

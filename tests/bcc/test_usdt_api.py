@@ -1,0 +1,193 @@
+"""bcc.usdt on real binaries with SDT notes (the links tests' probe_target and a program
+built here firing one probe at two sites): enumeration as BCC reports it, argument C types,
+and the generated _bpf_readarg_* functions compiled with clang, loaded and run at the sites
+(semaphores set by the kernel while attached)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import types
+
+import pytest
+
+import pybpf
+from pybpf import features
+from pybpf.elf import ObjectSpec
+from pybpf.links.uprobe import attach_uprobe
+from pybpf.sys.uapi import ProgType
+from pybpf.bcc.usdt import USDT, USDTException
+from tests.links.conftest import probe_target  # noqa: F401 (fixture)
+
+TWICE_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/sdt.h>
+int main(int argc, char **argv)
+{
+	char c;
+	long v = atol(argv[1]);
+
+	if (read(0, &c, 1) != 1)
+		return 2;
+	STAP_PROBE1(pybpf, twice, v);
+	printf("%ld\n", v);
+	v = v * 7 + argc;
+	STAP_PROBE1(pybpf, twice, v);
+	printf("%ld\n", v);
+	return 0;
+}
+"""
+
+READER = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+%(text)s
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, s64);
+	__type(value, s64);
+} seen SEC(".maps");
+
+SEC("uprobe")
+int %(fn)s(struct pt_regs *ctx)
+{
+	%(decls)s
+	s64 key, one = 1;
+
+	%(reads)s
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _program(u: USDT, probe: str, fn: str) -> ObjectSpec:
+    """A libbpf-style program calling the generated readers: seen[arg_i * 1000 + i] = 1 for
+    each argument (the BCC front end turns bpf_usdt_readarg into these calls)."""
+    text = u.get_text()
+    header = "#include <uapi/linux/ptrace.h>\n"
+    assert text.startswith(header)  # BCC's; the front end maps it to vmlinux.h
+    count = next(p for p in u.enumerate_probes() if p.short_name() == probe).num_arguments
+    decls = " ".join(f"{u.get_probe_arg_ctype(probe, i)} a{i} = 0;" for i in range(count))
+    reads = "\n\t".join(
+        f"if (_bpf_readarg_{fn}_{i + 1}(ctx, &a{i}, sizeof(a{i})) == 0) "
+        f"{{ key = (s64)a{i} * 1000 + {i}; bpf_map_update_elem(&seen, &key, &one, 0); }}"
+        for i in range(count))
+    source = READER % {"text": text[len(header):], "fn": fn, "decls": decls, "reads": reads}
+    return ObjectSpec.from_file(pybpf.compile(source))
+
+
+@pytest.fixture(scope="module")
+def twice(tmp_path_factory):
+    cc = shutil.which("gcc") or pytest.fail("gcc is missing: .ci/install installs it")
+    d = tmp_path_factory.mktemp("usdt_twice")
+    (d / "twice.c").write_text(TWICE_C)
+    subprocess.run([cc, "-O2", "-o", str(d / "twice"), str(d / "twice.c")], check=True)
+    return d / "twice"
+
+
+def test_enumerate_probes(probe_target):  # noqa: F811
+    u = USDT(path=str(probe_target))
+    probes = {p.short_name(): p for p in u.enumerate_probes()}
+    assert {"pybpf:hit", "pybpf:plain"} <= set(probes)
+    hit = probes["pybpf:hit"]
+    assert hit.provider == b"pybpf" and hit.name == b"hit"
+    assert hit.bin_path == str(probe_target).encode()
+    assert hit.num_arguments == 3 and hit.num_locations == 1 and hit.semaphore
+    assert str(hit) == f"pybpf:hit [sema 0x{hit.semaphore:x}]"
+    assert probes["pybpf:plain"].semaphore == 0
+    loc = hit.get_location(0)
+    assert str(loc) == f"{probe_target} 0x{loc.address:x}"
+    assert str(loc.get_argument(2)) == "4 signed   bytes @ -7"
+    assert str(loc.get_argument(1)).startswith("8 signed   bytes @ ")
+    with pytest.raises(USDTException, match="location 1"):
+        hit.get_location(1)
+
+
+def test_arg_ctypes(probe_target):  # noqa: F811
+    u = USDT(path=str(probe_target))
+    assert [u.get_probe_arg_ctype("pybpf:hit", i) for i in range(3)] == \
+        ["int32_t", "int64_t", "int32_t"]
+    assert u.get_probe_arg_ctype(b"hit", 1) == "int64_t"  # the name alone
+    with pytest.raises(USDTException, match="3 arguments, not 4"):
+        u.get_probe_arg_ctype("pybpf:hit", 3)
+
+
+def test_unknown_probe_and_no_target(probe_target, capsys):  # noqa: F811
+    u = USDT(path=str(probe_target))
+    with pytest.raises(USDTException, match=r"(?s)Failed to enable USDT probe 'pybpf:nope'.*"
+                                            r"probes found: .*pybpf:hit"):
+        u.enable_probe("pybpf:nope", "fn")
+    with pytest.raises(SystemExit) as ei:
+        u.enable_probe_or_bail("nope", "fn")
+    assert ei.value.code == 1 and "Failed to enable USDT probe 'nope'" in capsys.readouterr().err
+    with pytest.raises(USDTException, match="either a pid or a binary path"):
+        USDT()
+    assert u.get_text() == ""
+
+
+def test_probes_of_a_process(probe_target):  # noqa: F811
+    proc = subprocess.Popen([str(probe_target), "1", "wait"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        names = {(p.bin_path, p.short_name()) for p in USDT(pid=proc.pid).enumerate_probes()}
+        assert (str(probe_target).encode(), "pybpf:hit") in names
+        only = USDT(pid=proc.pid, path=str(probe_target))
+        assert {p.bin_path for p in only.enumerate_probes()} == {str(probe_target).encode()}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_generated_readers_run_at_the_site(probe_target):  # noqa: F811
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    u = USDT(path=str(probe_target))
+    u.enable_probe("pybpf:hit", "on_hit")
+    text = u.get_text()
+    assert "static __always_inline int _bpf_readarg_on_hit_3(struct pt_regs *ctx, void *dest," \
+        " size_t len) {\n  if (len != sizeof(int32_t)) return -1;\n  *((int32_t *)dest) = -7;" \
+        "\n  return 0;\n}\n" in text
+    spec = _program(u, "pybpf:hit", "on_hit")
+    with spec.load() as coll:
+        bpf = types.SimpleNamespace(KPROBE=ProgType.KPROBE, load_func=lambda name, t: types.
+                                    SimpleNamespace(program=coll.programs[name]))
+        attachments = u.attach(bpf)
+        try:
+            out = subprocess.run([str(probe_target), "3"], capture_output=True, text=True,
+                                 check=True).stdout
+        finally:
+            for a in attachments:
+                a.close()
+        seen = {k for k, _ in coll.maps["seen"].items()}
+    assert out.strip() == "3"  # the semaphore was set while attached
+    keys = {int.from_bytes(k, "little", signed=True) for k in seen}
+    # i = 0, 1, 2 (arg 0), -7 (arg 2), and the running sums (arg 1) 1, 4, 9
+    assert {0, 1000, 2000} <= keys and -7000 + 2 in keys
+    assert {1001, 4001, 9001} <= keys
+
+
+def test_one_probe_two_sites(twice):
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    u = USDT(path=str(twice))
+    probe = next(p for p in u.enumerate_probes() if p.short_name() == "pybpf:twice")
+    assert probe.num_locations == 2
+    u.enable_probe("pybpf:twice", "on_twice")
+    assert "switch (ctx->ip % 0x1000ULL) {" in u.get_text()
+    spec = _program(u, "pybpf:twice", "on_twice")
+    with spec.load() as coll:
+        prog = coll.programs["on_twice"]
+        links = [attach_uprobe(prog, s.path, offset=s.offset, pid=s.pid) for s in u.sites()]
+        try:
+            out = subprocess.run([str(twice), "5"], input=b"x", capture_output=True,
+                                 check=True).stdout.split()
+        finally:
+            for link in links:
+                link.close()
+        keys = {int.from_bytes(k, "little", signed=True) for k, _ in coll.maps["seen"].items()}
+    assert [int(v) for v in out] == [5, 37]
+    assert keys == {5000, 37000}
