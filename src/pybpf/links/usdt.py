@@ -18,18 +18,18 @@ import re
 import struct
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
+from .. import features
 from ..asm import (DW, FP, R0, R1, R2, R3, Instruction, add64_imm, arsh64_imm, call, ld_imm64,
                    ldx, lsh64_imm, mov64_imm, mov64_reg, rsh64_imm, st)
 from ..elf.reader import ET_DYN
 from ..errors import BPFError, UsageError
+from ..maps import Map
 from ..object import KernelObject
-from .link import Link, LinkGroup, PerfEventAttachment
+from ..sys.uapi import Helper, ProgType, UpdateFlag
+from .link import Attachment, LinkGroup
 from .uprobe import attach_uprobe, elf_file, resolve_binary
-
-if TYPE_CHECKING:
-    from ..maps import Map
 
 NT_STAPSDT = 3
 
@@ -228,8 +228,8 @@ class UsdtSpecMaps:
     was loaded with a ``kconfig`` override of that value).
     """
 
-    specs: "Map"
-    ip_to_spec_id: Optional["Map"] = None
+    specs: Map
+    ip_to_spec_id: Optional[Map] = None
     by_cookie: Optional[bool] = None
 
     @classmethod
@@ -242,10 +242,9 @@ class UsdtSpecMaps:
         return cls(maps[SPECS_MAP], maps.get(IP_MAP))
 
     def cookies(self) -> bool:
+        """Does the program find its spec id in the BPF cookie?"""
         if self.by_cookie is not None:
             return self.by_cookie
-        from .. import features
-        from ..sys.uapi import Helper, ProgType
         return bool(features.helper(ProgType.KPROBE, Helper.get_attach_cookie))
 
 
@@ -253,7 +252,7 @@ class UsdtLinks(LinkGroup):
     """The uprobes of a USDT probe attached with libbpf's spec maps: closing them also frees
     their spec ids and removes their address entries."""
 
-    def __init__(self, links: Sequence[Link | PerfEventAttachment], name: str,
+    def __init__(self, links: Sequence[Attachment], name: str,
                  release: Callable[[], None]) -> None:
         super().__init__(links, name)
         self._release: Optional[Callable[[], None]] = release
@@ -292,8 +291,6 @@ def _attach_with_specs(program: KernelObject, sites: list[UsdtNote], maps: UsdtS
     """As libbpf's ``usdt_manager_attach_usdt``: one spec id per distinct argument spec
     string of the probe, written before the uprobes exist; the spec id is each uprobe's BPF
     cookie, or the value of the site's absolute address in ``ip_to_spec_id``."""
-    from ..maps import Map
-    from ..sys.uapi import UpdateFlag
     by_cookie = maps.cookies()
     if not by_cookie and maps.ip_to_spec_id is None:
         raise UsageError(f"{what}: {program.describe()} finds its spec id by address (no BPF "
@@ -326,7 +323,7 @@ def _attach_with_specs(program: KernelObject, sites: list[UsdtNote], maps: UsdtS
                 _SPEC_IDS.pop(map_id, None)
         specs.close()
 
-    links: list[Link | PerfEventAttachment] = []
+    links: list[Attachment] = []
     try:
         by_args: dict[str, int] = {}
         for site in sites:
