@@ -19,12 +19,13 @@ sys.stdin.read()
 def test_a_map_left_open_is_reported_and_a_closed_one_is_not():
     before = leaks.Stock.take()
     m = Map.create("hash", 4, 4, 1, name="t_leakcheck")
+    map_id = m.id
     try:
         report = leaks.check(before, settle=0.5)
-        assert f"map id {m.id}: hash map 't_leakcheck'" in report
+        assert f"map id {map_id}: hash map 't_leakcheck'" in report
     finally:
         m.close()
-    assert f"map id {m.id}" not in leaks.check(before, settle=5.0)
+    assert f"map id {map_id}" not in leaks.check(before, settle=5.0)
 
 
 def test_objects_held_by_another_process_are_theirs():
