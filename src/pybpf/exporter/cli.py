@@ -139,16 +139,15 @@ def _start_events(exporter, endpoint: Optional[str]) -> None:  # type: ignore[no
 
 
 def _encoder(exporter):  # type: ignore[no-untyped-def]
-    """``accept header -> (body, content type)``: prometheus-client's text format, or
-    OpenMetrics when the scraper asks for it."""
-    from prometheus_client import CollectorRegistry
+    """``accept header -> (body, content type)``: the Prometheus text format, or OpenMetrics
+    when the scraper asks for it (prometheus-client's choice and encoders; map families
+    written by the exporter's renderer, byte for byte the same)."""
     from prometheus_client.exposition import choose_encoder
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(exporter)
 
     def encode(accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
-        return encoder(registry), content_type
+        return (exporter.render(encoder, content_type.startswith("application/openmetrics")),
+                content_type)
     return encode
 
 

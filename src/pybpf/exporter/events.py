@@ -180,7 +180,7 @@ class EventLoop:
     def collect(self) -> Iterator[Any]:
         """The perf_event_array counters, their lost records, and span record counts."""
         from prometheus_client.core import CounterMetricFamily
-        from .exporter import NAMESPACE
+        from .exposition import NAMESPACE
         lost = CounterMetricFamily(f"{NAMESPACE}_perf_event_array_lost_events",
                                    "Records the kernel dropped from a perf_event_array counter's "
                                    "buffer", labels=["config", "counter"])

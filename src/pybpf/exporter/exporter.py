@@ -22,17 +22,18 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 from ..errors import BPFError, PyBPFError, VerifierError
 from ..maps import Map, MapType
 from .config import Config, ConfigError, Counter, Histogram, Label
 from .decoders import Decoders, DecodeError
+from .exposition import NAMESPACE, Renderer, Scraped
 from .histogram import parse_bucket, transform
 
-NAMESPACE = "ebpf_exporter"
 PERCPU = (MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH)
 BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+_MISSING: Any = object()
 
 
 def log(message: str) -> None:
@@ -92,6 +93,7 @@ class Exporter:
         self.stats_fd: Any = None
         self.lock = threading.Lock()   # one scrape at a time: the decoders' caches are shared
         self.events: Any = None        # events.EventLoop for spans and perf_event_array counters
+        self.renderer = Renderer()
         self._enable_stats = enable_stats
 
     # -- start-up ----------------------------------------------------------------------------
@@ -247,15 +249,21 @@ class Exporter:
                 if keys[i * ksz:(i + 1) * ksz] != b"\0\0\0\0":
                     raise DecodeError(f"a metric without labels reads key 0 (u32) only, the "
                                       f"map has key {keys[i * ksz:(i + 1) * ksz].hex()}")
-                out[()] = out.get((), 0.0) + sum(vals[i * ncpu:(i + 1) * ncpu])
+                out[()] = out.get((), 0) + sum(vals[i * ncpu:(i + 1) * ncpu])
             return out
         split_cpu = percpu and labels[-1].name == "cpu"
         if not split_cpu:
-            for i in range(n):
-                values = decode(name, keys[i * ksz:(i + 1) * ksz], labels)
+            cache = self.decoders.cache.setdefault(name, {})
+            flat = vals.tolist()
+            if ncpu > 1:
+                flat = [sum(flat[i:i + ncpu]) for i in range(0, n * ncpu, ncpu)]
+            get = out.get
+            for raw, v in zip([keys[i:i + ksz] for i in range(0, n * ksz, ksz)], flat):
+                values = cache.get(raw, _MISSING)
+                if values is _MISSING:
+                    values = decode(name, raw, labels)
                 if values is not None:
-                    v = vals[i] if ncpu == 1 else sum(vals[i * ncpu:(i + 1) * ncpu])
-                    out[values] = out.get(values, 0.0) + v
+                    out[values] = get(values, 0) + v
             return out
         strip = 4 if len(labels) == 1 else 0   # a lone cpu label: the u32 key 0 is dropped
         for i in range(n):
@@ -263,75 +271,67 @@ class Exporter:
             for cpu in range(ncpu):
                 values = decode(name, raw + cpu.to_bytes(2, sys.byteorder), labels)
                 if values is not None:
-                    out[values] = out.get(values, 0.0) + vals[i * ncpu + cpu]
+                    out[values] = out.get(values, 0) + vals[i * ncpu + cpu]
         return out
 
     # -- prometheus-client collector ---------------------------------------------------------
     def describe(self) -> list:
         return []   # families are known only once maps are read: no collect at registration
 
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                            HistogramMetricFamily)
-        with self.lock:
-            t0 = time.perf_counter()
-            entries = GaugeMetricFamily(f"{NAMESPACE}_map_entries",
-                                        "Elements in each metric's map at the last scrape",
-                                        labels=["config", "map"])
-            seconds = GaugeMetricFamily(f"{NAMESPACE}_map_read_seconds",
-                                        "Time of the last batch read of each map (kernel)",
-                                        labels=["config", "map"])
-            for loaded in self.loaded:
-                cfg = loaded.config
-                for metric in [*cfg.counters, *cfg.histograms]:
-                    if isinstance(metric, Counter) and metric.perf_event_array:
-                        continue
-                    read = self.read_map(loaded, metric.name)
-                    seconds.add_metric([cfg.name, metric.name], read.seconds)
-                    if read.error is not None:
-                        continue
-                    entries.add_metric([cfg.name, metric.name], read.count)
-                    try:
-                        rows = self.rows(loaded, metric.name, metric.labels, read)
-                        if isinstance(metric, Histogram):
-                            family = self._histogram(metric, rows, HistogramMetricFamily)
-                        else:
-                            family = CounterMetricFamily(f"{NAMESPACE}_{metric.name}",
-                                                         metric.help,
-                                                         labels=[lb.name for lb in metric.labels])
-                            for values, v in rows.items():
-                                family.add_metric(values, v)
-                    except (DecodeError, ValueError) as e:
-                        loaded.decoder_errors += 1
-                        log(f"config {cfg.name!r}: map {metric.name!r}: decoding failed: {e}")
-                        continue
-                    yield family
-            if self.events is not None:
-                yield from self.events.collect()
-            yield from self._health()
-            yield entries
-            yield seconds
-            yield GaugeMetricFamily(f"{NAMESPACE}_scrape_duration_seconds",
-                                    "Time this scrape spent reading and decoding maps",
-                                    value=time.perf_counter() - t0)
+    def scrape(self) -> tuple[list[Scraped], list[Any]]:
+        """Read and decode every metric's map once: the results, and the health families
+        (prometheus-client objects) that describe this scrape. Hold ``lock``."""
+        from prometheus_client.core import GaugeMetricFamily
+        t0 = time.perf_counter()
+        entries = GaugeMetricFamily(f"{NAMESPACE}_map_entries",
+                                    "Elements in each metric's map at the last scrape",
+                                    labels=["config", "map"])
+        seconds = GaugeMetricFamily(f"{NAMESPACE}_map_read_seconds",
+                                    "Time of the last batch read of each map (kernel)",
+                                    labels=["config", "map"])
+        results: list[Scraped] = []
+        for loaded in self.loaded:
+            cfg = loaded.config
+            for metric in [*cfg.counters, *cfg.histograms]:
+                if isinstance(metric, Counter) and metric.perf_event_array:
+                    continue
+                read = self.read_map(loaded, metric.name)
+                seconds.add_metric([cfg.name, metric.name], read.seconds)
+                if read.error is not None:
+                    continue
+                entries.add_metric([cfg.name, metric.name], read.count)
+                try:
+                    rows = self.rows(loaded, metric.name, metric.labels, read)
+                    if isinstance(metric, Histogram):
+                        results.append(Scraped(metric, histograms=_histograms(metric, rows)))
+                    else:
+                        results.append(Scraped(metric, counters=rows))
+                except (DecodeError, ValueError) as e:
+                    loaded.decoder_errors += 1
+                    log(f"config {cfg.name!r}: map {metric.name!r}: decoding failed: {e}")
+        health = list(self.events.collect()) if self.events is not None else []
+        health += [*self._health(), entries, seconds,
+                   GaugeMetricFamily(f"{NAMESPACE}_scrape_duration_seconds",
+                                     "Time this scrape spent reading and decoding maps",
+                                     value=time.perf_counter() - t0)]
+        return results, health
 
-    def _histogram(self, h: Histogram, rows: dict[tuple[str, ...], float], family: Any) -> Any:
-        """Rows keyed (labels..., bucket) grouped into one histogram per label set."""
-        from prometheus_client.utils import floatToGoString
-        groups: dict[tuple[str, ...], dict[float, float]] = {}
-        for values, v in rows.items():
-            try:
-                bucket = parse_bucket(values[-1])
-            except ValueError:
-                raise DecodeError(f"bucket label {values[-1]!r} of histogram {h.name!r} is not "
-                                  "an unsigned integer") from None
-            groups.setdefault(values[:-1], {})[float(bucket)] = v
-        out = family(f"{NAMESPACE}_{h.name}", h.help, labels=[lb.name for lb in h.labels[:-1]])
-        for values, counts in groups.items():
-            buckets, count, total = transform(h, counts)
-            out.add_metric(list(values), [(floatToGoString(le), c) for le, c in buckets] +
-                           [("+Inf", count)], total)
-        return out
+    def collect(self) -> Iterator[Any]:
+        """prometheus-client's Collector protocol: every family of one scrape."""
+        with self.lock:
+            results, health = self.scrape()
+        for r in results:
+            yield r.family()
+        yield from health
+
+    def render(self, encoder: Callable[[Any], bytes], openmetrics: bool) -> bytes:
+        """One scrape in the format ``encoder`` (prometheus-client's, from ``choose_encoder``)
+        writes: the map families by :class:`~.exposition.Renderer` (the same bytes,
+        label strings kept between scrapes), the health families by ``encoder`` itself."""
+        with self.lock:
+            results, health = self.scrape()
+            body = self.renderer.render(results, openmetrics)
+        return body + encoder(_Families(health))
 
     def _health(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -445,6 +445,32 @@ class Exporter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _histograms(h: Histogram, rows: dict[tuple[str, ...], float]
+                ) -> dict[tuple[str, ...], tuple[list[tuple[float, float]], float, float]]:
+    """Rows keyed (labels..., bucket) as one histogram per label set: cumulative buckets,
+    count, sum."""
+    groups: dict[tuple[str, ...], dict[float, float]] = {}
+    for values, v in rows.items():
+        try:
+            bucket = parse_bucket(values[-1])
+        except ValueError:
+            raise DecodeError(f"bucket label {values[-1]!r} of histogram {h.name!r} is not "
+                              "an unsigned integer") from None
+        counts = groups.setdefault(values[:-1], {})
+        counts[float(bucket)] = counts.get(float(bucket), 0.0) + v
+    return {values: transform(h, counts) for values, counts in groups.items()}
+
+
+class _Families:
+    """Families already collected, as a collector (for prometheus-client's encoders)."""
+
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self) -> list:
+        return self.families
 
 
 def _key_size(labels: list[Label], percpu: bool) -> set[int]:
