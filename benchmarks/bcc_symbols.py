@@ -59,7 +59,8 @@ print(json.dumps(out))
 """
 
 SIDES = {
-    "pybpf": (sys.executable, "from pybpf.bcc import BPF\nfrom pybpf.bcc.hist import print_log2_hist",
+    "pybpf": (sys.executable,
+              "from pybpf.bcc import BPF\nfrom pybpf.bcc.hist import print_log2_hist",
               "print_log2_hist(table, 'usecs')"),
     "BCC": (BCC_PYTHON, "from bcc import BPF\nfrom bcc.table import TableBase",
             "TableBase.print_log2_hist(table, 'usecs')"),

@@ -61,3 +61,18 @@ def test_strcmp_rewrite():
     assert 'char needle[] = "bash";' in fns
     assert "bpf_probe_read_kernel(&haystack" in fns.split("streq_4")[0]
     assert "bpf_probe_read_user(&haystack" in fns.split("streq_4")[1]
+
+
+def test_detect_language():
+    assert utils.detect_language(["python", "c"], os.getpid()) == "python"
+    assert utils.detect_language(["java"], os.getpid()) is None
+    cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        cat.stdin.write(b"x\n")
+        cat.stdin.flush()
+        cat.stdout.readline()  # cat runs: libc is mapped
+        assert utils.detect_language(["c", "python"], cat.pid) == "c"
+    finally:
+        cat.kill()
+        cat.wait()
+    assert utils.detect_language(["c"], 1 << 22) is None  # no such process

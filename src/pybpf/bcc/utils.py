@@ -23,6 +23,29 @@ def get_possible_cpus() -> list[int]:
     return list(possible_cpus())
 
 
+LANGUAGES = ("java", "node", "perl", "php", "python", "ruby")
+
+
+def detect_language(candidates: Any, pid: int) -> Optional[str]:
+    """The runtime of process ``pid`` if it is one of ``candidates``: a language name in its
+    executable's path, else a ``/lib<language>`` library it maps, else ``c`` when it maps
+    libc (as BCC guesses it); None otherwise."""
+    found: Optional[str] = None
+    try:
+        exe = os.path.realpath(f"/proc/{pid}/exe")
+        found = next((lang for lang in LANGUAGES if lang in exe), None)
+        if found is None:
+            with open(f"/proc/{pid}/maps") as f:
+                paths = [line.split(None, 5)[5].strip() for line in f
+                         if len(line.split(None, 5)) == 6]
+            found = next((lang for lang in LANGUAGES for p in paths if f"/lib{lang}" in p), None)
+            if found is None and any(re.search(r"libc[-.]", p) for p in paths):
+                found = "c"
+    except OSError:
+        return None
+    return found if found in candidates else None
+
+
 def printb(s: bytes, file: IO[Any] = sys.stdout, nl: int = 1) -> None:
     """Write bytes ``s`` (and a newline unless ``nl`` is 0) to ``file`` and flush."""
     out = file.buffer if hasattr(file, "buffer") else file
