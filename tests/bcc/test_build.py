@@ -151,6 +151,11 @@ SIZES = {  # name: (MapType, key size, value size, max entries)
 }
 
 
+def num(value, fmt: str = "<Q") -> int:
+    """A map value as an int, whether the map returns raw bytes or BTF-decoded values."""
+    return struct.unpack(fmt, value)[0] if isinstance(value, (bytes, bytearray)) else value
+
+
 def _event_type(spec: ObjectSpec, table: str) -> T.Type:
     """The record type the program submits to ``table``, read back from BTF."""
     ds = spec.btf.find(EVENT_SECTION, T.Datasec)
@@ -191,20 +196,19 @@ def test_xdp_methods_run(xdp_object):
         res = coll.programs["xdp_counter"].test_run(packet, repeat=1)
         assert res.retval == 2                                   # XDP_PASS
         key = struct.pack("<II", 0x0800, 64)
-        assert struct.unpack("<Q", m["by_key"].lookup(key))[0] == 11   # increment + 10
-        assert struct.unpack("<Q", m["arr"].lookup(struct.pack("<I", 0)))[0] == 64
-        assert struct.unpack("<Q", m["arr"].lookup(struct.pack("<I", 1)))[0] == 100
-        assert struct.unpack("<I", m["lru"].lookup(struct.pack("<I", 1)))[0] == 42
-        assert struct.unpack("<Q", m["hist"].lookup(struct.pack("<I", 7)))[0] == 1  # log2(64)+1
-        assert struct.unpack("<Q", m["hist_by_key"].lookup(key))[0] == 3
-        gen = {struct.unpack("<I", k)[0]: struct.unpack("<I", v)[0]
-               for k, v in m["generic"].items()}
+        assert num(m["by_key"].lookup(key)) == 11   # increment + 10
+        assert num(m["arr"].lookup(struct.pack("<I", 0)), "<Q") == 64
+        assert num(m["arr"].lookup(struct.pack("<I", 1)), "<Q") == 100
+        assert num(m["lru"].lookup(struct.pack("<I", 1)), "<I") == 42
+        assert num(m["hist"].lookup(struct.pack("<I", 7)), "<Q") == 1  # log2(64)+1
+        assert num(m["hist_by_key"].lookup(key)) == 3
+        gen = {num(k, "<I"): num(v, "<I") for k, v in m["generic"].items()}
         assert gen == {0: 77, 1: 64, 2: 42}       # LPM match; stack: pop then peek
-        assert struct.unpack("<I", m["fifo"].pop())[0] == 42    # queue: first in, first out
-        assert struct.unpack("<Q", m["no_prealloc"].lookup(struct.pack("<I", 0)))[0] == 100
-        per_cpu = [struct.unpack("<Q", v)[0] for v in m["pcpu_hash"].lookup(struct.pack("<I", 1))]
+        assert num(m["fifo"].pop(), "<I") == 42    # queue: first in, first out
+        assert num(m["no_prealloc"].lookup(struct.pack("<I", 0)), "<Q") == 100
+        per_cpu = [num(v) for v in m["pcpu_hash"].lookup(struct.pack("<I", 1))]
         assert sorted(per_cpu)[-1] == 6 and sum(per_cpu) == 6   # the running CPU's: 5 + 1
-        per_cpu = [struct.unpack("<Q", v)[0] for v in m["pcpu"].lookup(struct.pack("<I", 0))]
+        per_cpu = [num(v) for v in m["pcpu"].lookup(struct.pack("<I", 0))]
         assert sum(per_cpu) == 1
 
 
@@ -242,8 +246,7 @@ def test_raw_tracepoint_probe_runs_with_test_run():
     assert fn.auto_attach == ("raw_tracepoint", "sys_enter")
     with ObjectSpec.from_file(build(tr)).load() as coll:
         coll.programs["raw_tracepoint__sys_enter"].test_run(ctx_in=struct.pack("<QQ", 0, 41))
-        got = [struct.unpack("<Q", coll.maps["seen"].lookup(struct.pack("<I", i)))[0]
-               for i in range(4)]
+        got = [num(coll.maps["seen"].lookup(struct.pack("<I", i))) for i in range(4)]
         assert got == [42, 0x04030201 + 0x0201, 0 + 100 + 41, 1]
 
 
@@ -271,7 +274,7 @@ def test_tracepoint_probe_sees_real_events():
             target.unlink(missing_ok=True)
         want = str(target).encode().ljust(64, b"\0")
         flags = coll.maps["opened"].lookup(want)
-        assert struct.unpack("<I", flags)[0] & (os.O_CREAT | os.O_WRONLY) == \
+        assert num(flags, "<I") & (os.O_CREAT | os.O_WRONLY) == \
             os.O_CREAT | os.O_WRONLY
 
 
@@ -313,7 +316,7 @@ def test_second_build_compiles_nothing():
 
 
 def test_compile_error_points_at_users_line():
-    text = "BPF_HASH(counts);\n\nint f(void *ctx) {\n  u64 x = 1;\n  undeclared_thing(x);\n" \
+    text = "BPF_HASH(counts);\n\nint prog(void *ctx) {\n  u64 x = 1;\n  undeclared_thing(x);\n" \
            "  return 0;\n}\n"
     with pytest.raises(CompileError) as ei:
         build(translate(text), name="myprog.c")
@@ -330,7 +333,7 @@ def test_no_system_headers_used():
     flags = base_flags()
     assert "-nostdinc" in flags and not any(f.startswith("/usr/include") for f in flags)
     nested = Path(__file__).parent / "dialect" / "uses_kernel_headers.h"
-    text = f'#include "{nested}"\nint f(void *ctx) {{ return TASK_RUNNING + AF_INET; }}\n'
+    text = f'#include "{nested}"\nint prog(void *ctx) {{ return TASK_RUNNING + AF_INET; }}\n'
     ObjectSpec.from_file(build(translate(text)))
     with pytest.raises(CompileError, match="'bpf/bpf_helpers.h' file not found"):
         build(translate(f'#include "{nested.with_name("uses_libbpf.h")}"\nint x;\n'))

@@ -65,7 +65,7 @@ BPF_TABLE_PINNED("array", u32, u64, pinned, 2, "/sys/fs/bpf/x");
 
 
 def test_lines_stay_put():
-    text = "BPF_HASH(counts,\n    u32,\n    u64);\nint f(void *ctx) {\n  u32 k = 1;\n" \
+    text = "BPF_HASH(counts,\n    u32,\n    u64);\nint prog(struct xdp_md *ctx) {\n  u32 k = 1;\n" \
            "  counts.increment(k);\n  return 0;\n}\n"
     tr = translate(text)
     lines = tr.source.splitlines()
@@ -77,23 +77,23 @@ def test_lines_stay_put():
 
 def test_methods_rewritten_and_nested():
     tr = translate("""
-BPF_HASH(a, u32, u64);
-BPF_HASH(b, u32, u64);
+BPF_HASH(ta, u32, u64);
+BPF_HASH(tb, u32, u64);
 BPF_PERF_OUTPUT(out);
 struct ev { u64 v; };
-int f(void *ctx) {
+int prog(struct __sk_buff *ctx) {
     u32 k = 0; u64 one = 1; struct ev e = {};
-    a.update(&k, b.lookup(&k));
-    a.insert(&k, &one); a.delete(&k); a.atomic_increment(k, 2);
-    u64 *p = a.lookup_or_try_init(&k, &one);
+    ta.update(&k, tb.lookup(&k));
+    ta.insert(&k, &one); ta.delete(&k); ta.atomic_increment(k, 2);
+    u64 *v = ta.lookup_or_try_init(&k, &one);
     out.perf_submit(ctx, &e, sizeof(e));
     return 0;
 }
 """)
     src = tr.source
-    assert "bpf_map_update_elem((void *)&a, &k, ((__typeof__(b.value))bpf_map_lookup_elem(" \
-           "(void *)&b, &k)), BPF_ANY)" in src
-    assert "BPF_NOEXIST" in src and "bpf_map_delete_elem((void *)&a, &k)" in src
+    assert "bpf_map_update_elem((void *)&ta, &k, ((__typeof__(tb.value))bpf_map_lookup_elem(" \
+           "(void *)&tb, &k)), BPF_ANY)" in src
+    assert "BPF_NOEXIST" in src and "bpf_map_delete_elem((void *)&ta, &k)" in src
     assert "__sync_fetch_and_add(____v, 2)" in src
     assert f'__attribute__((section("{EVENT_SECTION}"), used))' in src
     assert tr.event_types == {"out": "__pybpf_event__out"}
@@ -176,8 +176,8 @@ def test_kind_of_overrides_and_syscall_fallback():
                   kind_of={"hello": "syscall_tracepoint:openat"})
     with pytest.raises(DialectError, match="unknown program kind 'nonsense'"):
         translate("int f(void *ctx) { return 0; }", kind_of={"f": "nonsense"})
-    assert translate("int f(void *ctx) { return 0; }",
-                     kind_of={"f": "tracepoint:sched/sched_switch"}).functions["f"].section \
+    assert translate("int prog(void *ctx) { return 0; }",
+                     kind_of={"prog": "tracepoint:sched/sched_switch"}).functions["prog"].section \
         == "tracepoint/sched/sched_switch"
 
 

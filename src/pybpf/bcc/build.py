@@ -87,12 +87,21 @@ def kernel_identity(btf: str = VMLINUX_BTF) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _include_digest() -> str:
+def _header_digest() -> str:
+    """Digest of the runtime headers and helper declarations (the precompiled header's key)."""
     h = hashlib.sha256()
     for path in sorted(INCLUDE_DIR.rglob("*.h")):
         h.update(str(path.relative_to(INCLUDE_DIR)).encode() + b"\0" + path.read_bytes())
-    from .dialect.helpers import PROTOTYPES
-    h.update(repr(sorted(PROTOTYPES.items())).encode())
+    h.update((Path(__file__).parent / "dialect" / "helpers.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def _include_digest() -> str:
+    """Digest of the runtime headers and the translator's code (objects' and rewrites' key)."""
+    h = hashlib.sha256(_header_digest().encode())
+    for path in sorted((Path(__file__).parent / "dialect").glob("*.py")):
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -118,7 +127,7 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = ()) -> Path:
 
     reserved = sorted(set(reserved))
     vmlinux = vmlinux_header(VMLINUX_BTF, reserved)
-    key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _include_digest(),
+    key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _header_digest(),
                                     __version__, str(FORMAT), *base_flags()]).encode())
     directory = cache_dir() / "bcc" / "runtime" / key.hexdigest()[:16]
     header = directory / "pybpf_bcc.h"
@@ -203,6 +212,46 @@ def object_key(translation: "Translation", cflags: Sequence[str], compiler: Comp
     return h.hexdigest()[:32]
 
 
+def _prepare(source: str, names: Iterable[str], cflags: Sequence[str]) -> tuple[Compiler, list[str]]:
+    """The compiler and its flags (runtime included) for ``source`` whose file-scope
+    identifiers include ``names`` (those clashing with vmlinux.h's are renamed there)."""
+    compiler = find_compiler()
+    vm = vmlinux_header(VMLINUX_BTF)
+    reserved = (declared_names(source) | set(names)) & vmlinux_names(str(vm))
+    header = runtime_header(compiler, reserved)
+    include = ["-include-pch", str(header) + ".pch"] if compiler.pch else \
+        ["-include", str(header)]
+    return compiler, [*base_flags(), *include, *cflags]
+
+
+def rewrite_probe_reads(source: str, cflags: Sequence[str], names: Iterable[str],
+                        contexts: set[str]) -> str:
+    """``source`` with kernel memory reads rewritten (:mod:`.dialect.probe_read`), from
+    clang's typed syntax tree; cached like objects. Source clang rejects is returned as it is
+    (the build reports its errors)."""
+    from .dialect.probe_read import ast_of, rewrite
+
+    compiler = find_compiler()
+    h = hashlib.sha256()
+    for part in (source, "\0".join(cflags), "\0".join(sorted(contexts)),
+                 "\0".join(base_flags()), kernel_identity(), compiler.identity, __version__,
+                 str(FORMAT), _include_digest()):
+        h.update(part.encode() + b"\0\1")
+    path = cache_dir() / "bcc" / "reads" / f"{h.hexdigest()[:32]}.c"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    compiler, flags = _prepare(source, names, cflags)
+    ast = ast_of([*compiler.argv, *flags], source)
+    if ast is None:
+        return source
+    out = rewrite(source, ast, contexts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, out.encode())
+    return out
+
+
 def build(translation: "Translation", cflags: Sequence[str] = (), *,
           name: str = "<text>") -> str:
     """Compile ``translation`` and return the path of the (cached) object file.
@@ -213,30 +262,35 @@ def build(translation: "Translation", cflags: Sequence[str] = (), *,
     out = cache_dir() / "bcc" / "objects" / f"{object_key(translation, cflags, compiler)}.o"
     if out.exists():
         return str(out)
-    vm = vmlinux_header(VMLINUX_BTF)
-    declared = declared_names(translation.source) | set(translation.tables) \
-        | set(translation.functions)
-    reserved = declared & vmlinux_names(str(vm))
-    header = runtime_header(compiler, reserved)
+    compiler, flags = _prepare(translation.source,
+                               set(translation.tables) | set(translation.functions), cflags)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pybpf-bcc-") as tmp:
         src = Path(tmp) / PROGRAM_NAME
         src.write_text(translation.source)
         obj = Path(tmp) / "program.o"
-        include = ["-include-pch", str(header) + ".pch"] if compiler.pch else \
-            ["-include", str(header)]
-        cmd = (*compiler.argv, *base_flags(), *include, *cflags, "-c", str(src), "-o", str(obj))
+        cmd = (*compiler.argv, *flags, "-c", str(src), "-o", str(obj))
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0 and compiler.pch and "precompiled" in res.stderr:
             # a stale or incompatible PCH (cflags that change language options): plain include
-            cmd = (*compiler.argv, *base_flags(), "-include", str(header), *cflags, "-c",
-                   str(src), "-o", str(obj))
+            cmd = (*compiler.argv, *_plain_include(flags), "-c", str(src), "-o", str(obj))
             res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise CompileError(f"Failed to compile BPF module {name}",
                                map_diagnostics(res.stderr, translation, str(src), name), cmd)
         os.replace(obj, out) if _same_fs(obj, out) else shutil.move(str(obj), str(out))
     return str(out)
+
+
+def _plain_include(flags: list[str]) -> list[str]:
+    """``flags`` with ``-include-pch X.pch`` replaced by ``-include X``."""
+    out: list[str] = []
+    for f in flags:
+        if out and out[-1] == "-include-pch":
+            out[-1:] = ["-include", f[:-len(".pch")]]
+        else:
+            out.append(f)
+    return out
 
 
 def _same_fs(a: Path, b: Path) -> bool:

@@ -23,6 +23,7 @@ from typing import Mapping, Optional, Sequence
 
 from .errors import DialectError
 from .methods import EVENT_SECTION, rewrite as rewrite_methods
+from .probe_read import TRACING_SECTIONS
 from .programs import Function, Kind, kind as program_kind, param_reads
 from .scan import Token, closing, line_of, span, split_args, tokenize
 from .tables import MACROS, UNSUPPORTED, Table, define
@@ -317,4 +318,14 @@ def translate(text: str, cflags: Sequence[str] = (), *,
     source = "".join(p + "\n" for p in tr.prelude) + body + "".join(s + "\n" for s in suffix)
     user_lines = body.count("\n")
     line_map = [0] * prelude_lines + list(range(1, user_lines + 1)) + [0] * len(suffix)
+    contexts = {f.name for f in tr.functions.values()
+                if f.section.split("/")[0] in TRACING_SECTIONS and f.params}
+    if contexts or "bpf_get_current_task" in text:
+        from ..build import rewrite_probe_reads
+        try:
+            source = rewrite_probe_reads(source, cflags,
+                                         set(tr.tables) | set(tr.functions), contexts)
+        except DialectError as e:
+            line = line_map[e.line - 1] if 0 < e.line <= len(line_map) else 0
+            raise DialectError(e.reason, line) from None
     return Translation(source, tr.functions, tr.tables, events, line_map, tr.tracepoints)

@@ -113,8 +113,12 @@ struct bpf_stacktrace {
 /* syscall arguments of a kprobe on a syscall wrapper (__x64_sys_*): the wrapper's first
  * argument is the user's pt_regs, read from kernel memory */
 #define __PYBPF_SYSCALL_REGS(ctx) ((struct pt_regs *)PT_REGS_PARM1(ctx))
-#define __PYBPF_KREAD(expr) ({ __typeof__(expr) ____v = 0; \
-	bpf_probe_read_kernel(&____v, sizeof(____v), &(expr)); ____v; })
+/* a load from kernel memory (the probe-read rewrite's): a zeroed stack copy, then the read */
+#define __PYBPF_KREAD(expr) ({ \
+	char ____b[sizeof(expr)] __attribute__((aligned(8))); \
+	__builtin_memset(____b, 0, sizeof(____b)); \
+	bpf_probe_read_kernel(____b, sizeof(____b), (const void *)&(expr)); \
+	*(__typeof__(expr) *)____b; })
 
 /* byte order (BPF is little endian on these targets: bpfel) */
 #define bpf_htons(x) ((__u16)__builtin_bswap16((__u16)(x)))

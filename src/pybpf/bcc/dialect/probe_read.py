@@ -1,0 +1,321 @@
+"""Kernel memory read through pointers, rewritten to ``bpf_probe_read_kernel`` as BCC does.
+
+In a kprobe or tracepoint program, ``task->real_parent->tgid`` cannot be a plain load: the
+verifier accepts loads only from the stack, maps, the context and packets. This pass takes the
+typed syntax tree of the translated program from clang (``-ast-dump=json``, with the
+precompiled runtime) and wraps every load from kernel memory in ``__PYBPF_KREAD(...)`` (a probe
+read into a stack copy). What counts as a pointer into kernel memory ("external"):
+
+- values read from the context of a tracing program (``PT_REGS_PARM1(ctx)``, ``ctx->args[0]``,
+  a tracepoint record's pointer fields) and ``bpf_get_current_task()``;
+- values loaded through an external pointer (``task->real_parent``), and addresses inside
+  kernel objects (``&task->files``, ``task->comm``);
+- variables and parameters of static functions given an external value (a fixed point over
+  assignments, initializers and calls);
+- pointers stored in a map by ``update``/``insert`` (``currsock.update(&pid, &sk)``): values
+  loaded from such a map's entries are external.
+
+Loads from the stack, map values and the context itself stay plain; ``&``, ``sizeof`` and
+arrays (whose address is taken, not their content) read nothing. A load the pass cannot
+rewrite (inside a macro's body) is an error naming its line.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from typing import Any, Optional
+
+from .errors import DialectError
+
+TRACING_SECTIONS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "tracepoint",
+                    "raw_tracepoint", "perf_event", "usdt", "raw_tp", "tp")
+KREAD = "__PYBPF_KREAD("
+_SOURCES = {"bpf_get_current_task"}
+_MAP_WRITES = {"bpf_map_update_elem"}
+_MAP_READS = {"bpf_map_lookup_elem"}
+_TRANSPARENT_CASTS = {"NoOp", "BitCast", "IntegralToPointer", "PointerToIntegral",
+                      "IntegralCast", "LValueToRValue", "ArrayToPointerDecay"}
+_ACCESSOR = re.compile(r"PT_REGS_(?:PARM[1-6]|RC|IP|SP|FP|RET)\s*\(")
+EXT, HOLDER = "ext", "holder"   # value taints: points into kernel memory / into a map holding such
+
+
+MAIN_FILE = "<stdin>"
+
+
+def annotate_files(node: Any, state: Optional[list[str]] = None) -> None:
+    """Give every location of clang's JSON dump its file as ``_file``: the dump names a
+    location's file only when it differs from the previously printed location's."""
+    if state is None:
+        state = [""]
+    if isinstance(node, dict):
+        if "offset" in node:
+            state[0] = node.get("file", state[0])
+            node["_file"] = state[0]
+        for v in list(node.values()):
+            if isinstance(v, (dict, list)):
+                annotate_files(v, state)
+    elif isinstance(node, list):
+        for v in node:
+            annotate_files(v, state)
+
+
+def _offset(loc: dict[str, Any]) -> Optional[int]:
+    """Offset of a location written literally in the main file (directly or as a macro's
+    argument), else None (a macro's body, a header)."""
+    if "spellingLoc" in loc:
+        if not loc.get("expansionLoc", {}).get("isMacroArgExpansion"):
+            return None
+        loc = loc["spellingLoc"]
+    return loc.get("offset") if loc.get("_file") == MAIN_FILE else None
+
+
+def _range(node: dict[str, Any]) -> Optional[tuple[int, int]]:
+    r = node.get("range") or {}
+    b, e = _offset(r.get("begin", {})), _offset(r.get("end", {}))
+    if b is None or e is None or e < b:
+        return None
+    end = r["end"].get("spellingLoc", r["end"])
+    return b, e + end.get("tokLen", 0)
+
+
+def _line(node: dict[str, Any], text: str) -> int:
+    r = (node.get("range") or {}).get("begin", {})
+    loc = r.get("expansionLoc", r)
+    if loc.get("_file") != MAIN_FILE:
+        return 0
+    off = loc.get("offset")
+    return text.count("\n", 0, off) + 1 if isinstance(off, int) else 0
+
+
+class _Analysis:
+    def __init__(self, ast: dict[str, Any], text: str, contexts: set[str]) -> None:
+        self.text = text
+        self.var_taint: dict[str, str] = {}       # decl id -> EXT | HOLDER
+        self.ctx_ids: set[str] = set()            # context parameters of tracing programs
+        self.tainted_maps: set[str] = set()       # map variables holding external pointers
+        self.params: dict[str, list[str]] = {}    # function decl id -> parameter decl ids
+        self.functions = [n for n in ast.get("inner", []) if n.get("kind") == "FunctionDecl"
+                          and any(c.get("kind") == "CompoundStmt" for c in n.get("inner", []))]
+        for fn in self.functions:
+            params = [c for c in fn.get("inner", []) if c.get("kind") == "ParmVarDecl"]
+            self.params[fn["id"]] = [p["id"] for p in params]
+            if fn.get("name") in contexts and params:
+                self.ctx_ids.add(params[0]["id"])
+        self.changed = False
+        self.loads: list[tuple[dict[str, Any], dict[str, Any]]] = []   # (load, lvalue)
+
+    # -- taint of values (rvalues) and memory (lvalues) ------------------------------------
+    def value(self, n: dict[str, Any]) -> Optional[str]:
+        k = n.get("kind")
+        inner = n.get("inner", [])
+        if k in ("ImplicitCastExpr", "CStyleCastExpr"):
+            cast = n.get("castKind")
+            if cast == "LValueToRValue":
+                return self.load(inner[0])
+            if cast == "ArrayToPointerDecay":
+                return EXT if self.memory(inner[0]) == EXT else None
+            if cast in _TRANSPARENT_CASTS:
+                return self.value(inner[0])
+            return None
+        if k == "ParenExpr":
+            return self.value(inner[0])
+        if k == "UnaryOperator" and n.get("opcode") == "&":
+            return EXT if self.memory(inner[0]) == EXT else None
+        if k == "BinaryOperator" and n.get("opcode") in ("+", "-"):
+            return self.value(inner[0]) or self.value(inner[1])
+        if k == "BinaryOperator" and n.get("opcode") == ",":
+            return self.value(inner[1])
+        if k == "ConditionalOperator":
+            return self.value(inner[1]) or self.value(inner[2])
+        if k == "CallExpr":
+            callee = self.callee(n)
+            if callee in _SOURCES:
+                return EXT
+            if callee in _MAP_READS and self.map_of(inner[1]) in self.tainted_maps:
+                return HOLDER
+        return None
+
+    def load(self, lv: dict[str, Any]) -> Optional[str]:
+        """Taint of the value loaded from lvalue ``lv``."""
+        while lv.get("kind") == "ParenExpr":
+            lv = lv["inner"][0]
+        if lv.get("kind") == "DeclRefExpr":
+            return self.var_taint.get(lv.get("referencedDecl", {}).get("id", ""))
+        mem = self.memory(lv)
+        return EXT if mem in (EXT, HOLDER, "ctx") else None
+
+    def memory(self, lv: dict[str, Any]) -> Optional[str]:
+        """Where lvalue ``lv`` lives: EXT (kernel memory), HOLDER (a map value holding
+        external pointers), "ctx" (the context), None (stack, maps, globals)."""
+        k = lv.get("kind")
+        inner = lv.get("inner", [])
+        if k == "ParenExpr":
+            return self.memory(inner[0])
+        if k == "MemberExpr":
+            if lv.get("isArrow"):
+                base = inner[0]
+                if self.is_ctx(base):
+                    return "ctx"
+                return self.value(base)
+            return self.memory(inner[0])
+        if k == "UnaryOperator" and lv.get("opcode") == "*":
+            return self.value(inner[0])
+        if k == "ArraySubscriptExpr":
+            base = inner[0]
+            if base.get("castKind") == "ArrayToPointerDecay":
+                return self.memory(base["inner"][0])
+            return self.value(base)
+        return None
+
+    def is_ctx(self, n: dict[str, Any]) -> bool:
+        while n.get("kind") in ("ImplicitCastExpr", "ParenExpr", "CStyleCastExpr"):
+            n = n["inner"][0]
+        return n.get("kind") == "DeclRefExpr" and \
+            n.get("referencedDecl", {}).get("id") in self.ctx_ids
+
+    @staticmethod
+    def callee(call: dict[str, Any]) -> str:
+        n = call["inner"][0]
+        while n.get("kind") in ("ImplicitCastExpr", "ParenExpr"):
+            n = n["inner"][0]
+        return n.get("referencedDecl", {}).get("name", "") if n.get("kind") == "DeclRefExpr" \
+            else ""
+
+    def callee_id(self, call: dict[str, Any]) -> str:
+        n = call["inner"][0]
+        while n.get("kind") in ("ImplicitCastExpr", "ParenExpr"):
+            n = n["inner"][0]
+        return n.get("referencedDecl", {}).get("id", "") if n.get("kind") == "DeclRefExpr" \
+            else ""
+
+    def map_of(self, n: dict[str, Any]) -> str:
+        """The map variable ``(void *)&map`` refers to."""
+        while n.get("kind") in ("ImplicitCastExpr", "CStyleCastExpr", "ParenExpr") or \
+                (n.get("kind") == "UnaryOperator" and n.get("opcode") == "&"):
+            n = n["inner"][0]
+        return n.get("referencedDecl", {}).get("id", "") if n.get("kind") == "DeclRefExpr" \
+            else ""
+
+    # -- propagation -------------------------------------------------------------------------
+    def taint_var(self, decl_id: str, taint: Optional[str]) -> None:
+        if taint and self.var_taint.get(decl_id) != EXT and self.var_taint.get(decl_id) != taint:
+            self.var_taint[decl_id] = taint
+            self.changed = True
+
+    def propagate(self, n: dict[str, Any]) -> None:
+        k = n.get("kind")
+        inner = n.get("inner", [])
+        if k == "VarDecl" and n.get("init") and inner:
+            self.taint_var(n["id"], self.value(inner[-1]))
+        elif k == "BinaryOperator" and n.get("opcode") == "=":
+            lhs = inner[0]
+            while lhs.get("kind") == "ParenExpr":
+                lhs = lhs["inner"][0]
+            if lhs.get("kind") == "DeclRefExpr":
+                self.taint_var(lhs.get("referencedDecl", {}).get("id", ""), self.value(inner[1]))
+        elif k == "CallExpr":
+            name = self.callee(n)
+            if name in _MAP_WRITES and len(inner) >= 4:
+                holder = self.value_address_taint(inner[3])
+                m = self.map_of(inner[1])
+                if holder and m and m not in self.tainted_maps:
+                    self.tainted_maps.add(m)
+                    self.changed = True
+            params = self.params.get(self.callee_id(n))
+            if params:
+                for pid, arg in zip(params, inner[1:]):
+                    self.taint_var(pid, self.value(arg))
+        for c in inner:
+            if isinstance(c, dict):
+                self.propagate(c)
+
+    def value_address_taint(self, n: dict[str, Any]) -> bool:
+        """Whether ``n`` is the address of a variable holding an external pointer (``&sk``)."""
+        while n.get("kind") in ("ImplicitCastExpr", "CStyleCastExpr", "ParenExpr"):
+            n = n["inner"][0]
+        if n.get("kind") == "UnaryOperator" and n.get("opcode") == "&":
+            ref = n["inner"][0]
+            return ref.get("kind") == "DeclRefExpr" and \
+                self.var_taint.get(ref.get("referencedDecl", {}).get("id", "")) == EXT
+        return False
+
+    # -- the loads to rewrite ----------------------------------------------------------------
+    def collect(self, n: dict[str, Any], unevaluated: bool = False) -> None:
+        k = n.get("kind")
+        inner = n.get("inner", [])
+        if k == "UnaryExprOrTypeTraitExpr":   # sizeof, alignof: nothing is read
+            unevaluated = True
+        if not unevaluated and k == "ImplicitCastExpr" and n.get("castKind") == "LValueToRValue":
+            lv = inner[0]
+            if lv.get("kind") != "DeclRefExpr" and self.memory(lv) == EXT:
+                self.loads.append((n, lv))
+                for c in lv.get("inner", []):   # nested loads in the address computation
+                    self.collect(c, unevaluated)
+                return
+        for c in inner:
+            if isinstance(c, dict):
+                self.collect(c, unevaluated)
+
+
+def rewrite(text: str, ast: dict[str, Any], contexts: set[str]) -> str:
+    """``text`` with loads from kernel memory wrapped in ``__PYBPF_KREAD(...)``; ``contexts``
+    names the tracing programs (their first parameter is the context)."""
+    a = _Analysis(ast, text, contexts)
+    for _ in range(8):
+        a.changed = False
+        for fn in a.functions:
+            a.propagate(fn)
+        if not a.changed:
+            break
+    for fn in a.functions:
+        a.collect(fn)
+    inserts: list[tuple[int, int, int, str]] = []   # (offset, order, -length, text)
+    for load, lv in a.loads:
+        rng = _range(lv) or _accessor_macro(lv, text)
+        if rng is None:
+            raise DialectError("a read of kernel memory through a pointer inside a macro's "
+                               "expansion cannot be rewritten to bpf_probe_read_kernel: read it "
+                               "with bpf_probe_read_kernel() explicitly", _line(lv, text))
+        start, end = rng
+        inserts.append((start, 1, -(end - start), KREAD))
+        inserts.append((end, 0, end - start, ")"))
+    out, pos = [], 0
+    # at one offset: closers before openers; openers of longer spans first, closers of
+    # shorter spans first
+    for off, _, _, s in sorted(inserts):
+        out.append(text[pos:off])
+        out.append(s)
+        pos = off
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _accessor_macro(lv: dict[str, Any], text: str) -> Optional[tuple[int, int]]:
+    """The span of a runtime accessor macro's invocation (``PT_REGS_PARM1(regs)``) whose whole
+    expansion is the lvalue ``lv``, if it is one."""
+    begin = (lv.get("range") or {}).get("begin", {}).get("expansionLoc", {})
+    off = begin.get("offset")
+    if begin.get("_file") != MAIN_FILE or not isinstance(off, int):
+        return None
+    m = _ACCESSOR.match(text, off)
+    if m is None:
+        return None
+    depth = 0
+    for i in range(m.end() - 1, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return off, i + 1
+    return None
+
+
+def ast_of(argv: list[str], text: str) -> Optional[dict[str, Any]]:
+    """clang's JSON syntax tree of ``text`` (compiled by ``argv`` reading stdin), or None if
+    clang fails (the build then reports the program's errors)."""
+    res = subprocess.run([*argv, "-fsyntax-only", "-Xclang", "-ast-dump=json", "-x", "c", "-"],
+                         input=text, capture_output=True, text=True)
+    if res.returncode != 0:
+        return None
+    data: dict[str, Any] = json.loads(res.stdout)
+    annotate_files(data)
+    return data

@@ -1,0 +1,144 @@
+"""The implicit probe-read rewrite: loads through kernel pointers in tracing programs become
+bpf_probe_read_kernel, checked on the translated text and by running the programs on real
+syscalls of this process."""
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from pybpf.bcc.build import build
+from pybpf.bcc.dialect import DialectError, translate
+from pybpf.elf import ObjectSpec
+
+KREAD = "__PYBPF_KREAD("
+
+TASK = r"""
+#include <linux/sched.h>
+struct info_t { u32 tgid; u32 ppid; u32 via_static; u32 via_map; u64 fd_arg; char comm[16]; };
+BPF_HASH(info, u32, struct info_t, 4);
+BPF_HASH(tasks, u32, struct task_struct *, 4);
+
+static u32 parent_of(struct task_struct *t) {
+    return t->real_parent->tgid;
+}
+
+RAW_TRACEPOINT_PROBE(sys_enter) {
+    u32 me = bpf_get_current_pid_tgid() >> 32;
+    if (me != WANT_TGID)
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    if (ctx->args[1] != WANT_NR)
+        return 0;
+    u64 fd = PT_REGS_PARM1(regs);
+    if ((u32)fd != 987654)          /* this test's close(987654), not pybpf's own closes */
+        return 0;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct info_t i = {};
+    i.tgid = task->tgid;
+    i.ppid = task->real_parent->tgid;
+    i.via_static = parent_of(task);
+    u32 zero = 0;
+    tasks.update(&zero, &task);
+    struct task_struct **tp = tasks.lookup(&zero);
+    if (tp) {
+        struct task_struct *again = *tp;
+        i.via_map = again->tgid;
+    }
+    i.fd_arg = fd;
+    bpf_probe_read_kernel_str(&i.comm, sizeof(i.comm), task->comm);
+    info.update(&zero, &i);
+    return sizeof(task->pid) + (&task->pid != 0);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def task_translation():
+    import platform
+    nr = {"x86_64": 3, "aarch64": 57}.get(platform.machine())   # close(2)
+    if nr is None:
+        pytest.skip(f"close(2)'s number on {platform.machine()} not in this test")
+    return translate(TASK, [f"-DWANT_TGID={os.getpid()}", f"-DWANT_NR={nr}"])
+
+
+def test_rewritten_text(task_translation):
+    src = task_translation.source
+    assert "i.ppid = __PYBPF_KREAD(__PYBPF_KREAD(task->real_parent)->tgid);" in src
+    assert "i.tgid = __PYBPF_KREAD(task->tgid);" in src
+    assert "return __PYBPF_KREAD(__PYBPF_KREAD(t->real_parent)->tgid);" in src  # static fn
+    assert "i.via_map = __PYBPF_KREAD(again->tgid);" in src                     # map value
+    assert "struct task_struct *again = *tp;" in src        # the map value itself: direct
+    assert "u64 fd = __PYBPF_KREAD(PT_REGS_PARM1(regs));" in src  # regs: from the context
+    # arrays (addresses), & and sizeof read nothing; the context and the stack are direct
+    assert "task->comm)" in src and KREAD + "task->comm" not in src
+    assert "sizeof(task->pid) + (&task->pid != 0)" in src
+    assert "(struct pt_regs *)ctx->args[0];" in src and "i.tgid =" in src
+    assert task_translation.user_line(
+        src.splitlines().index("    i.ppid = __PYBPF_KREAD(__PYBPF_KREAD(task->real_parent)"
+                               "->tgid);") + 1) == TASK.splitlines().index(
+        "    i.ppid = task->real_parent->tgid;") + 1
+
+
+def test_rewritten_reads_run_on_real_syscalls(task_translation):
+    with ObjectSpec.from_file(build(task_translation,
+                                    [f"-DWANT_TGID={os.getpid()}", "-DWANT_NR=" +
+                                     ("3" if os.uname().machine == "x86_64" else "57")])) \
+            .load() as coll:
+        with coll.programs["raw_tracepoint__sys_enter"].attach():
+            try:
+                os.close(987654)
+            except OSError:
+                pass
+        i = coll.maps["info"].lookup(struct.pack("<I", 0))
+    if isinstance(i, (bytes, bytearray)):    # a map without BTF decoding: struct info_t
+        tgid, ppid, via_static, via_map, fd_arg = struct.unpack_from("<IIIIQ", i)
+        comm = i[24:40].split(b"\0")[0].decode()
+    else:                                    # decoded by the map's BTF
+        tgid, ppid, via_static, via_map, fd_arg, comm = (
+            i.tgid, i.ppid, i.via_static, i.via_map, i.fd_arg, i.comm)
+    assert (tgid, ppid, via_static, via_map) == (os.getpid(), os.getppid(), os.getppid(),
+                                                 os.getpid())
+    assert fd_arg & 0xFFFFFFFF == 987654
+    with open(f"/proc/{os.getpid()}/comm") as f:
+        assert comm == f.read().strip()[:15]
+
+
+def test_kprobe_parameters_and_syscall_arguments_verify():
+    """kprobe programs with pointer parameters (argument registers) and syscall__ functions
+    (the user's registers behind the syscall wrapper) pass the verifier."""
+    text = r"""
+int kprobe__vfs_read(struct pt_regs *ctx, struct file *file, char *buf, size_t count) {
+    struct dentry *d = file->f_path.dentry;
+    u32 len = d->d_name.len;
+    return len + file->f_inode->i_ino + count;
+}
+int syscall__openat(struct pt_regs *ctx, int dfd, const char __user *filename, int flags) {
+    char name[32];
+    bpf_probe_read_user_str(name, sizeof(name), filename);
+    return dfd + flags + name[0];
+}
+"""
+    tr = translate(text)
+    assert "u32 len = __PYBPF_KREAD(d->d_name.len);" in tr.source
+    assert "__PYBPF_KREAD(__PYBPF_KREAD(file->f_inode)->i_ino)" in tr.source
+    assert "__PYBPF_KREAD(PT_REGS_PARM2(__PYBPF_SYSCALL_REGS(ctx)))" in tr.source
+    assert tr.functions["syscall__openat"].is_syscall
+    with ObjectSpec.from_file(build(tr)).load() as coll:
+        assert set(coll.programs) == {"kprobe__vfs_read", "syscall__openat"}
+
+
+def test_read_in_a_macro_body_is_an_error():
+    text = "#define PID_OF(t) t->pid\nint kprobe__f(struct pt_regs *ctx) {\n" \
+           "  struct task_struct *t = (void *)bpf_get_current_task();\n" \
+           "  return PID_OF(t);\n}\n"
+    with pytest.raises(DialectError, match=r"line 4: .*macro"):
+        translate(text)
+
+
+def test_networking_programs_not_rewritten():
+    text = "int f(struct xdp_md *ctx) {\n  struct ethhdr *eth = (void *)(long)ctx->data;\n" \
+           "  if ((void *)(eth + 1) > (void *)(long)ctx->data_end) return 0;\n" \
+           "  return eth->h_proto;\n}\n"
+    assert KREAD not in translate(text).source
