@@ -152,6 +152,18 @@ def test_kernel_symbol_modules_and_names():
         assert ks.resolve(int(in_module[0], 16)) == (in_module[2], 0, in_module[3][1:-1])
 
 
+def test_kernel_symbols_with_data(tmp_path):
+    fake = tmp_path / "kallsyms"
+    fake.write_text("ffffffff81000000 T _text\nffffffff82000000 D jiffies\n"
+                    "ffffffffc0000000 t mod_fn\t[mymod]\nffffffffc0001000 b mod_bss\t[mymod]\n")
+    text = symbols.KernelSymbols(str(fake))
+    assert text.address("jiffies") is None and len(text) == 2
+    assert text.resolve(0xffffffffc0001008) == ("mod_fn", 0x1008, "mymod")
+    both = symbols.KernelSymbols(str(fake), text_only=False)
+    assert both.address("jiffies") == 0xffffffff82000000
+    assert both.resolve(0xffffffffc0001008) == ("mod_bss", 8, "mymod")
+
+
 def test_kernel_symbols_hidden_addresses(tmp_path):
     fake = tmp_path / "kallsyms"
     fake.write_text("0000000000000000 T _text\n0000000000000000 t vfs_read\n")

@@ -37,15 +37,17 @@ from .sys.kallsyms import KALLSYMS
 DEBUG_ROOT = "/usr/lib/debug"
 _PAGE_SHIFT = 12
 NT_GNU_BUILD_ID = 3
-_KALLSYMS_LINE = re.compile(rb"^([0-9a-fA-F]+) ([^bBdDrR\n]) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
+_KALLSYMS_TEXT = re.compile(rb"^([0-9a-fA-F]+) ([^bBdDrR\n]) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
+_KALLSYMS_ALL = re.compile(rb"^([0-9a-fA-F]+) (\S) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
 
 
 class KernelSymbols:
-    """The kernel's text symbols from ``/proc/kallsyms``: address -> name and back."""
+    """The kernel's text symbols from ``/proc/kallsyms``: address -> name and back
+    (``text_only=False``: data symbols too, where the kernel lists them)."""
 
-    def __init__(self, path: str = KALLSYMS) -> None:
+    def __init__(self, path: str = KALLSYMS, text_only: bool = True) -> None:
         with open(path, "rb") as f:
-            rows = _KALLSYMS_LINE.findall(f.read())
+            rows = (_KALLSYMS_TEXT if text_only else _KALLSYMS_ALL).findall(f.read())
         entries = sorted((int(a, 16), n, m) for a, _, n, m in rows)
         entries = [e for e in entries if e[0]]
         if not entries:
