@@ -165,6 +165,9 @@ def test_read_names_files(tmp_path):
         read(str(tmp_path), ["b"], Decoders().why_unknown)
     with pytest.raises(ConfigError, match="named twice"):
         read(str(tmp_path), ["a", "a"], Decoders().why_unknown)
+    (tmp_path / "b.yaml").write_text("metrics: {counters: [{name: c, help: Again}]}")
+    with pytest.raises(ConfigError, match="config 'b': metric 'c' is also defined by config 'a'"):
+        read(str(tmp_path), ["a", "b"], Decoders().why_unknown)
 
 
 @pytest.mark.parametrize("text, seconds", [("300ms", 0.3), ("1.5s", 1.5), ("2h45m", 9900.0),

@@ -344,4 +344,12 @@ def read(directory: str, names: list[str],
             raise ConfigError(f"config {name!r}: cannot read {path}: {e.strerror}") from None
         out.append(parse(text, name, path, os.path.join(directory, name + ".bpf.o"),
                          known_decoder))
+    owners: dict[str, str] = {}
+    for cfg in out:  # one family per name, as Prometheus's registries require
+        for metric in [*cfg.counters, *cfg.histograms]:
+            other = owners.setdefault(metric.name, cfg.name)
+            if other != cfg.name or sum(m.name == metric.name for m in
+                                        [*cfg.counters, *cfg.histograms]) > 1:
+                raise ConfigError(f"config {cfg.name!r}: metric {metric.name!r} is also "
+                                  f"defined by config {other!r}: metric names must be unique")
     return out
