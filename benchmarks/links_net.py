@@ -47,7 +47,7 @@ def run_peer(exe: Path, n: int, netns: str, cgroup: str) -> Dict[str, float]:
 def run_pybpf(n: int, netns_fd, cgroup: str) -> Dict[str, float]:
     from pybpf.asm import R0, assemble, exit_, mov64_imm
     from pybpf.links import attach_cgroup, attach_tcx, attach_xdp, query_cgroup
-    from pybpf.links.netns import in_netns
+    from pybpf.sys.host import in_netns
     from pybpf.programs import Program
     from pybpf.sys.uapi import AttachType
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pybpf.errors import BPFError
 from pybpf.maps import MapInfo
 from pybpf.programs import Program, ProgInfo
-from pybpf.sys import objects
+from pybpf.sys import host, objects
 
 KINDS = ("map", "prog", "link")
 _ID_KEYS = {"map_id": "map", "prog_id": "prog", "link_id": "link"}
@@ -35,7 +35,7 @@ class Stock:
     @classmethod
     def take(cls) -> Stock:
         pins: set[str] = set()
-        for mount in objects.bpffs_mounts():
+        for mount in host.mounts("bpf"):
             for root, _dirs, files in os.walk(mount):
                 pins.update(os.path.join(root, f) for f in files)
         return cls({k: set(objects.next_ids(k)) for k in KINDS}, pins)

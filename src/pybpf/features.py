@@ -427,7 +427,7 @@ def attach_type(t: AttachType) -> Support:
     from .links.attach import CGROUP_ATTACH_TYPES
     name = t.name.lower()
     if t in CGROUP_ATTACH_TYPES:
-        from .links.cgroup import cgroup2_mount
+        from .sys.host import cgroup2_mount
         try:
             fd = os.open(cgroup2_mount(), os.O_RDONLY | os.O_DIRECTORY)
         except (OSError, UnsupportedFeatureError) as e:
@@ -470,7 +470,7 @@ def _vmlinux_btf_has(name: str) -> Optional[bool]:
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:
-    from .programs import kernel_version_code
+    from .sys.host import kernel_version_code
     return kernel_version_code() >= (major << 16 | minor << 8)
 
 

@@ -16,6 +16,7 @@ from .sys import objects
 from .sys import commands as _cmd
 from .sys.attrs import ProgInfoStruct, ProgLoadAttr
 from .sys.fd import FD
+from .sys.host import kernel_version_code
 from .sys.uapi import INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, ProgType, StatsType
 
 ProgTypeLike = Union[ProgType, int, str]
@@ -38,12 +39,6 @@ def prog_type_of(t: ProgTypeLike) -> ProgType:
         return ProgType(t)
     except ValueError:
         raise UsageError(f"unknown program type {t}") from None
-
-
-def kernel_version_code(release: Optional[str] = None) -> int:
-    """LINUX_VERSION_CODE of a release string (``6.18.44-...`` -> 0x0612ff, patch capped at 255)."""
-    nums = [int(n) for n in re.findall(r"\d+", release or os.uname().release)[:3]] + [0, 0]
-    return (nums[0] << 16) | (nums[1] << 8) | min(nums[2], 255)
 
 
 def _insn_bytes(insns: Any) -> bytes:

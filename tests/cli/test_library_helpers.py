@@ -13,7 +13,7 @@ from pybpf.errors import BPFError
 from pybpf.links import attach_raw_tracepoint
 from pybpf.maps import Map
 from pybpf.programs import Program
-from pybpf.sys import objects
+from pybpf.sys import host, objects
 
 RET0 = assemble([mov64_imm(R0, 0), exit_()])
 
@@ -77,7 +77,7 @@ def test_bpffs_mounted_twice_on_one_directory_is_walked_once(tmp_path):
         for _ in range(2):
             subprocess.run(["mount", "-t", "bpf", "bpf", str(where)], check=True)
             mounted += 1
-        assert objects.bpffs_mounts().count(str(where)) == 1
+        assert host.mounts("bpf").count(str(where)) == 1
         with Map.create("array", 4, 4, 1, name="twice") as m:
             m.pin(where / "m")
             assert objects.pins("map")[m.id] == [str(where / "m")]

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from pybpf.links.netns import in_netns
+from pybpf.sys.host import in_netns
 from pybpf.sys.fd import FD
 from tests.conftest import ensure_mount
 

@@ -113,7 +113,7 @@ def do_tree(args: Args, opts: Options) -> int:
         root = args.next()
     effective = _parse_effective(args)
     if root is None:
-        from ..links.cgroup import cgroup2_mount
+        from ..sys.host import cgroup2_mount
         try:
             root = cgroup2_mount()
         except PyBPFError as e:

@@ -16,7 +16,7 @@ from typing import Optional
 from ..btf import types as T
 from ..btf.spec import Spec
 from ..errors import BTFError, ObjectError
-from ..programs import kernel_version_code
+from ..sys.host import kernel_version_code
 from ..sys.kallsyms import KALLSYMS, read as read_kallsyms
 from .maps import VariableSpec
 from .spec import ExternSpec

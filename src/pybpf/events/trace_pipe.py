@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from ..errors import UsageError
+from ..sys.host import tracefs
 
 _LINE = re.compile(
     r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*(?P<tgid>[\d-]+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
@@ -45,7 +46,6 @@ class TraceEvent:
 
 
 def trace_pipe_path() -> str:
-    from ..links.tracing import tracefs
     return os.path.join(tracefs(), "trace_pipe")
 
 

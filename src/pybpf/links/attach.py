@@ -20,6 +20,7 @@ from ..object import KernelObject
 from ..sys import commands, objects
 from ..sys.attrs import ProgInfoStruct
 from ..sys.fd import FD
+from ..sys.host import current_netns, in_netns
 from ..sys.uapi import ENOTSUPP, AttachFlag, AttachType, ProgType, QueryFlag
 from .link import AttachmentInfo, Link
 
@@ -210,7 +211,6 @@ class ProgAttachment(HookAttachment):
 
     def _detach(self) -> None:
         """BPF_PROG_DETACH of this program from this hook."""
-        from .netns import in_netns
         with in_netns(self._netns):
             commands.prog_detach(self.name, attach_bpf_fd=self._prog.fd,
                                  attach_type=self.attach_type, target_fd=self._target.fd
@@ -231,7 +231,6 @@ def prog_attach(program: KernelObject, target: Optional[FD], attach_type: Attach
                              target_fd=target.fd if target else target_ifindex,
                              attach_bpf_fd=program.fd, attach_type=attach_type,
                              attach_flags=flags, replace_bpf_fd=replace.fd if replace else 0)
-        from .netns import current_netns
         return ProgAttachment(FD(os.dup(program.fd)), target, attach_type, what,
                               target_ifindex, None if target is not None else current_netns())
     except BaseException:

@@ -17,7 +17,7 @@ from ..features import attach_type as _attach_type_support
 from ..object import KernelObject
 from ..sys import commands
 from ..sys.fd import FD
-from ..sys.objects import fs_magic
+from ..sys.host import cgroup2_mount, fs_magic
 from ..sys.uapi import AttachFlag, AttachType
 from .attach import (CGROUP_ATTACH_TYPES, AttachTypeLike, HookQuery, ProgAttachment,
                      attach_type_of, link_create, prog_attach, prog_query, short_name)
@@ -26,18 +26,6 @@ from .link import Link
 CGROUP2_SUPER_MAGIC = 0x63677270
 CgroupLike = Union[str, "os.PathLike[str]"]
 _PROG_ATTACH_FLAGS = AttachFlag.ALLOW_MULTI | AttachFlag.ALLOW_OVERRIDE
-
-
-def cgroup2_mount() -> str:
-    """The first cgroup v2 mount point; UnsupportedFeatureError says how to mount one."""
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return fields[1]
-    raise UnsupportedFeatureError("no cgroup v2 file system is mounted (cgroup programs attach "
-                                  "to cgroup v2 directories): mount -t cgroup2 none "
-                                  "/sys/fs/cgroup")
 
 
 @contextlib.contextmanager

@@ -17,10 +17,11 @@ from ..object import KernelObject
 from ..sys import commands
 from ..sys.fd import FD
 from ..sys.kallsyms import KALLSYMS, read as read_kallsyms
+from ..sys.host import tracefs
 from ..sys.uapi import AttachType, KprobeMultiFlag
 from .link import Link, PerfEventAttachment
 from .probe import LegacyProbeEvent, open_pmu_probe, pmu_type
-from .tracing import attach_perf_event, tracefs
+from .tracing import attach_perf_event
 
 
 SYSCALL_PREFIXES = {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_",

@@ -15,8 +15,8 @@ from typing import Any, Iterator, Optional, Union
 
 from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..sys.fd import FD
+from ..sys.host import in_netns
 from ..sys.uapi import TcHandle
-from .netns import in_netns
 
 InterfaceLike = Union[str, int]
 

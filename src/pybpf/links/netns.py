@@ -7,15 +7,14 @@ kernel's packet dissector for the namespace. Both attach by a netns BPF link
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-from typing import Iterator, Optional, Union
+from typing import Union
 
 from .. import features
 from ..errors import UsageError
 from ..object import KernelObject
 from ..sys.fd import FD
+from ..sys.host import current_netns
 from ..sys.uapi import AttachType
 from .attach import HookQuery, ProgAttachment, link_create, prog_attach, prog_query
 from .link import Link
@@ -23,36 +22,6 @@ from .link import Link
 NetnsLike = Union[None, str, "os.PathLike[str]", int]
 NETNS_RUN_DIR = "/var/run/netns"
 _NETNS_TYPES = (AttachType.SK_LOOKUP, AttachType.FLOW_DISSECTOR)
-_CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def current_netns() -> FD:
-    """An fd of the calling thread's network namespace (to come back to it for a detach)."""
-    return FD(os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns to a network namespace: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def in_netns(netns: Optional[FD]) -> Iterator[None]:
-    """The calling thread in ``netns`` for the block (no switch when it is there already)."""
-    if netns is None:
-        yield
-        return
-    with current_netns() as home:
-        if os.stat(f"/proc/self/fd/{home.fd}").st_ino == os.fstat(netns.fd).st_ino:
-            yield
-            return
-        _setns(netns.fd)
-        try:
-            yield
-        finally:
-            _setns(home.fd)
 
 
 def open_netns(netns: NetnsLike = None) -> tuple[FD, str]:

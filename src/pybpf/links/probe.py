@@ -19,9 +19,10 @@ from ..errors import BPFError, UsageError
 from ..object import KernelObject
 from ..sys import perf
 from ..sys.fd import FD
+from ..sys.host import tracefs
 from ..sys.uapi import PerfTypeId
 from .link import Link, PerfEventAttachment
-from .tracing import attach_perf_event, tracefs
+from .tracing import attach_perf_event
 
 PMU_ROOT = "/sys/bus/event_source/devices"
 LEGACY_GROUP = "pybpf"

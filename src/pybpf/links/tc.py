@@ -17,12 +17,12 @@ from .. import features
 from ..errors import UsageError
 from ..object import KernelObject
 from ..sys.fd import FD
+from ..sys.host import current_netns
 from ..sys.uapi import AttachFlag, AttachType
 from . import netlink
 from .attach import HookAttachment, check_prog_type, link_create, prog_query
 from .link import Link
 from .netlink import InterfaceLike
-from .netns import current_netns
 
 DIRECTIONS = {"ingress": AttachType.TCX_INGRESS, "egress": AttachType.TCX_EGRESS}
 

@@ -3,26 +3,15 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import os
 from typing import Callable, Optional, Union
 
-from ..errors import BPFError, UsageError
+from ..errors import BPFError
 from ..object import KernelObject
 from ..sys import commands, perf
 from ..sys.fd import FD
+from ..sys.host import tracefs
 from ..sys.uapi import ENOTSUPP, AttachType, PerfIoc, PerfTypeId
 from .link import Link, PerfEventAttachment
-
-TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-
-
-def tracefs() -> str:
-    """The tracefs mount point; an error says how to mount it."""
-    for path in TRACEFS_PATHS:
-        if os.path.exists(os.path.join(path, "events")):
-            return path
-    raise UsageError("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
-
 
 def attach_perf_event(program: KernelObject, pfd: FD, what: str, cookie: int = 0,
                       force_ioctl: bool = False,

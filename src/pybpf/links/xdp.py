@@ -17,12 +17,12 @@ from .. import features
 from ..errors import BPFError, PyBPFError, UsageError
 from ..object import KernelObject
 from ..sys.fd import FD
+from ..sys.host import current_netns
 from ..sys.uapi import AttachType, XdpFlag
 from . import netlink
 from .attach import HookAttachment, check_prog_type, link_create
 from .link import Link
 from .netlink import InterfaceLike
-from .netns import current_netns
 
 MODES = {"skb": XdpFlag.SKB_MODE, "generic": XdpFlag.SKB_MODE, "native": XdpFlag.DRV_MODE,
          "drv": XdpFlag.DRV_MODE, "driver": XdpFlag.DRV_MODE, "hw": XdpFlag.HW_MODE,

@@ -13,8 +13,9 @@ from typing import Iterator, TypeVar
 from ..errors import BPFError
 from .attrs import GetIdAttr, InfoAttr, ObjAttr
 from .fd import FD
+from .host import is_bpffs, mounts
 from .syscall import bpf, bpf_raw
-from .uapi import BPFFS_MAGIC, Cmd
+from .uapi import Cmd
 
 KINDS = ("prog", "map", "btf", "link")
 _NEXT_ID = {"prog": Cmd.PROG_GET_NEXT_ID, "map": Cmd.MAP_GET_NEXT_ID,
@@ -23,31 +24,6 @@ _FD_BY_ID = {"prog": Cmd.PROG_GET_FD_BY_ID, "map": Cmd.MAP_GET_FD_BY_ID,
              "btf": Cmd.BTF_GET_FD_BY_ID, "link": Cmd.LINK_GET_FD_BY_ID}
 
 S = TypeVar("S", bound=ctypes.Structure)
-
-
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.statfs.argtypes = (ctypes.c_char_p, ctypes.POINTER(_Statfs))
-
-
-def fs_magic(path: str) -> int:
-    """statfs(path).f_type; raises OSError."""
-    buf = _Statfs()
-    if _libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return buf.f_type & 0xFFFFFFFF
-
-
-def is_bpffs(path: str) -> bool:
-    """True when ``path`` lies on a bpffs mount."""
-    try:
-        return fs_magic(path) == BPFFS_MAGIC
-    except OSError:
-        return False
 
 
 def obj_pin(fd: int, path: str, obj: str) -> None:
@@ -136,13 +112,6 @@ def fdinfo(fd: int) -> dict[str, str]:
     return out
 
 
-def bpffs_mounts() -> list[str]:
-    """Mount points of bpffs, in /proc/mounts order, each once (a bpffs mounted again on the
-    same directory hides the first: only the top one is seen there)."""
-    with open("/proc/mounts") as f:
-        return list(dict.fromkeys(line.split()[1] for line in f if line.split()[2] == "bpf"))
-
-
 def pins(kind: str) -> dict[int, list[str]]:
     """Paths pinned on every bpffs mount, by object id, for objects of ``kind``.
 
@@ -166,7 +135,7 @@ def pins(kind: str) -> dict[int, list[str]]:
                 if obj_id is not None:
                     out.setdefault(obj_id, []).append(entry.path)
 
-    for mount in bpffs_mounts():
+    for mount in mounts("bpf"):
         visit(mount)
     return out
 
