@@ -4,6 +4,7 @@ The expected texts are written out by hand from BCC's documented output format."
 from __future__ import annotations
 
 import ctypes as ct
+import os
 import re
 
 import pytest
@@ -176,3 +177,38 @@ def test_stars():
     assert hist._stars(6, 211, 40) == "*"
     assert hist._stars(211, 211, 40) == "*" * 40
     assert hist._stars(300, 211, 40) == "*" * 39 + "+"
+
+
+def test_histogram_of_real_events(capsys):
+    """A BCC program counts the sizes of this process's read()s of one file into log2
+    slots; the printed histogram has them in the right rows."""
+    from pybpf.bcc import BPF
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    text = """
+BPF_HISTOGRAM(dist);
+TRACEPOINT_PROBE(syscalls, sys_enter_read) {
+    if (bpf_get_current_pid_tgid() >> 32 != %d || args->fd != %d)
+        return 0;
+    dist.increment(bpf_log2l(args->count));
+    return 0;
+}
+""" % (os.getpid(), fd)
+    try:
+        with BPF(text=text) as b:
+            for size in (1000, 1000, 1000, 100, 100):
+                os.read(fd, size)
+            b["dist"].print_log2_hist("bytes")
+    finally:
+        os.close(fd)
+    assert capsys.readouterr().out == (
+        "     bytes               : count     distribution\n"
+        "         0 -> 1          : 0        |                                        |\n"
+        "         2 -> 3          : 0        |                                        |\n"
+        "         4 -> 7          : 0        |                                        |\n"
+        "         8 -> 15         : 0        |                                        |\n"
+        "        16 -> 31         : 0        |                                        |\n"
+        "        32 -> 63         : 0        |                                        |\n"
+        "        64 -> 127        : 2        |**************************              |\n"
+        "       128 -> 255        : 0        |                                        |\n"
+        "       256 -> 511        : 0        |                                        |\n"
+        "       512 -> 1023       : 3        |****************************************|\n")
