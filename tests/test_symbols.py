@@ -233,3 +233,21 @@ def test_demangle():
     else:
         assert symbols.demangle("_ZN3foo3barEv") == "foo::bar()"
     assert symbols.demangle("main") == "main"
+
+
+def test_vdso_symbols():
+    """An address in this process's vDSO (its base from getauxval(AT_SYSINFO_EHDR), the
+    function's offset from objdump -T of the saved image) names the vDSO function."""
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    libc.getauxval.restype = ctypes.c_ulong
+    base = libc.getauxval(33)  # AT_SYSINFO_EHDR
+    image = symbols.vdso_image()
+    assert base and image
+    dump = subprocess.run([_tool("objdump"), "-T", image], capture_output=True, text=True,
+                          check=True).stdout
+    offset = next(int(line.split()[0], 16) for line in dump.splitlines()
+                  if line.endswith(" __vdso_clock_gettime"))
+    name, off, module = symbols.ProcessSymbols(os.getpid()).resolve(base + offset + 2)
+    assert name in ("__vdso_clock_gettime", "clock_gettime") and off == 2
+    assert module == "[vdso]"

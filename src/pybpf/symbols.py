@@ -12,8 +12,9 @@ User symbols come from the executable mappings of a process: each file's functio
 (``.symtab`` and ``.dynsym``, read by :func:`pybpf.links.uprobe.elf_file` on
 ``pybpf.elf.reader``) and,
 when the file has no ``.symtab``, those of its separate debug file (found by build id under
-``/usr/lib/debug/.build-id`` or by ``.gnu_debuglink`` next to it, its CRC checked), plus
-``/tmp/perf-PID.map`` for JIT code. A process's symbols are cached until its executable
+``/usr/lib/debug/.build-id`` or by ``.gnu_debuglink`` next to it, its CRC checked), the
+kernel's vDSO (``[vdso]``, saved once from this process's copy), plus ``/tmp/perf-PID.map``
+for JIT code. A process's symbols are cached until its executable
 changes (exec); an address in no known mapping re-reads the maps once (dlopen).
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .sys.kallsyms import KALLSYMS
 DEBUG_ROOT = "/usr/lib/debug"
 _PAGE_SHIFT = 12
 NT_GNU_BUILD_ID = 3
+VDSO = "[vdso]"
 _KALLSYMS_TEXT = re.compile(rb"^([0-9a-fA-F]+) ([^bBdDrR\n]) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
 _KALLSYMS_ALL = re.compile(rb"^([0-9a-fA-F]+) (\S) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
 
@@ -270,9 +272,11 @@ class ProcessSymbols:
             with open(f"/proc/{self.pid}/maps") as f:
                 for line in f:
                     parts = line.split(None, 5)
-                    if len(parts) < 6 or parts[1][2] != "x" or not parts[5].startswith("/"):
+                    if len(parts) < 6 or parts[1][2] != "x":
                         continue
                     path = parts[5].rstrip("\n")
+                    if not path.startswith("/") and path != VDSO:
+                        continue
                     if path.endswith(" (deleted)") or path.startswith(("/dev/", "/memfd:")):
                         continue
                     start, end = (int(x, 16) for x in parts[0].split("-"))
@@ -283,6 +287,10 @@ class ProcessSymbols:
         self._starts = [m.start for m in maps]
 
     def _file(self, path: str) -> FileSymbols:
+        if path == VDSO:
+            image = vdso_image()
+            return file_symbols(image, self.debug_root) if image else \
+                FileSymbols(path, [], [], [], [], b"")
         root = f"/proc/{self.pid}/root{path}"  # the process's view (containers, chroots)
         for candidate in (root, path):
             try:
@@ -351,6 +359,29 @@ class ProcessSymbols:
                     return self.runtime_address(mapping.path, vaddr - seg_vaddr + offset)
             return None
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def vdso_image() -> Optional[str]:
+    """The kernel's vDSO (mapped into every process; this one's copy read from
+    ``/proc/self/mem``) saved as an ELF file in pybpf's cache, or None when that fails."""
+    from . import cache
+    try:
+        with open("/proc/self/maps") as f:
+            span = next((line.split()[0] for line in f if line.rstrip().endswith(VDSO)), None)
+        if span is None:
+            return None
+        start, end = (int(x, 16) for x in span.split("-"))
+        with open("/proc/self/mem", "rb") as mem:
+            mem.seek(start)
+            data = mem.read(end - start)
+    except OSError:
+        return None
+    name = f"vdso/{os.uname().release}-{zlib.crc32(data):08x}.so"
+    if cache.read(name) != data:
+        cache.write(name, data)
+    path = os.path.join(cache.cache_dir(), name)
+    return path if os.path.isfile(path) else None
 
 
 _processes: dict[int, ProcessSymbols] = {}
