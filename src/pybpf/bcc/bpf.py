@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import platform
 import re
 import sys
 import weakref
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 from .. import features
-from ..errors import UnsupportedFeatureError, UsageError
+from ..errors import PyBPFError, UnsupportedFeatureError, UsageError
 from ..sys.uapi import AttachType, ProgType
 from .introspect import IntrospectionMixin
 
@@ -283,15 +284,27 @@ class BPF(IntrospectionMixin):
     # -- kprobes -------------------------------------------------------------------------------
     @staticmethod
     def get_syscall_prefix() -> bytes:
-        """The arch prefix of syscall entry functions on this kernel (``__x64_sys_``)."""
-        from ..links.kprobe import syscall_function
-        return syscall_function("bpf").encode()[:-len("bpf")]
+        """The prefix of syscall entry functions on this kernel (``b"__x64_sys_"``)."""
+        return BPF.get_syscall_fnname("bpf")[:-len("bpf")]
 
     @staticmethod
     def get_syscall_fnname(name: StrLike) -> bytes:
-        """The kernel function of syscall ``name`` (``execve`` -> ``b"__x64_sys_execve"``)."""
-        from ..links.kprobe import syscall_function
-        return syscall_function(_str(name)).encode()
+        """The kernel function of syscall ``name`` (``execve`` -> ``b"__x64_sys_execve"``):
+        the arch-prefixed wrapper if the kernel has it, looked up in vmlinux BTF (its name
+        index is cached per boot), else in /proc/kallsyms."""
+        from ..links.kprobe import SYSCALL_PREFIXES, syscall_function
+        n = _str(name)
+        try:
+            from ..btf import types as T
+            from ..btf.spec import Spec
+            vmlinux = Spec.vmlinux()
+        except (OSError, PyBPFError):
+            return syscall_function(n).encode()
+        prefix = SYSCALL_PREFIXES.get(platform.machine(), "")
+        for candidate in (f"{prefix}sys_{n}", f"sys_{n}"):
+            if vmlinux.find_all(candidate, T.Func):
+                return candidate.encode()
+        return syscall_function(n).encode()  # kallsyms: functions BTF lacks, or the error
 
     @staticmethod
     def _syscall_fallback(event: str, kind: str) -> Optional[tuple[str, str]]:
@@ -676,10 +689,12 @@ class BPF(IntrospectionMixin):
                 fn._socket.close()
             fn.program.close()
         self.funcs.clear()
+        for t in self.tables.values():
+            t.close()
+        self.tables.clear()
         for b in reversed(self._built):
             b.collection.close()
         self._built.clear()
-        self.tables.clear()
 
     def close(self) -> None:
         self.cleanup()

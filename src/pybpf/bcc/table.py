@@ -305,6 +305,10 @@ class TableBase(MutableMapping):
                              "ringbuf_output of a typed object in the program)")
         return cls.from_buffer_copy(ct.string_at(data, ct.sizeof(cls)))
 
+    def close(self) -> None:
+        """Close the table's own fd of the map (the map lives while the program holds it)."""
+        self.map.close()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name.decode()!r} fd {self.map_fd}>"
 
@@ -384,15 +388,12 @@ class ProgArray(ArrayBase):
         except MapKeyError:
             raise KeyError(key) from None
 
-    def __iter__(self) -> Iterator[Any]:
-        for raw in self.map.keys():
-            yield self.Key.from_buffer_copy(raw)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.map.keys())
-
     def clear(self) -> None:
-        TableBase.clear(self)
+        for k in self.keys():
+            try:
+                del self[k]
+            except KeyError:
+                pass
 
 
 class DevMap(ArrayBase):
@@ -642,10 +643,20 @@ def _event_var_type(btf: Any, var: str) -> Any:
     return None
 
 
+def _raw_view(m: "Map") -> "Map":
+    """A Map on a new fd of ``m`` whose keys and values are bytes (the tables convert by their
+    ctypes types), whatever codecs ``m`` has."""
+    import os
+    from ..maps import Map
+    from ..sys.fd import FD
+    return Map(FD(os.dup(m.fd)), m.name, m.map_type, m.key_size, m.value_size, m.max_entries,
+               None)
+
+
 def table_of(bpf: "BPF", name: str, built: "_Built", keytype: Any = None, leaftype: Any = None,
              reducer: Optional[Callable[[Any, Any], Any]] = None) -> TableBase:
     """The table object for map ``name`` of a built program, of BCC's class for its type."""
-    m = built.collection.maps[name]
+    m = _raw_view(built.collection.maps[name])
     ms = built.collection.spec.maps[name]
     btf = built.collection.spec.btf
     if keytype is None:

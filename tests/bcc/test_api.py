@@ -1,0 +1,301 @@
+"""pybpf.bcc's BPF class and tables in this process, on the real kernel: loading, attaching,
+auto-attach, per-CPU values, LPM tries, queues, stack traces, prog arrays, batch operations,
+XDP and raw sockets, errors naming what is wrong."""
+from __future__ import annotations
+
+import ctypes as ct
+import os
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from pybpf import features
+from pybpf.bcc import BPF
+from pybpf.errors import CompileError, PyBPFError, UsageError
+from pybpf.sys.cpus import possible_cpus
+from tests.links.netfixtures import make_netns, netns  # noqa: F401 (fixtures)
+
+COUNTER = r"""
+BPF_ARRAY(target, u32, 1);
+BPF_HASH(calls, u32, u64);
+BPF_PERCPU_ARRAY(percpu, u64, 2);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    u32 zero = 0, pid = bpf_get_current_pid_tgid() >> 32;
+    u32 *want = target.lookup(&zero);
+    if (!want || *want != pid)
+        return 0;
+    calls.increment(pid);
+    percpu.increment(zero);
+    return 0;
+}
+"""
+
+
+def wait_for(pred, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.02)
+
+
+def test_tracepoint_probe_auto_attached_counts_this_process(tracefs):
+    with BPF(text=COUNTER) as b:
+        assert b.num_open_tracepoints() == 1
+        b["target"][ct.c_int(0)] = ct.c_uint(os.getpid())
+        for _ in range(5):
+            os.getppid()
+        calls = b["calls"]
+        assert calls[ct.c_uint(os.getpid())].value == 5
+        assert [(k.value, v.value) for k, v in calls.items()] == [(os.getpid(), 5)]
+        percpu = b["percpu"]
+        assert percpu.Leaf._length_ == len(possible_cpus())
+        assert percpu.sum(0).value == 5 and percpu.max(0).value <= 5
+        assert percpu.average(0) == 5 / len(possible_cpus())
+        assert sum(percpu[0]) == 5 and sum(percpu[1]) == 0
+        percpu[ct.c_int(1)] = percpu.Leaf(*range(len(possible_cpus())))
+        assert list(percpu.getvalue(1)) == list(range(len(possible_cpus())))
+        b.detach_tracepoint(tp="syscalls:sys_enter_getppid")
+        assert b.num_open_tracepoints() == 0
+        os.getppid()
+        assert calls[ct.c_uint(os.getpid())].value == 5
+
+
+def test_kprobe_on_a_syscall_and_its_fallback(tracefs, capfd):
+    """``attach_kprobe`` on getppid's entry function: a real kprobe where the kernel has them,
+    else the sys_enter_getppid tracepoint, said once on stderr."""
+    text = COUNTER.replace("TRACEPOINT_PROBE(syscalls, sys_enter_getppid)",
+                           "int on_getppid(void *ctx)")
+    with BPF(text=text) as b:
+        event = b.get_syscall_fnname("getppid")
+        assert event.endswith(b"sys_getppid")
+        b.attach_kprobe(event=event, fn_name="on_getppid")
+        assert b.num_open_kprobes() == 1
+        b["target"][ct.c_int(0)] = ct.c_uint(os.getpid())
+        os.getppid()
+        os.getppid()
+        assert b["calls"][ct.c_uint(os.getpid())].value == 2
+        err = capfd.readouterr().err
+        if not features.kprobes():
+            assert err.count("no kprobes") == 1 and "syscalls/sys_enter_getppid" in err
+        with pytest.raises(UsageError, match="already attached"):
+            b.attach_kprobe(event=event, fn_name="on_getppid")
+        b.detach_kprobe(event=event)
+        assert b.num_open_kprobes() == 0
+
+
+@pytest.mark.skipif(bool(features.kprobes()), reason="checks the error without kprobes")
+def test_kprobe_elsewhere_without_kprobes_is_a_clear_error():
+    text = "int f(void *ctx) { return 0; }"
+    with BPF(text=text) as b:
+        with pytest.raises(PyBPFError, match="kprobes are not available.*vfs_read.*not one"):
+            b.attach_kprobe(event="vfs_read", fn_name="f")
+        assert b.num_open_kprobes() == 0
+
+
+def test_kretprobe_fallback_reads_the_return_value(tracefs):
+    """A kretprobe on a syscall runs on sys_exit_<name> without kprobes; PT_REGS_RC gives the
+    syscall's return value either way."""
+    text = r"""
+BPF_HASH(ret, u32, long);
+int on_ret(struct pt_regs *ctx) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    long rc = PT_REGS_RC(ctx);
+    ret.update(&pid, &rc);
+    return 0;
+}
+"""
+    with BPF(text=text) as b:
+        b.attach_kretprobe(event=b.get_syscall_fnname("getppid"), fn_name="on_ret")
+        assert b.num_open_kprobes() == 1
+        ppid = os.getppid()
+        assert b["ret"][ct.c_uint(os.getpid())].value == ppid
+
+
+def test_hash_array_and_struct_tables():
+    text = r"""
+struct pair_t { u32 a; char name[6]; u64 b; };
+BPF_HASH(h, struct pair_t, u64, 16);
+BPF_ARRAY(arr, struct pair_t, 4);
+int unused(void *ctx) { return 0; }
+"""
+    with BPF(text=text) as b:
+        h, arr = b["h"], b["arr"]
+        assert h.Key.__name__ == "pair_t" and ct.sizeof(h.Key) == 24
+        assert [f[0] for f in h.Key._fields_] == ["a", "name", "b"]
+        k = h.Key(a=1, name=b"ab", b=7)
+        h[k] = ct.c_ulonglong(10)
+        h[h.Key(a=2, name=b"cd", b=8)] = ct.c_ulonglong(20)
+        assert len(h) == 2 and h[k].value == 10
+        assert sorted((key.name.decode(), v.value) for key, v in h.items()) == [("ab", 10),
+                                                                                 ("cd", 20)]
+        del h[k]
+        assert len(h) == 1
+        with pytest.raises(KeyError):
+            h[k]
+        h.clear()
+        assert len(h) == 0 and h.items() == []
+        # the book's idiom: a shorter create_string_buffer is zero-padded to the value size
+        arr[ct.c_int(1)] = ct.create_string_buffer(b"\x05\0\0\0xyz")
+        assert arr[1].a == 5 and arr[1].name == b"xyz" and arr[1].b == 0
+        assert len(arr) == 4 and [k.value for k in arr.keys()] == [0, 1, 2, 3]
+        arr.clear()
+        assert arr[1].a == 0 and arr[1].name == b""
+        with pytest.raises(IndexError):
+            arr[4]
+
+
+def test_batch_operations():
+    text = "BPF_HASH(h, u32, u32, 64);\nint unused(void *ctx) { return 0; }\n"
+    with BPF(text=text) as b:
+        h = b["h"]
+        keys = (h.Key * 10)(*range(10))
+        values = (h.Leaf * 10)(*(i * i for i in range(10)))
+        h.items_update_batch(keys, values)
+        assert sorted((k.value, v.value) for k, v in h.items_lookup_batch()) == \
+            [(i, i * i) for i in range(10)]
+        h.items_delete_batch((h.Key * 2)(3, 4))
+        assert len(h) == 8
+        got = sorted((k.value, v.value) for k, v in h.items_lookup_and_delete_batch())
+        assert got == [(i, i * i) for i in range(10) if i not in (3, 4)] and len(h) == 0
+        h.items_update_batch(keys, values)
+        h.zero()
+        assert {v.value for v in h.values()} == {0} and len(h) == 10
+        h.items_delete_batch()
+        assert len(h) == 0
+
+
+def test_lpm_trie_and_queue():
+    text = r"""
+struct key_v4 { u32 prefixlen; u8 addr[4]; };
+BPF_LPM_TRIE(trie, struct key_v4, u32, 16);
+BPF_QUEUE(q, u64, 8);
+int unused(void *ctx) { return 0; }
+"""
+    with BPF(text=text) as b:
+        trie = b["trie"]
+        trie[trie.Key(16, (ct.c_ubyte * 4)(10, 1, 0, 0))] = ct.c_uint(16)
+        trie[trie.Key(24, (ct.c_ubyte * 4)(10, 1, 2, 0))] = ct.c_uint(24)
+        assert trie[trie.Key(32, (ct.c_ubyte * 4)(10, 1, 2, 3))].value == 24
+        assert trie[trie.Key(32, (ct.c_ubyte * 4)(10, 1, 9, 9))].value == 16
+        with pytest.raises(KeyError):
+            trie[trie.Key(32, (ct.c_ubyte * 4)(10, 2, 0, 0))]
+        assert len(trie) == 2
+        q = b["q"]
+        for v in (3, 1, 2):
+            q.push(ct.c_ulonglong(v))
+        assert q.peek().value == 3
+        assert [v.value for v in q.values()] == [3, 1, 2]
+        with pytest.raises(KeyError):
+            q.pop()
+
+
+def test_stack_trace_walk(tracefs):
+    """A kernel stack taken in a tracepoint program walks to kernel addresses."""
+    text = r"""
+BPF_STACK_TRACE(stacks, 64);
+BPF_HASH(ids, u32, int);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    int id = stacks.get_stackid(args, 0);
+    ids.update(&pid, &id);
+    return 0;
+}
+"""
+    with BPF(text=text) as b:
+        os.getppid()
+        stack_id = b["ids"][ct.c_uint(os.getpid())].value
+        assert stack_id >= 0
+        addrs = list(b["stacks"].walk(stack_id))
+        assert addrs and all(a >= 0xffff800000000000 for a in addrs)
+        resolved = list(b["stacks"].walk(stack_id, resolve=hex))
+        assert resolved == [hex(a) for a in addrs]
+        assert list(b["stacks"].walk(stack_id + 1000)) == []
+
+
+def test_prog_array_takes_function_fds(tracefs):
+    """``jmp[ct.c_int(i)] = ct.c_int(fn.fd)``: the tail call reaches the loaded function."""
+    text = r"""
+BPF_PROG_ARRAY(jmp, 4);
+BPF_ARRAY(hits, u64, 1);
+int tail(void *ctx) { hits.increment(0); return 0; }
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) { jmp.call(args, 2); return 0; }
+"""
+    with BPF(text=text) as b:
+        fn = b.load_func("tail", BPF.TRACEPOINT)
+        assert fn.name == b"tail" and fn.fd > 0
+        assert b.load_func(b"tail", BPF.TRACEPOINT) is fn
+        before = b["hits"][0].value
+        b["jmp"][ct.c_int(2)] = ct.c_int(fn.fd)
+        assert 2 in b["jmp"] and 1 not in b["jmp"] and len(b["jmp"]) == 4
+        os.getppid()
+        assert b["hits"][0].value > before
+        del b["jmp"][ct.c_int(2)]
+        assert 2 not in b["jmp"]
+
+
+def test_load_func_types_xdp_and_raw_socket(netns):
+    """XDP by netlink on a private namespace's lo (BCC's attach_xdp/remove_xdp) and a raw
+    socket with a socket filter there, seeing the test's datagram."""
+    text = r"""
+int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }
+int keep_all(struct __sk_buff *skb) { return -1; }
+"""
+    def xdp_shown() -> str:
+        return subprocess.run(["ip", "-n", netns.name, "link", "show", "lo"],
+                              capture_output=True, text=True, check=True).stdout
+
+    with BPF(text=text) as b:
+        fn = b.load_func("xdp_pass", BPF.XDP)
+        assert fn.program.info().type == BPF.XDP
+        with netns.entered():
+            BPF.attach_xdp("lo", fn, BPF.XDP_FLAGS_SKB_MODE)
+        assert "xdpgeneric" in xdp_shown()
+        with netns.entered():
+            BPF.remove_xdp("lo", BPF.XDP_FLAGS_SKB_MODE)
+        assert "xdp" not in xdp_shown()
+        sf = b.load_func("keep_all", BPF.SOCKET_FILTER)
+        with netns.entered():
+            BPF.attach_raw_socket(sf, "lo")
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        assert isinstance(sf.sock, int) and sf.sock > 0
+        raw = socket.socket(fileno=os.dup(sf.sock))
+        with raw, udp:
+            payload = uuid.uuid4().bytes
+            udp.sendto(payload, ("127.0.0.1", 9))
+            raw.settimeout(5)
+            deadline = time.monotonic() + 5
+            while payload not in raw.recv(65536):
+                assert time.monotonic() < deadline, "the raw socket saw no packet"
+
+
+def test_errors_name_what_is_wrong(tracefs):
+    with BPF(text="BPF_HASH(h, u32, u32);\nint f(void *ctx) { return 0; }\n") as b:
+        with pytest.raises(UsageError, match=r"no function 'nope'.*its functions: f"):
+            b.load_func("nope", BPF.TRACEPOINT)
+        with pytest.raises(KeyError, match=r"no table 'nope'.*its tables: h"):
+            b["nope"]
+        with pytest.raises(PyBPFError, match="no tracepoint syscalls/sys_enter_nope"):
+            b.attach_tracepoint(tp="syscalls:sys_enter_nope", fn_name="f")
+        with pytest.raises(UsageError, match="no tracepoint matches"):
+            b.attach_tracepoint(tp_re="^nosuchcategory:", fn_name="f")
+        assert b.num_open_tracepoints() == 0
+    with pytest.raises(UsageError, match="cleaned up"):
+        b["h"]
+    with pytest.raises(CompileError, match=r"<text>:4:\d+: error: .*undeclared_fn"):
+        BPF(text="BPF_HASH(h, u32, u32);\n\nint f(void *ctx) {\n    undeclared_fn();\n"
+                 "    return 0;\n}\n")
+    with pytest.raises(UsageError, match="text= or src_file="):
+        BPF()
+
+
+def test_src_file_next_to_the_script(tmp_path, monkeypatch):
+    (tmp_path / "prog.c").write_text("BPF_ARRAY(a, u32, 2);\nint f(void *ctx) { return 0; }\n")
+    monkeypatch.chdir("/")
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "tool.py")])
+    with BPF(src_file=b"prog.c") as b:
+        assert len(b["a"]) == 2
