@@ -142,3 +142,77 @@ def test_networking_programs_not_rewritten():
            "  if ((void *)(eth + 1) > (void *)(long)ctx->data_end) return 0;\n" \
            "  return eth->h_proto;\n}\n"
     assert KREAD not in translate(text).source
+
+
+MNT_NS = r"""
+#include <linux/sched.h>
+#include <linux/nsproxy.h>
+/* as BCC tools do: a private kernel struct defined by the program itself */
+struct mnt_namespace {
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 11, 0)
+    atomic_t count;
+#endif
+    struct ns_common ns;
+};
+BPF_ARRAY(found, u64, 1);
+RAW_TRACEPOINT_PROBE(sys_enter) {
+    if ((bpf_get_current_pid_tgid() >> 32) != WANT_TGID)
+        return 0;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct mnt_namespace *mnt = (struct mnt_namespace *)task->nsproxy->mnt_ns;
+    u64 inum = mnt->ns.inum;
+    int zero = 0;
+    found.update(&zero, &inum);
+    return 0;
+}
+"""
+
+
+def test_program_redefining_a_kernel_struct():
+    """A program's own definition of a struct vmlinux.h has (BCC tools define struct
+    mnt_namespace) compiles, and its code reads through the program's layout."""
+    flags = [f"-DWANT_TGID={os.getpid()}"]
+    tr = translate(MNT_NS, flags)
+    assert "__PYBPF_KREAD(mnt->ns.inum)" in tr.source
+    with ObjectSpec.from_file(build(tr, flags)).load() as coll:
+        with coll.programs["raw_tracepoint__sys_enter"].attach():
+            os.getppid()
+        got = coll.maps["found"].lookup(struct.pack("<I", 0))
+    inum = struct.unpack("<Q", got)[0] if isinstance(got, (bytes, bytearray)) else got
+    assert inum == os.stat("/proc/self/ns/mnt").st_ino
+
+
+USDT = r"""
+/* what a USDT context's get_text() provides for probe function "on_probe" */
+static __always_inline int _bpf_readarg_on_probe_1(struct pt_regs *ctx, void *dest,
+                                                   size_t len) {
+    if (len != sizeof(u64)) return -1;
+    *(u64 *)dest = ctx->di;
+    return 0;
+}
+BPF_HASH(args, u32, u64, 4);
+int on_probe(struct pt_regs *ctx) {
+    u64 v = 0;
+    char buf[16];
+    bpf_usdt_readarg(1, ctx, &v);
+    bpf_usdt_readarg_p(1, ctx, &buf, sizeof(buf));
+    u32 k = 0;
+    args.update(&k, &v);
+    return buf[0];
+}
+"""
+
+
+def test_usdt_argument_reads():
+    import platform
+    if platform.machine() != "x86_64":
+        pytest.skip("the hand-written reader reads x86_64's pt_regs")
+    tr = translate(USDT, kind_of={"on_probe": "uprobe"})
+    assert "_bpf_readarg_on_probe_1(ctx, &v, sizeof(*(&v)))" in tr.source
+    assert "bpf_probe_read_user(&buf, sizeof(buf), (void *)____addr)" in tr.source
+    with ObjectSpec.from_file(build(tr)).load() as coll:
+        assert "on_probe" in coll.programs
+    with pytest.raises(DialectError, match=r"line 2: bpf_usdt_readarg\(\) must be called in "
+                                           r"the probe's own function, not in helper\(\)"):
+        translate("static int helper(struct pt_regs *ctx) {\n u64 v; "
+                  "bpf_usdt_readarg(1, ctx, &v); return v; }\n")

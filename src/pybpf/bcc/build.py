@@ -119,14 +119,16 @@ def _linux_version_code() -> int:
     return (a << 16) + (b << 8) + min(c, 255)
 
 
-def runtime_header(compiler: Compiler, reserved: Iterable[str] = ()) -> Path:
-    """The runtime header (vmlinux.h + helpers + BCC's macros) for ``reserved`` identifiers,
-    with its precompiled form next to it (``.pch``) when the compiler makes one."""
+def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
+                   tags: Iterable[str] = ()) -> Path:
+    """The runtime header (vmlinux.h + helpers + BCC's macros) for ``reserved`` identifiers
+    and struct/union ``tags`` the program defines itself, with its precompiled form next to
+    it (``.pch``) when the compiler makes one."""
     from ..sys.uapi import Helper
     from .dialect.helpers import declarations
 
     reserved = sorted(set(reserved))
-    vmlinux = vmlinux_header(VMLINUX_BTF, reserved)
+    vmlinux = _renamed_tags(vmlinux_header(VMLINUX_BTF, reserved), sorted(set(tags)))
     key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _header_digest(),
                                     __version__, str(FORMAT), *base_flags()]).encode())
     directory = cache_dir() / "bcc" / "runtime" / key.hexdigest()[:16]
@@ -143,6 +145,25 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = ()) -> Path:
     if compiler.pch:
         _precompile(compiler, header, pch)
     return header
+
+
+TAG_SUFFIX = "___kernel"
+
+
+def _renamed_tags(vmlinux: Path, tags: list[str]) -> Path:
+    """``vmlinux`` with the kernel's ``struct``/``union`` ``tags`` renamed ``<tag>___kernel``:
+    a program's own definition of a kernel struct (BCC tools define private kernel structs
+    such as ``struct mnt_namespace`` themselves) is then the one its code uses."""
+    if not tags:
+        return vmlinux
+    digest = hashlib.sha256(f"{vmlinux}\0{','.join(tags)}".encode()).hexdigest()[:16]
+    out = cache_dir() / "bcc" / "vmlinux" / digest / "vmlinux.h"
+    if out.exists():
+        return out
+    pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(map(re.escape, tags)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out, pattern.sub(r"\1" + TAG_SUFFIX, vmlinux.read_text()).encode())
+    return out
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -163,6 +184,33 @@ def _precompile(compiler: Compiler, header: Path, pch: Path) -> None:
                            f"{res.returncode}): a pybpf bug or an unusual kernel BTF",
                            res.stderr, cmd)
     os.replace(tmp, pch)
+
+
+@functools.lru_cache(maxsize=4)
+def vmlinux_tags(header: str) -> frozenset[str]:
+    """``struct``/``union`` tags ``vmlinux.h`` defines (as ``struct <tag>``/``union <tag>``)."""
+    path = Path(header).with_suffix(".tags")
+    try:
+        return frozenset(path.read_text().splitlines())
+    except OSError:
+        pass
+    text = Path(header).read_text()
+    tags = {f"{k} {n}" for k, n in re.findall(r"^(struct|union) (\w+) \{", text, re.M)}
+    try:
+        _atomic_write(path, "\n".join(sorted(tags)).encode())
+    except OSError:
+        pass
+    return frozenset(tags)
+
+
+def defined_tags(source: str) -> set[str]:
+    """``struct <tag>``/``union <tag>`` the program defines (``struct tag {``)."""
+    from .dialect.scan import tokenize
+
+    toks = tokenize(source)
+    return {f"{toks[i].text} {toks[i + 1].text}" for i in range(len(toks) - 2)
+            if toks[i].text in ("struct", "union") and toks[i + 1].kind == "id"
+            and toks[i + 2].text == "{"}
 
 
 @functools.lru_cache(maxsize=4)
@@ -218,7 +266,8 @@ def _prepare(source: str, names: Iterable[str], cflags: Sequence[str]) -> tuple[
     compiler = find_compiler()
     vm = vmlinux_header(VMLINUX_BTF)
     reserved = (declared_names(source) | set(names)) & vmlinux_names(str(vm))
-    header = runtime_header(compiler, reserved)
+    tags = {t.split()[1] for t in defined_tags(source) & vmlinux_tags(str(vm))}
+    header = runtime_header(compiler, reserved, tags)
     include = ["-include-pch", str(header) + ".pch"] if compiler.pch else \
         ["-include", str(header)]
     return compiler, [*base_flags(), *include, *cflags]

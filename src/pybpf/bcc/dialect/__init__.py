@@ -46,9 +46,8 @@ UNSUPPORTED_FEATURES = {
     "cursor_advance": "packet cursors (cursor_advance and bcc/proto.h's header structs)",
     "bpf_dext_pkt": "packet field extraction (bpf_dext_pkt)",
     "bpf_dins_pkt": "packet field insertion (bpf_dins_pkt)",
-    "bpf_usdt_readarg": "USDT argument reading (bpf_usdt_readarg)",
-    "bpf_usdt_readarg_p": "USDT argument reading (bpf_usdt_readarg_p)",
 }
+_USDT_READS = {"bpf_usdt_readarg", "bpf_usdt_readarg_p"}
 LICENSE_SUFFIX = ("#ifndef BPF_LICENSE", "#define BPF_LICENSE GPL", "#endif",
                   'char _license[] SEC("license") = __PYBPF_STRINGIFY(BPF_LICENSE);')
 
@@ -237,6 +236,11 @@ class _Translator:
         name_tok = toks[open_ - 1]
         specifiers = {t.text for t in toks[decl:open_ - 1]}
         if specifiers & _HELPER_SPECIFIERS:
+            for j in range(body, end):
+                if toks[j].text in _USDT_READS:
+                    raise DialectError(f"{toks[j].text}() must be called in the probe's own "
+                                       f"function, not in {name_tok.text}()",
+                                       self.line(toks[j]))
             return
         name, line = name_tok.text, self.line(name_tok)
         params = [_param(self.text, toks, r) for r in split_args(toks, open_, close)]
@@ -249,6 +253,7 @@ class _Translator:
         self.edits.append((toks[decl].start, toks[decl].start, f"SEC(\"{k.section}\") "))
         if k.args in ("sys_enter", "sys_exit"):
             self.syscall_tracepoint_body(fn, k, body, end, ctx)
+        self.usdt_reads(name, body, end)
         if len(params) > 1 or k.args in ("sys_enter", "sys_exit"):
             if not ctx:
                 raise DialectError(f"function {name}: the context parameter has no name", line)
@@ -257,6 +262,34 @@ class _Translator:
             reads = param_reads(k, name, ctx, params, line)
             if reads:
                 self.edits.append((toks[body].end, toks[body].end, " " + reads))
+
+    def usdt_reads(self, fname: str, body: int, end: int) -> None:
+        """``bpf_usdt_readarg(N, ctx, &v)`` -> the probe's reader of argument N for function
+        ``fname`` (``_bpf_readarg_<fname>_<N>``, from the USDT context's ``get_text()``);
+        ``bpf_usdt_readarg_p(N, ctx, buf, len)`` reads ``len`` user bytes at the address
+        argument N holds."""
+        toks = self.tokens
+        j = body
+        while j < end:
+            t = toks[j]
+            if t.text not in _USDT_READS or toks[j + 1].text != "(":
+                j += 1
+                continue
+            close = self.closing(j + 1)
+            args = [span(self.text, toks, r) for r in split_args(toks, j + 1, close)]
+            want = 3 if t.text == "bpf_usdt_readarg" else 4
+            if len(args) != want or not args[0].isdigit():
+                raise DialectError(f"{t.text}() takes {want} arguments, the first an argument "
+                                   "number (1-based literal)", self.line(t))
+            reader = f"_bpf_readarg_{fname}_{args[0]}"
+            if want == 3:
+                new = f"{reader}({args[1]}, {args[2]}, sizeof(*({args[2]})))"
+            else:
+                new = (f"({{ u64 ____addr = 0; {reader}({args[1]}, &____addr, "
+                       f"sizeof(____addr)); bpf_probe_read_user({args[2]}, {args[3]}, "
+                       f"(void *)____addr); }})")
+            self.replace(t, toks[close], new)
+            j = close + 1
 
     def syscall_tracepoint_body(self, fn: Function, k: Kind, body: int, end: int,
                                 ctx: str) -> None:
