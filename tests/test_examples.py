@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pybpf.maps import list_maps
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = ["hello_buffer_config.py", "hello_ring_buffer_config.py"]
 
@@ -55,14 +57,23 @@ def test_chapter_syscall_sequence_is_traced(script, bpffs, tracefs):
     assert 'license="Dual BSD/GPL"' in load and 'prog_name="hello_tp"' in load
 
 
+def _config_map_ids() -> set[int]:
+    return {info.id for info in list_maps() if info.name == "config"}
+
+
 def test_bpftool_update_changes_what_uid_2_gets(bpffs, tracefs):
     """The seed's bpftool command, while the example runs, gives uid 2 the message "Hello 2"."""
+    others = _config_map_ids()
     proc = subprocess.Popen([sys.executable, str(EXAMPLES / "hello_buffer_config.py"),
                              "--forever"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert "hooked execve" in proc.stderr.readline()
-        update = subprocess.run(["bpftool", "map", "update", "name", "config", "key", "0x2", "0",
+        # the chapter's handle, `name config`; by id when another tenant has a map so named
+        ours = _config_map_ids() - others
+        assert len(ours) == 1, ours
+        handle = ["name", "config"] if not others else ["id", str(ours.pop())]
+        update = subprocess.run(["bpftool", "map", "update", *handle, "key", "0x2", "0",
                                  "0", "0", "value", "hex", "48", "65", "6c", "6c", "6f", "20",
                                  "32", "0", "0", "0", "0", "0"], capture_output=True, text=True,
                                 timeout=30)
