@@ -210,8 +210,10 @@ def test_perf_map_symbols(binaries, run):
     perf_map = Path(f"/tmp/perf-{r.pid}.map")
     perf_map.write_text("7000 100 jitted_function\n")
     try:
-        assert symbols.ProcessSymbols(r.pid).resolve(0x7010) == \
-            ("jitted_function", 0x10, str(perf_map))
+        ps = symbols.ProcessSymbols(r.pid)
+        assert ps.resolve(0x7010) == ("jitted_function", 0x10, str(perf_map))
+        perf_map.write_text("7000 100 jitted_function\n7100 20 recompiled_fn\n")
+        assert ps.resolve(0x7104) == ("recompiled_fn", 4, str(perf_map))  # read again
     finally:
         perf_map.unlink()
 

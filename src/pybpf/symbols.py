@@ -232,7 +232,17 @@ class Mapping:
 
 
 def _perf_map(path: str) -> Optional[FileSymbols]:
-    """``/tmp/perf-PID.map`` written by JITs: lines ``START SIZE name`` (hex)."""
+    """``/tmp/perf-PID.map`` written by JITs: lines ``START SIZE name`` (hex); read again
+    when it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _read_perf_map(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_perf_map(path: str, mtime_ns: int, size: int) -> Optional[FileSymbols]:
     rows = []
     try:
         with open(path, errors="surrogateescape") as f:
