@@ -10,12 +10,12 @@ times slower on its ~120,000 lines).
 
 User symbols come from the executable mappings of a process: each file's function symbols
 (``.symtab`` and ``.dynsym``, read by :func:`pybpf.links.uprobe.elf_file` on
-``pybpf.elf.reader``) and,
-when the file has no ``.symtab``, those of its separate debug file (found by build id under
-``/usr/lib/debug/.build-id`` or by ``.gnu_debuglink`` next to it, its CRC checked), the
-kernel's vDSO (``[vdso]``, saved once from this process's copy), plus ``/tmp/perf-PID.map``
-for JIT code. A process's symbols are cached until its executable
-changes (exec); an address in no known mapping re-reads the maps once (dlopen).
+``pybpf.elf.reader``) and, when the file has no ``.symtab``, those of its separate debug file
+(found by build id under ``/usr/lib/debug/.build-id`` or by ``.gnu_debuglink`` next to it,
+its CRC checked); the kernel's vDSO (``[vdso]``, saved once from this process's copy); and
+``/tmp/perf-PID.map`` for JIT code. A process's symbols are cached until its executable
+changes (exec); an address in no known mapping re-reads the maps (dlopen), at most every
+``MAPS_REFRESH_INTERVAL`` seconds.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import re
 import shutil
 import struct
 import subprocess
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ DEBUG_ROOT = "/usr/lib/debug"
 _PAGE_SHIFT = 12
 NT_GNU_BUILD_ID = 3
 VDSO = "[vdso]"
+MAPS_REFRESH_INTERVAL = 0.1
+"""Seconds between re-readings of a process's maps for addresses in none of its mappings
+(garbage frames of a stack walked without frame pointers would re-read them every time)."""
 _KALLSYMS_TEXT = re.compile(rb"^([0-9a-fA-F]+) ([^bBdDrR\n]) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
 _KALLSYMS_ALL = re.compile(rb"^([0-9a-fA-F]+) (\S) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
 
@@ -295,6 +299,7 @@ class ProcessSymbols:
             pass
         self.mappings = maps
         self._starts = [m.start for m in maps]
+        self.refreshed = time.monotonic()
 
     def _file(self, path: str) -> FileSymbols:
         if path == VDSO:
@@ -323,7 +328,7 @@ class ProcessSymbols:
             self.exe_id = self._exe_id()
             self.refresh()
         mapping = self._mapping(addr)
-        if mapping is None:
+        if mapping is None and time.monotonic() - self.refreshed > MAPS_REFRESH_INTERVAL:
             self.refresh()
             mapping = self._mapping(addr)
         module_offset = None
