@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 from .. import features
 from ..errors import PyBPFError, UnsupportedFeatureError, UsageError
 from ..sys.uapi import AttachType, ProgType
-from .introspect import IntrospectionMixin
+from .introspect import IntrospectionMixin, resolve_module
 
 if TYPE_CHECKING:
     from ..elf import Collection
@@ -164,6 +164,7 @@ class BPF(IntrospectionMixin):
         if not source:
             raise UsageError("BPF: give the program as text= or src_file=")
         self._usdt = list(usdt_contexts)
+        self._usdt_ignore_pid = attach_usdt_ignore_pid
         self.text = "".join(_str(u.get_text()) for u in self._usdt) + source
         self.cflags = [_str(f) for f in cflags]
         from .dialect import translate
@@ -354,11 +355,16 @@ class BPF(IntrospectionMixin):
         self.kprobe_fds.setdefault(key, {})[fn_name] = link
 
     def _matching_functions(self, event_re: str, kind: str) -> list[str]:
-        from ..links.kprobe import traceable_functions
+        """Kernel functions matching ``event_re`` that a probe can attach to; without kprobes,
+        the syscall entry functions whose tracepoints stand in for them."""
         pattern = re.compile(event_re)
-        found = [f for f in traceable_functions() if pattern.match(f)]
-        if not features.kprobes():
-            found = [f for f in found if _SYSCALL_FN.match(f)]
+        if features.kprobes():
+            found = sorted(f.decode() for f in self.get_kprobe_functions(event_re.encode()))
+        else:
+            prefix = self.get_syscall_prefix().decode()
+            found = [prefix + tp.decode().split(":sys_enter_", 1)[1]
+                     for tp in self.get_tracepoints(b"syscalls:sys_enter_")]
+            found = [f for f in found if pattern.match(f)]
         if not found:
             raise UsageError(f"attach_{kind}: no kernel function matches {event_re!r}")
         return found
@@ -431,22 +437,10 @@ class BPF(IntrospectionMixin):
             self.tracepoint_fds.setdefault(t, {})[fn_s] = link
         return self
 
-    @staticmethod
-    def _tracepoints_matching(tp_re: str) -> list[str]:
-        from ..links.tracing import tracefs
-        pattern = re.compile(tp_re)
-        root = os.path.join(tracefs(), "events")
-        found = []
-        for category in sorted(os.listdir(root)):
-            d = os.path.join(root, category)
-            if not os.path.isdir(d):
-                continue
-            for event in sorted(os.listdir(d)):
-                name = f"{category}:{event}"
-                if os.path.isdir(os.path.join(d, event)) and pattern.match(name):
-                    found.append(name)
+    def _tracepoints_matching(self, tp_re: str) -> list[str]:
+        found = [t.decode() for t in self.get_tracepoints(tp_re.encode())]
         if not found:
-            raise UsageError(f"attach_tracepoint: no tracepoint matches {tp_re!r} in {root}")
+            raise UsageError(f"attach_tracepoint: no tracepoint matches {tp_re!r}")
         return found
 
     def detach_tracepoint(self, tp: StrLike = b"", fn_name: StrLike = b"") -> None:
@@ -469,6 +463,106 @@ class BPF(IntrospectionMixin):
         if link is None:
             raise UsageError(f"detach_raw_tracepoint: raw tracepoint {t} is not attached")
         link.close()
+
+    # -- uprobes -------------------------------------------------------------------------------
+    def _uprobe_sites(self, name: StrLike, sym: StrLike, sym_re: StrLike,
+                      addr: Optional[int], kind: str, pid: int
+                      ) -> list[tuple[str, str, int]]:
+        """(binary path, symbol, address) of each place to probe."""
+        path = resolve_module(name, max(pid, 0))
+        if sym_re:
+            found = self.get_user_functions_and_addresses(path, _str(sym_re).encode())
+            if not found:
+                raise UsageError(f"attach_{kind}: no function of {path} matches "
+                                 f"{_str(sym_re)!r}")
+            return [(path, f.decode(), 0) for f, _ in found]
+        if not sym and addr is None:
+            raise UsageError(f"attach_{kind}: give sym=, sym_re= or addr=")
+        return [(path, _str(sym), addr or 0)]
+
+    def _attach_uprobe(self, kind: str, name: StrLike, sym: StrLike, sym_re: StrLike,
+                       addr: Optional[int], fn_name: StrLike, pid: int, sym_off: int) -> None:
+        from ..links import attach_uprobe
+        fn_s = _str(fn_name)
+        fn = self.load_func(fn_s, self.KPROBE)
+        for path, symbol, address in self._uprobe_sites(name, sym, sym_re, addr, kind, pid):
+            if symbol:
+                where, offset = symbol, sym_off
+            else:
+                where, offset = f"{address:#x}", self._file_offset(path, address)
+            key = f"{'r' if kind == 'uretprobe' else 'p'}_{path}_{where}"
+            if fn_s in self.uprobe_fds.get(key, {}):
+                raise UsageError(f"attach_{kind}: {fn_s!r} is already attached to "
+                                 f"{path}:{where}")
+            link = attach_uprobe(fn.program, path, symbol, offset, pid=pid,
+                                 retprobe=kind == "uretprobe")
+            self.uprobe_fds.setdefault(key, {})[fn_s] = link
+
+    @staticmethod
+    def _file_offset(path: str, address: int) -> int:
+        from ..links.uprobe import elf_file
+        return elf_file(path).file_offset(address)
+
+    def attach_uprobe(self, name: StrLike = b"", sym: StrLike = b"", sym_re: StrLike = b"",
+                      addr: Optional[int] = None, fn_name: StrLike = b"", pid: int = -1,
+                      sym_off: int = 0) -> "BPF":
+        """Run ``fn_name`` at function ``sym`` (+ ``sym_off``) of binary or library ``name``,
+        at each function matching ``sym_re``, or at virtual address ``addr``; ``pid`` -1:
+        every process."""
+        self._attach_uprobe("uprobe", name, sym, sym_re, addr, fn_name, pid, sym_off)
+        return self
+
+    def attach_uretprobe(self, name: StrLike = b"", sym: StrLike = b"", sym_re: StrLike = b"",
+                         addr: Optional[int] = None, fn_name: StrLike = b"",
+                         pid: int = -1) -> "BPF":
+        """Run ``fn_name`` when function ``sym`` of ``name`` (or each matching ``sym_re``)
+        returns."""
+        self._attach_uprobe("uretprobe", name, sym, sym_re, addr, fn_name, pid, 0)
+        return self
+
+    def _detach_uprobe(self, kind: str, name: StrLike, sym: StrLike, addr: Optional[int],
+                       fn_name: StrLike) -> None:
+        path = resolve_module(name)
+        where = _str(sym) or f"{addr or 0:#x}"
+        key = f"{'r' if kind == 'uretprobe' else 'p'}_{path}_{where}"
+        self._detach(self.uprobe_fds, key, fn_name, f"{kind} {path}:{where}")
+
+    def detach_uprobe(self, name: StrLike = b"", sym: StrLike = b"", addr: Optional[int] = None,
+                      fn_name: StrLike = b"", pid: int = -1) -> None:
+        self._detach_uprobe("uprobe", name, sym, addr, fn_name)
+
+    def detach_uretprobe(self, name: StrLike = b"", sym: StrLike = b"",
+                         addr: Optional[int] = None, fn_name: StrLike = b"",
+                         pid: int = -1) -> None:
+        self._detach_uprobe("uretprobe", name, sym, addr, fn_name)
+
+    # -- perf events ---------------------------------------------------------------------------
+    def attach_perf_event(self, ev_type: int = -1, ev_config: int = -1, fn_name: StrLike = b"",
+                          sample_period: int = 0, sample_freq: int = 0, pid: int = -1,
+                          cpu: int = -1, group_fd: int = -1) -> "BPF":
+        """Run ``fn_name`` (a perf_event program) on samples of perf event ``ev_type``/
+        ``ev_config`` (``PerfType``, ``PerfSWConfig``...): on every online CPU, or ``cpu``,
+        for every process or ``pid``."""
+        from ..links import attach_perf_event_program
+        fn_s = _str(fn_name)
+        key = (fn_s, ev_type, ev_config)
+        if key in self.perf_event_fds:
+            raise UsageError(f"attach_perf_event: {fn_s!r} is already attached to perf event "
+                             f"type {ev_type} config {ev_config}")
+        fn = self.load_func(fn_s, self.PERF_EVENT)
+        cpus = [cpu] if cpu >= 0 else None
+        self.perf_event_fds[key] = attach_perf_event_program(
+            fn.program, (ev_type, ev_config), sample_period=sample_period,
+            sample_freq=sample_freq, cpus=None if pid >= 0 else cpus, pid=pid)
+        return self
+
+    def detach_perf_event(self, ev_type: int = -1, ev_config: int = -1) -> None:
+        keys = [k for k in self.perf_event_fds if k[1:] == (ev_type, ev_config)]
+        if not keys:
+            raise UsageError(f"detach_perf_event: nothing is attached to perf event type "
+                             f"{ev_type} config {ev_config}")
+        for k in keys:
+            self.perf_event_fds.pop(k).close()
 
     def _attach_btf(self, kind: str, target: str, fn_name: str, store: dict[str, Any]) -> None:
         """kfunc/kretfunc/lsm functions: loaded for their BTF target, then linked."""
@@ -544,7 +638,7 @@ class BPF(IntrospectionMixin):
             attach = getattr(u, "attach", None)
             if attach is None:
                 raise UsageError(f"BPF: usdt_contexts: {u!r} cannot attach its probes")
-            self._others.extend(attach(self))
+            self._others.extend(attach(self, self._usdt_ignore_pid))
 
     # -- tables --------------------------------------------------------------------------------
     def get_table(self, name: StrLike, keytype: Any = None, leaftype: Any = None,
