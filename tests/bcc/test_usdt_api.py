@@ -17,7 +17,8 @@ from pybpf.elf import ObjectSpec
 from pybpf.links.uprobe import attach_uprobe
 from pybpf.sys.uapi import ProgType
 from pybpf.bcc.usdt import USDT, USDTException
-from tests.links.conftest import probe_target  # noqa: F401 (fixture)
+from tests.bcc.bcc_peer import run_both
+from tests.links.conftest import probe_target, probe_target_O0  # noqa: F401 (fixtures)
 
 TWICE_C = r"""
 #include <stdio.h>
@@ -196,3 +197,28 @@ def test_one_probe_two_sites(twice):
         keys = {_key(k) for k, _ in coll.maps["seen"].items()}
     assert [int(v) for v in out] == [5, 37]
     assert keys == {5000, 37000}
+
+
+ENUMERATE = r"""
+import sys
+from bcc import USDT
+u = USDT(path=sys.argv[1])
+for probe in sorted(u.enumerate_probes(), key=lambda p: p.short_name()):
+    print(probe, probe.bin_path, probe.short_name(), probe.num_locations, probe.num_arguments)
+    for i in range(probe.num_arguments):
+        print("  ctype", i, u.get_probe_arg_ctype(probe.short_name(), i))
+    for i in range(probe.num_locations):
+        loc = probe.get_location(i)
+        print(" ", loc, [str(loc.get_argument(j)) for j in range(loc.num_arguments)])
+"""
+
+
+@pytest.mark.parametrize("which", ["probe_target", "python3"])
+def test_enumeration_as_bcc(tmp_path, probe_target, probe_target_O0, which):  # noqa: F811
+    """BCC's USDT API and pybpf's print the same probes, locations, arguments and C types
+    (the links tests' target built -O2 and -O0, and Debian's python3, built with dtrace)."""
+    paths = [str(probe_target), str(probe_target_O0)] if which == "probe_target" \
+        else ["/usr/bin/python3"]
+    for path in paths:
+        bcc, ours = run_both(tmp_path, ENUMERATE, path)
+        assert bcc and ours == bcc

@@ -44,8 +44,9 @@ def _text(value: Union[str, bytes]) -> str:
 
 def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
     """The file BCC means by a uprobe ``name``: a path as is; a library name (``c``,
-    ``libc.so.6``, ``pthread``) as ``find_library`` finds it (in process ``pid`` first);
-    else a program in ``$PATH``. Raises UsageError naming what was looked for."""
+    ``pthread``) as ``find_library`` finds it (in process ``pid`` first), or a full soname
+    (``libc.so.6``) in ld.so.cache; else a program in ``$PATH``. Raises UsageError naming
+    what was looked for."""
     text = _text(name)
     if "/" in text:
         return text
@@ -53,10 +54,16 @@ def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
     lib = lib or IntrospectionMixin.find_library(text.encode())
     if lib is not None:
         return lib.decode()
+    from ..errors import UsageError
+    if text.startswith("lib") and ".so" in text:  # a full soname: libc.so.6
+        from ..links.uprobe import resolve_binary
+        try:
+            return resolve_binary(text)
+        except UsageError:
+            pass
     exe = IntrospectionMixin.find_exe(text)
     if exe is not None:
         return os.path.realpath(os.fsdecode(exe))
-    from ..errors import UsageError
     raise UsageError(f"{text!r}: neither a library lib{text}* in ld.so.cache nor a program "
                      "in $PATH")
 
