@@ -97,6 +97,46 @@ def test_kprobe_elsewhere_without_kprobes_is_a_clear_error():
         assert b.num_open_kprobes() == 0
 
 
+def test_syscall_arguments_as_parameters(tmp_path, tracefs):
+    """A kprobe function taking the syscall's arguments after its context reads them: from
+    the registers behind the syscall wrapper, or from the sys_enter record without kprobes."""
+    text = r"""
+BPF_HASH(dirfd, u32, long);
+int syscall__openat(struct pt_regs *ctx, int dfd, const char __user *filename, int flags) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    long d = dfd;
+    if (flags & 0x40000 /* O_NOATIME: only the test's own call */)
+        dirfd.update(&pid, &d);
+    return 0;
+}
+"""
+    (tmp_path / "f").write_text("x")
+    with BPF(text=text) as b:
+        b.attach_kprobe(event=b.get_syscall_fnname("openat"), fn_name="syscall__openat")
+        dir_fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            os.close(os.open("f", os.O_RDONLY | os.O_NOATIME, dir_fd=dir_fd))
+            assert b["dirfd"][ct.c_uint(os.getpid())].value == dir_fd
+        finally:
+            os.close(dir_fd)
+
+
+@pytest.mark.skipif(bool(features.kprobes()), reason="the fallback exists without kprobes")
+def test_fallback_refuses_register_reads_it_cannot_honour(tracefs):
+    text = r"""
+BPF_HASH(h, u32, u64);
+int regs(struct pt_regs *ctx) { u32 k = 0; u64 v = PT_REGS_PARM1(ctx); h.update(&k, &v); return 0; }
+int plain(void *ctx) { u32 k = 1; u64 v = 1; h.update(&k, &v); return 0; }
+"""
+    with BPF(text=text) as b:
+        with pytest.raises(CompileError, match=r"line 3: .*regs reads registers .*no kprobes"):
+            b.attach_kprobe(event=b.get_syscall_fnname("getppid"), fn_name="regs")
+        assert b.num_open_kprobes() == 0
+        b.attach_kprobe(event=b.get_syscall_fnname("getppid"), fn_name="plain")
+        os.getppid()
+        assert b["h"][ct.c_uint(1)].value == 1
+
+
 def test_kretprobe_fallback_reads_the_return_value(tracefs):
     """A kretprobe on a syscall runs on sys_exit_<name> without kprobes; PT_REGS_RC gives the
     syscall's return value either way."""
@@ -299,3 +339,33 @@ def test_src_file_next_to_the_script(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", [str(tmp_path / "tool.py")])
     with BPF(src_file=b"prog.c") as b:
         assert len(b["a"]) == 2
+
+
+@pytest.mark.kernel("kprobe")
+def test_real_kprobes_auto_attach_and_return_values():
+    """Where the kernel has kprobes: ``kprobe__`` auto-attach on a kernel function (not a
+    syscall), a kretprobe's PT_REGS_RC, and ``attach_kprobe`` on a syscall without fallback."""
+    text = r"""
+BPF_HASH(enters, u32, u64);
+BPF_HASH(rets, u32, long);
+int kprobe__do_nanosleep(struct pt_regs *ctx) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    enters.increment(pid);
+    return 0;
+}
+int on_ret(struct pt_regs *ctx) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    long rc = PT_REGS_RC(ctx);
+    rets.update(&pid, &rc);
+    return 0;
+}
+"""
+    with BPF(text=text) as b:
+        assert b.num_open_kprobes() == 1
+        b.attach_kretprobe(event=b.get_syscall_fnname("getppid"), fn_name="on_ret")
+        for _ in range(3):
+            time.sleep(0.001)
+        assert b["enters"][ct.c_uint(os.getpid())].value >= 3
+        assert b["rets"][ct.c_uint(os.getpid())].value == os.getppid()
+        b.detach_kprobe(event="do_nanosleep")
+        assert b.num_open_kprobes() == 1

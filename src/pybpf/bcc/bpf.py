@@ -154,6 +154,7 @@ class BPF(IntrospectionMixin):
         self._trace: Any = None           # events.TracePipe
         self._trace_lines: list[str] = []
         self._built: list[_Built] = []
+        self._loaded: list[BPFFunction] = []
         self._kind_of: dict[str, str] = {}
         self._closed = False
         source = _str(text)
@@ -279,7 +280,8 @@ class BPF(IntrospectionMixin):
         log_level = 2 if self.debug & 0x2 else 0  # DEBUG_BPF: the verifier's log
         prog = built.collection.load_program(name, log_level)
         fn = BPFFunction(self, name, prog)
-        self.funcs[name] = fn
+        self.funcs[name] = fn  # the latest form; every form stays open until cleanup
+        self._loaded.append(fn)
         return fn
 
     # -- kprobes -------------------------------------------------------------------------------
@@ -339,11 +341,19 @@ class BPF(IntrospectionMixin):
             raise UsageError(f"attach_{kind}: {fn_name!r} is already attached to {event}")
         if fallback is not None:
             form, tp = fallback
-            self._kind_of[fn_name] = form
             fn = self.funcs.get(fn_name)
-            if fn is None or fn.program.prog_type != ProgType.TRACEPOINT:
-                self.funcs.pop(fn_name, None)
-                fn = self._load(fn_name, ProgType.TRACEPOINT, section=f"tracepoint/syscalls/{tp}")
+            if fn is None or self._kind_of.get(fn_name) != form:
+                previous = self._kind_of.get(fn_name)
+                self._kind_of[fn_name] = form
+                try:
+                    fn = self._load(fn_name, ProgType.TRACEPOINT,
+                                    section=f"tracepoint/syscalls/{tp}")
+                except BaseException:  # the function keeps the form it had
+                    if previous is None:
+                        del self._kind_of[fn_name]
+                    else:
+                        self._kind_of[fn_name] = previous
+                    raise
             from ..links import attach_tracepoint
             link = attach_tracepoint(fn.program, "syscalls", tp)
             sys.stderr.write(f"pybpf.bcc: this kernel has no kprobes: {kind} {event} runs "
@@ -778,10 +788,11 @@ class BPF(IntrospectionMixin):
             if reader is not None:
                 reader.close()
         self._perf_buffers = self._ring_buffers = self._trace = None
-        for fn in self.funcs.values():
+        for fn in self._loaded:
             if fn._socket is not None:
                 fn._socket.close()
             fn.program.close()
+        self._loaded.clear()
         self.funcs.clear()
         for t in self.tables.values():
             t.close()
