@@ -85,12 +85,13 @@ metrics:
 
 
 def write_config(d: Path) -> tuple[str, str]:
-    import pybpf
-    names = {"cname": f"bench_c_{os.getpid() % 100000}", "hname": f"bench_h_{os.getpid() % 100000}",
-             "c": COUNTERS, "h": IDS * BUCKETS, "bmax": BUCKETS - 1}
+    from pybpf.compile import compile as compile_c
+    cname, hname = f"bench_c_{os.getpid() % 100000}", f"bench_h_{os.getpid() % 100000}"
+    names = {"cname": cname, "hname": hname, "c": COUNTERS, "h": IDS * BUCKETS,
+             "bmax": BUCKETS - 1}
     (d / "bench.yaml").write_text(CONFIG % names)
-    pybpf.compile(SOURCE % names, d / "bench.bpf.o")
-    return names["cname"], names["hname"]
+    compile_c(SOURCE % names, d / "bench.bpf.o")
+    return cname, hname
 
 
 def fill(counter, hist) -> None:
@@ -113,7 +114,7 @@ def median_time(fn, rounds: int, clock=time.perf_counter) -> float:
     return statistics.median(times)
 
 
-def in_process(d: Path, cname: str, hname: str, rounds: int) -> tuple[float, float]:
+def in_process(d: Path, cname: str, hname: str, rounds: int) -> float:
     from prometheus_client import CollectorRegistry, generate_latest
     from pybpf.exporter.config import read
     from pybpf.exporter.decoders import Decoders
@@ -243,10 +244,11 @@ def as_process(d: Path, cname: str, hname: str, rounds: int) -> float:
         scrape_cpu = statistics.mean(per_scrape)
         share = (idle * INTERVAL_S + scrape_cpu) / INTERVAL_S
         print(f"exporter process ({names}), scraped over HTTP:")
-        print(f"  CPU per scrape (mean of {len(per_scrape)}, clock ticks): {scrape_cpu * 1e3:8.1f} ms")
+        print(f"  CPU per scrape (mean of {len(per_scrape)}, clock ticks): "
+              f"{scrape_cpu * 1e3:8.1f} ms")
         print(f"  CPU at rest:                       {idle * 100:8.3f} % of a core")
-        print(f"  CPU at a {INTERVAL_S:.0f} s scrape interval:      {share * 100:8.3f} % of a core   "
-              f"{'PASS' if share <= CPU_GOAL else 'MISS'} (goal <= {CPU_GOAL:.0%})")
+        print(f"  CPU at a {INTERVAL_S:.0f} s scrape interval:      {share * 100:8.3f} % of a "
+              f"core   {'PASS' if share <= CPU_GOAL else 'MISS'} (goal <= {CPU_GOAL:.0%})")
         print(f"  peak RSS (VmHWM):                  {vm_hwm(proc.pid) / 1024:8.1f} MiB")
         return share
     finally:

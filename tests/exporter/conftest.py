@@ -18,6 +18,8 @@ from typing import Iterator, Optional
 
 import pytest
 
+from tests.links.netfixtures import cgroup2_root  # noqa: F401 (a fixture)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "exporter"
 
 

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from tests.links.netfixtures import cgroup2_root  # noqa: F401  (a fixture)
 
 from pybpf.exporter.config import DecoderConfig, Label
 from pybpf.exporter.decoders import (DecodeError, Decoders, PCI_IDS_PATHS, PciIds, SkipLabelSet,

@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -81,7 +80,8 @@ def test_debug_maps_page_and_nothing_else_served(example_dir, run_exporter, name
         assert value(text, f'ebpf_exporter_ebpf_program_attached{{id="{pid}"}}') == 1
     syscall_id = next(pid for _, pid, p, _ in ids if p == "count_syscall")
     assert value(text, f'ebpf_exporter_ebpf_program_run_count_total{{id="{syscall_id}"}}') > 0
-    assert value(text, f'ebpf_exporter_ebpf_program_run_time_seconds_total{{id="{syscall_id}"}}') > 0
+    run_time = f'ebpf_exporter_ebpf_program_run_time_seconds_total{{id="{syscall_id}"}}'
+    assert value(text, run_time) > 0
     status, stderr = exp.stop()
     assert status == 0, stderr
     for _, pid, _, _ in ids:  # SIGTERM detached and unloaded everything

@@ -13,7 +13,6 @@ import pytest
 
 from pybpf.sys.cpus import possible_cpus
 
-from tests.links.netfixtures import cgroup2_root  # noqa: F401  (a fixture)
 
 BPF = Path(__file__).parent / "bpf" / "features.bpf.c"
 

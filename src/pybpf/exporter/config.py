@@ -22,7 +22,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ..errors import UsageError
 
@@ -99,6 +99,16 @@ class Config:
     spans: list[Span] = field(default_factory=list)
     kaddrs: list[str] = field(default_factory=list)
     cgroup_id_map: Optional[CgroupIDMap] = None
+
+    @property
+    def metrics(self) -> list[Union[Counter, Histogram]]:
+        """Counters, then histograms."""
+        return [*self.counters, *self.histograms]
+
+    @property
+    def map_metrics(self) -> list[Union[Counter, Histogram]]:
+        """The metrics read from their map at each scrape (all but perf_event_array counters)."""
+        return [m for m in self.metrics if not (isinstance(m, Counter) and m.perf_event_array)]
 
 
 # -- reading fields --------------------------------------------------------------------------
@@ -331,7 +341,7 @@ def parse(text: str, name: str, path: str, bpf_path: str,
 
 def read(directory: str, names: list[str],
          known_decoder: Callable[[str], Optional[str]]) -> list[Config]:
-    """The configs ``DIR/NAME.yaml`` for each name, in order (ebpf_exporter's ``--config.names``)."""
+    """The configs ``DIR/NAME.yaml`` for each name, in order (``--config.names``)."""
     out: list[Config] = []
     for name in names:
         if any(c.name == name for c in out):
@@ -346,10 +356,9 @@ def read(directory: str, names: list[str],
                          known_decoder))
     owners: dict[str, str] = {}
     for cfg in out:  # one family per name, as Prometheus's registries require
-        for metric in [*cfg.counters, *cfg.histograms]:
+        for metric in cfg.metrics:
             other = owners.setdefault(metric.name, cfg.name)
-            if other != cfg.name or sum(m.name == metric.name for m in
-                                        [*cfg.counters, *cfg.histograms]) > 1:
+            if other != cfg.name or sum(m.name == metric.name for m in cfg.metrics) > 1:
                 raise ConfigError(f"config {cfg.name!r}: metric {metric.name!r} is also "
                                   f"defined by config {other!r}: metric names must be unique")
     return out

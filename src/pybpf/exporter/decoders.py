@@ -181,7 +181,7 @@ class KernelSymbols:
         return (self.addrs[i], self.names[i]) if i >= 0 and self.addrs[i] else (0, "")
 
     def sym(self, addr: int, exact: bool = True) -> str:
-        """The symbol at ``addr`` (``exact``) or containing it (the nearest one below); "" if none."""
+        """The symbol at ``addr`` (``exact``) or the nearest one below it; "" if none."""
         with self.lock:
             for attempt in (0, 1):
                 start, name = self._before(addr)
@@ -413,7 +413,8 @@ class Decoders:
         return self._pci[0]
 
     def why_unknown(self, name: str) -> Optional[str]:
-        """None if ``name`` is a decoder (built in, or an importable ``module:function``), else why not."""
+        """None if ``name`` is a decoder (built in, or an importable ``module:function``),
+        else why not."""
         if name in self.table:
             return None
         if ":" not in name:

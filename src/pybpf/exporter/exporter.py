@@ -184,7 +184,7 @@ class Exporter:
     def _check_maps(self, loaded: Loaded, where: str) -> None:
         """Each metric's map exists, holds u64 values and keys the labels describe."""
         cfg, maps = loaded.config, loaded.collection.maps
-        for metric in [*cfg.counters, *cfg.histograms]:
+        for metric in cfg.metrics:
             kind = "counters" if isinstance(metric, Counter) else "histograms"
             m = maps.get(metric.name)
             if m is None:
@@ -292,9 +292,7 @@ class Exporter:
         results: list[Scraped] = []
         for loaded in self.loaded:
             cfg = loaded.config
-            for metric in [*cfg.counters, *cfg.histograms]:
-                if isinstance(metric, Counter) and metric.perf_event_array:
-                    continue
+            for metric in cfg.map_metrics:
                 read = self.read_map(loaded, metric.name)
                 seconds.add_metric([cfg.name, metric.name], read.seconds)
                 if read.error is not None:
@@ -357,9 +355,8 @@ class Exporter:
             cfg = loaded.config
             enabled.add_metric([cfg.name], 1)
             decoder_errors.add_metric([cfg.name], loaded.decoder_errors)
-            for m in [*cfg.counters, *cfg.histograms]:
-                if not (isinstance(m, Counter) and m.perf_event_array):
-                    read_errors.add_metric([cfg.name, m.name], loaded.read_errors.get(m.name, 0))
+            for m in cfg.map_metrics:
+                read_errors.add_metric([cfg.name, m.name], loaded.read_errors.get(m.name, 0))
             for name, link in loaded.attached.items():
                 try:
                     pinfo = loaded.collection.programs[name].info()
@@ -394,9 +391,7 @@ class Exporter:
         with self.lock:
             for loaded in self.loaded:
                 out.append(f"## Config: {loaded.config.name}\n\n")
-                for metric in [*loaded.config.counters, *loaded.config.histograms]:
-                    if isinstance(metric, Counter) and metric.perf_event_array:
-                        continue
+                for metric in loaded.config.map_metrics:
                     out.append(f"### Map: {metric.name}\n\n```\n")
                     read = self.read_map(loaded, metric.name)
                     if read.error is not None:

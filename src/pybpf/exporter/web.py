@@ -97,11 +97,10 @@ def read_web_config(path: str) -> WebConfig:
         if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
             raise _error(path, f"basic_auth_users.{user}", "expected a bcrypt hash ($2y$...)")
     if users:
-        try:
-            import bcrypt  # noqa: F401  (the exporter extra's dependency)
-        except ImportError:
+        import importlib.util
+        if importlib.util.find_spec("bcrypt") is None:  # the exporter extra's dependency
             raise _error(path, "basic_auth_users", "checking bcrypt hashes needs the bcrypt "
-                                                   "package (pip install 'pybpf[exporter]')") from None
+                         "package (pip install 'pybpf[exporter]')")
     out.users = {str(u): h for u, h in users.items()}
     if tls:
         out.tls = _tls_context(path, base, tls)
