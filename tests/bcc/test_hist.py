@@ -11,6 +11,7 @@ import pytest
 
 from pybpf.bcc import hist
 from pybpf.maps import Map
+from tests.bcc.bcc_peer import run_both
 
 
 class Table:
@@ -98,7 +99,8 @@ def test_log2_wide_columns_past_slot_32(array_table, capsys):
                         "distribution")
     assert lines[1] == ("                   2 -> 3                    : 4        "
                         "|**********          |")
-    assert lines[-1] == "          8589934592 -> 17179869183          : 8        |********************|"
+    assert lines[-1] == ("          8589934592 -> 17179869183          : 8        "
+                         "|********************|")
     assert len(lines) == 1 + 33
 
 
@@ -212,3 +214,49 @@ TRACEPOINT_PROBE(syscalls, sys_enter_read) {
         "       128 -> 255        : 0        |                                        |\n"
         "       256 -> 511        : 0        |                                        |\n"
         "       512 -> 1023       : 3        |****************************************|\n")
+
+
+PRINT_ALL = r"""
+import ctypes as ct, re
+from bcc.table import TableBase
+
+class Pair(ct.Structure):
+    _fields_ = [("cpu", ct.c_uint32), ("__pad_1", ct.c_uint32), ("slot", ct.c_uint64)]
+
+class Table:
+    decode_c_struct = getattr(TableBase, "decode_c_struct", None)  # BCC's method uses it
+
+    def __init__(self, key, pairs):
+        self.Key, self.Leaf, self.pairs = key, ct.c_ulonglong, pairs
+    def items(self):
+        return [(k, ct.c_ulonglong(v)) for k, v in self.pairs]
+
+ints = Table(ct.c_int, [(ct.c_int(s), s * 37 % 11 + 1) for s in range(1, 20)] +
+             [(ct.c_int(3), 0), (ct.c_int(40), 2)])
+narrow = Table(ct.c_int, [(ct.c_int(s), (s * 13) % 7) for s in (0, 2, 3, 4, 9)])
+linear = Table(ct.c_int, [(ct.c_int(s), (s * 5) % 9) for s in range(2, 30, 3)])
+pairs = Table(Pair, [(Pair(c, 0, s), c * 3 + s) for c in (2, 0, 1) for s in range(1, 7)])
+for t in (ints, narrow):
+    TableBase.print_log2_hist(t, "usecs")
+    TableBase.print_log2_hist(t, strip_leading_zero=True)
+TableBase.print_linear_hist(linear, "msecs")
+TableBase.print_linear_hist(linear, "msecs", strip_leading_zero=True)
+TableBase.print_log2_hist(pairs, "nsecs", "cpu", bucket_sort_fn=sorted)
+TableBase.print_log2_hist(pairs, "nsecs", "CPU", section_print_fn=lambda c: "cpu %d" % c,
+                          bucket_fn=lambda c: c + 100, bucket_sort_fn=sorted)
+TableBase.print_linear_hist(pairs, "n", "cpu", bucket_sort_fn=lambda b: sorted(b)[::-1])
+import io, sys
+out, sys.stdout = sys.stdout, io.StringIO()
+TableBase.print_json_hist(ints, "usecs")
+TableBase.print_json_hist(pairs, "usecs", "cpu", bucket_sort_fn=sorted)
+text, sys.stdout = sys.stdout.getvalue(), out
+print(re.sub(r"'ts': '[^']*'", "'ts': TS", text))
+"""
+
+
+def test_output_as_bcc(tmp_path):
+    """BCC's own printing functions and pybpf's print the same text for the same tables:
+    log2 (narrow and wide), linear, stripped, sectioned with every hook, and JSON."""
+    bcc, ours = run_both(tmp_path, PRINT_ALL)
+    assert bcc.count("distribution") == 15
+    assert ours == bcc

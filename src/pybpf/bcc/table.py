@@ -281,10 +281,11 @@ class TableBase(MutableMapping):
     def print_linear_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                           section_print_fn: Optional[Callable[[Any], Any]] = None,
                           bucket_fn: Optional[Callable[[Any], Any]] = None,
+                          strip_leading_zero: Optional[bool] = None,
                           bucket_sort_fn: Optional[Callable[[Any], Any]] = None) -> None:
         from .hist import print_linear_hist
         print_linear_hist(self, val_type, section_header, section_print_fn, bucket_fn,
-                          bucket_sort_fn)
+                          strip_leading_zero, bucket_sort_fn)
 
     def print_json_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                         section_print_fn: Optional[Callable[[Any], Any]] = None,
