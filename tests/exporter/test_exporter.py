@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -155,3 +156,12 @@ def test_sigint_stops_cleanly(example_dir, run_exporter):
     exp.proc.send_signal(signal.SIGINT)
     assert exp.proc.wait(20) == 0
     assert "stopping: detaching programs and closing maps" in exp.proc.stderr.read()
+
+
+def test_other_commands_do_not_import_the_exporter_dependencies():
+    code = ("import sys; from pybpf.cli import main; main(['version']); "
+            "import pybpf.exporter; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('prometheus_client', 'yaml', 'opentelemetry', 'bcrypt')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "[]"

@@ -16,7 +16,6 @@ others drop the whole key), ``pci_vendor``/``pci_device``/``pci_class``/``pci_su
 """
 from __future__ import annotations
 
-import bisect
 import errno as _errno
 import importlib
 import ipaddress
@@ -27,7 +26,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from .config import DecoderConfig, Label
 
@@ -157,59 +156,65 @@ class _Syscalls:
 
 
 # -- kernel symbols --------------------------------------------------------------------------
-class KernelSymbols:
-    """/proc/kallsyms sorted by address; read again when an address is not found (modules
-    load)."""
+class KernelAddresses:
+    """Kernel addresses to names with :class:`pybpf.symbols.KernelSymbols` (all symbols, data
+    too, as ebpf_exporter's decoders see /proc/kallsyms), read again for an unknown address
+    (a module loaded since) at most every ``REREAD`` seconds."""
 
-    def __init__(self, path: str = "/proc/kallsyms") -> None:
-        self.path = path
-        self.addrs: list[int] = []
-        self.names: list[str] = []
-        self.by_name: dict[str, int] = {}
+    REREAD = 10.0
+
+    def __init__(self) -> None:
+        self.symbols: Optional[Any] = None
+        self.read_at = 0.0
         self.lock = threading.Lock()
-        self._refresh()
 
-    def _refresh(self) -> None:
-        from ..sys import kallsyms
-        syms = sorted((addr, name) for addr, _, name in kallsyms.read(self.path))
-        self.addrs = [a for a, _ in syms]
-        self.names = [n for _, n in syms]
-        self.by_name = {n: a for a, n in syms}
+    def _read(self) -> None:
+        from ..errors import UsageError
+        from ..symbols import KernelSymbols
+        try:
+            self.symbols = KernelSymbols(text_only=False)
+        except UsageError:  # kptr_restrict: every address reads as 0
+            self.symbols = None
+        self.read_at = time.monotonic()
 
-    def _before(self, addr: int) -> tuple[int, str]:
-        i = bisect.bisect_right(self.addrs, addr) - 1
-        return (self.addrs[i], self.names[i]) if i >= 0 and self.addrs[i] else (0, "")
-
-    def sym(self, addr: int, exact: bool = True) -> str:
+    def name(self, addr: int, exact: bool = True) -> str:
         """The symbol at ``addr`` (``exact``) or the nearest one below it; "" if none."""
         with self.lock:
+            if self.read_at == 0.0:
+                self._read()
             for attempt in (0, 1):
-                start, name = self._before(addr)
-                if name and (start == addr or not exact):
-                    return name
-                if attempt == 0:
-                    self._refresh()
+                found = self.symbols.resolve(addr) if self.symbols is not None else None
+                if found is not None and (found[1] == 0 or not exact):
+                    return found[0]
+                if attempt or time.monotonic() - self.read_at < self.REREAD:
+                    return ""
+                self._read()
         return ""
+
+    def address(self, name: str) -> Optional[int]:
+        with self.lock:
+            if self.read_at == 0.0:
+                self._read()
+            return self.symbols.address(name) if self.symbols is not None else None
 
 
 class _Ksym:
-    def __init__(self, syms: Callable[[], KernelSymbols]) -> None:
+    def __init__(self, syms: KernelAddresses) -> None:
         self.syms = syms
 
     def __call__(self, data: bytes, conf: DecoderConfig) -> bytes:
         addr = int.from_bytes(data[:8], sys.byteorder)
-        return (self.syms().sym(addr) or f"unknown_addr:0x{addr:x}").encode()
+        return (self.syms.name(addr) or f"unknown_addr:0x{addr:x}").encode()
 
 
 class _Kstack(_Ksym):
     def __call__(self, data: bytes, conf: DecoderConfig) -> bytes:
-        syms = self.syms()
         frames = []
         for off in range(0, len(data) - 7, 8):
             addr = int.from_bytes(data[off:off + 8], sys.byteorder)
             if addr == 0:
                 break
-            frames.append(syms.sym(addr, exact=False) or "??")
+            frames.append(self.syms.name(addr, exact=False) or "??")
         return "\n".join(frames).encode()
 
 
@@ -384,11 +389,11 @@ class Decoders:
     per-metric cache of decoded keys."""
 
     def __init__(self, cgroups: Optional[CgroupPaths] = None) -> None:
-        self._ksyms: Optional[KernelSymbols] = None
+        self.kernel = KernelAddresses()
         self._pci: Optional[tuple[Optional[PciIds]]] = None
         self.cgroups = cgroups or CgroupPaths()
-        ksym = _Ksym(self.kernel_symbols)
-        kstack = _Kstack(self.kernel_symbols)
+        ksym = _Ksym(self.kernel)
+        kstack = _Kstack(self.kernel)
         self.table: dict[str, Decode] = {
             "uint": decode_uint, "hex": decode_hex, "string": decode_string,
             "ksym": ksym, "kstack": kstack, "syscall": _Syscalls(), "errno": decode_errno,
@@ -401,11 +406,6 @@ class Decoders:
         }
         self.cache: dict[str, dict[bytes, Optional[tuple[str, ...]]]] = {}
         self.lock = threading.Lock()
-
-    def kernel_symbols(self) -> KernelSymbols:
-        if self._ksyms is None:
-            self._ksyms = KernelSymbols()
-        return self._ksyms
 
     def pci_ids(self) -> Optional[PciIds]:
         if self._pci is None:

@@ -152,9 +152,8 @@ class Exporter:
         """``kaddrs``: each symbol's address into ``const volatile u64 kaddr_<symbol>``."""
         if not cfg.kaddrs:
             return
-        syms = self.decoders.kernel_symbols()
         for name in cfg.kaddrs:
-            addr = syms.by_name.get(name)
+            addr = self.decoders.kernel.address(name)
             if addr is None:
                 raise ConfigError(f"{where}: field kaddrs: no kernel symbol {name!r} in "
                                   "/proc/kallsyms")
