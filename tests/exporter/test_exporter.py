@@ -165,3 +165,14 @@ def test_other_commands_do_not_import_the_exporter_dependencies():
             "('prometheus_client', 'yaml', 'opentelemetry', 'bcrypt')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"
+
+
+def test_btf_path(example_dir):
+    """CO-RE relocated against the BTF file given (here the kernel's own, read as a file)."""
+    ok = subprocess.run(exporter_command(example_dir, "exit-spans", "--config.check",
+                                         "--btf.path", "/sys/kernel/btf/vmlinux"),
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "configs exit-spans: loaded and attached" in ok.stderr
+    assert start_failure(example_dir, "exit-spans", "--btf.path", "/nonexistent/btf") == \
+        "Error: --btf.path: could not find BTF file '/nonexistent/btf'"
