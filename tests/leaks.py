@@ -7,6 +7,14 @@ using it), or pinned under another live test process's pin directory, is theirs,
 The kernel frees some objects after an RCU grace period or from a work queue (a prog_array's
 slots are cleared by deferred work once its last user reference goes), so the check waits a
 few seconds for the count to settle before it judges.
+
+A kernel race leaks prog_array maps (seen on 6.18, reproduced by a loop): when the last user
+reference goes, ``prog_array_map_clear`` takes a map reference and queues the clearing work;
+if, before that work runs, someone opens the map by id (``bpftool map show``, any look-up by
+name, which opens every map) and closes it, the user count drops to zero a second time and a
+second reference is taken, but the work, already queued, is not queued again: that reference
+is never dropped and the empty map stays in the kernel, held by nothing. Tests that close a
+prog_array therefore wait for it to be freed (``wait_freed``) before the next test lists maps.
 """
 from __future__ import annotations
 
@@ -42,6 +50,14 @@ class Stock:
 
     def counts(self) -> str:
         return ", ".join(f"{len(self.ids[k])} {k}s" for k in KINDS) + f", {len(self.pins)} pins"
+
+
+def wait_freed(kind: str, obj_id: int, timeout: float = 5.0) -> None:
+    """Wait until the kernel has freed object ``obj_id`` (its id gone), or fail."""
+    deadline = time.monotonic() + timeout
+    while obj_id in set(objects.next_ids(kind)):
+        assert time.monotonic() < deadline, f"{kind} id {obj_id} was not freed in {timeout} s"
+        time.sleep(0.01)
 
 
 def _held_by_others() -> dict[str, set[int]]:

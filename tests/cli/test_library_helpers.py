@@ -15,6 +15,8 @@ from pybpf.maps import Map
 from pybpf.programs import Program
 from pybpf.sys import host, objects
 
+from tests import leaks
+
 RET0 = assemble([mov64_imm(R0, 0), exit_()])
 
 
@@ -31,6 +33,8 @@ def test_dump_raw_batch_and_walk():
         assert list(pa.dump_raw()) == [(b"\0\0\0\0", errno.ENOENT),
                                        (b"\1\0\0\0", prog.info().id.to_bytes(4, "little")),
                                        (b"\2\0\0\0", errno.ENOENT)]
+        pa_id = pa.id
+    leaks.wait_freed("map", pa_id)  # before a later test lists maps (tests/leaks.py)
     with Map.create("queue", 0, 4, 2, name="dq") as q, pytest.raises(BPFError) as e:
         list(q.dump_raw())
     assert e.value.errno == errno.EINVAL

@@ -13,6 +13,7 @@ from pybpf.maps import Map
 from pybpf.programs import Program
 from pybpf.sys.cpus import possible_cpus
 
+from tests import leaks
 from tests.cli.tools import Result, assert_error, bpftool, pybpf, same, uniq
 
 
@@ -91,6 +92,8 @@ def test_dump_array_and_prog_array():
         pa[2] = prog
         ours, _ = same("map", "dump", "id", pa.id)
         assert ours.out.endswith("Found 1 element\n")
+        pa_id = pa.id
+    leaks.wait_freed("map", pa_id)  # before the next test lists maps (tests/leaks.py)
 
 
 def test_dump_several_maps_by_name():
@@ -181,6 +184,8 @@ def test_map_in_map_and_prog_array_values(pin_dir):
         assert res.rc == 0 and "Warning: updating program array via MAP_ID" in res.err
         assert pa[0] == prog.id
         same("map", "dump", "id", pa.id)
+        pa_id = pa.id
+    leaks.wait_freed("map", pa_id)  # before the next test lists maps (tests/leaks.py)
 
 
 def test_queue_and_stack_commands():
