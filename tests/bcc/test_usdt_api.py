@@ -44,6 +44,7 @@ int main(int argc, char **argv)
 READER = r"""
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 %(text)s
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -183,7 +184,7 @@ def test_one_probe_two_sites(twice):
     probe = next(p for p in u.enumerate_probes() if p.short_name() == "pybpf:twice")
     assert probe.num_locations == 2
     u.enable_probe("pybpf:twice", "on_twice")
-    assert "switch (ctx->ip % 0x1000ULL) {" in u.get_text()
+    assert "switch (PT_REGS_IP(ctx) % 0x1000ULL) {" in u.get_text()
     spec = _program(u, "pybpf:twice", "on_twice")
     with spec.load() as coll:
         prog = coll.programs["on_twice"]
@@ -222,3 +223,21 @@ def test_enumeration_as_bcc(tmp_path, probe_target, probe_target_O0, which):  # 
     for path in paths:
         bcc, ours = run_both(tmp_path, ENUMERATE, path)
         assert bcc and ours == bcc
+
+
+GET_TEXT = r"""
+import sys
+from bcc import USDT
+u = USDT(path=sys.argv[1])
+u.enable_probe(sys.argv[2], "fn")
+print(u.get_text())
+"""
+
+
+def test_get_text_as_bcc(tmp_path, twice, probe_target_O0):  # noqa: F811
+    """BCC and pybpf generate the same reader text: two sites told apart by page offset,
+    and stack-slot (-O0) arguments. (BCC refuses probes with a semaphore without a pid;
+    pybpf sets semaphores through the uprobe's reference counter instead.)"""
+    for path, probe in ((twice, "pybpf:twice"), (probe_target_O0, "pybpf:plain")):
+        bcc, ours = run_both(tmp_path, GET_TEXT, str(path), probe)
+        assert "_bpf_readarg_fn_1" in bcc and ours == bcc

@@ -16,8 +16,9 @@ What ``BPF`` uses of a context (plain methods):
   ``bpf_usdt_readarg(N, ctx, &v)`` in function ``fn`` into
   ``_bpf_readarg_<fn>_<N>(ctx, &v, sizeof(*(&v)))`` and ``bpf_usdt_readarg_p(N, ctx, buf,
   len)`` into a read of that many user bytes at the address the argument holds. A probe with
-  several sites picks the site's spec by ``ctx->ip`` (by its offset in the page when the
-  sites' page offsets differ, else by its address, which needs a pid for PIE code).
+  several sites picks the site's spec by ``PT_REGS_IP(ctx)`` (by its offset in the page
+  when the sites' page offsets differ, else by its address, which needs a pid for PIE
+  code). The text is BCC's, character for character.
 - ``sites()``: every (binary path, function, file offset, semaphore offset, pid) to attach.
 - ``attach(bpf, ignore_pid=False)``: loads each function as a kprobe program
   (``bpf.load_func(fn, BPF.KPROBE)``) and attaches a uprobe at each site, the probe's
@@ -242,7 +243,7 @@ class USDT:
                 f"bpf_probe_read_user(&__res, sizeof(__res), (void *)__addr); {dest} = __res; }}")
 
     def _site_address(self, note: UsdtNote) -> int:
-        """``ctx->ip`` at ``note``: its address in a fixed-address executable, else where
+        """``PT_REGS_IP(ctx)`` at ``note``: its address in a fixed-address executable, else where
         the context's process mapped it."""
         from ..links.uprobe import elf_file
         from ..symbols import ProcessSymbols
@@ -269,8 +270,8 @@ class USDT:
             if probe.num_locations == 1:
                 lines += [f"  {self._assign(probe.args(0)[n], dest)}", "  return 0;", "}"]
             else:
-                lines.append(f"  switch (ctx->ip % 0x{PAGE_SIZE:x}ULL) {{" if by_page
-                             else "  switch (ctx->ip) {")
+                lines.append(f"  switch (PT_REGS_IP(ctx) % 0x{PAGE_SIZE:x}ULL) {{" if by_page
+                             else "  switch (PT_REGS_IP(ctx)) {")
                 for i, note in enumerate(probe.notes):
                     case = note.address % PAGE_SIZE if by_page else self._site_address(note)
                     lines.append(f"  case 0x{case:x}ULL: {self._assign(probe.args(i)[n], dest)}"
