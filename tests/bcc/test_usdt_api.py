@@ -241,3 +241,34 @@ def test_get_text_as_bcc(tmp_path, twice, probe_target_O0):  # noqa: F811
     for path, probe in ((twice, "pybpf:twice"), (probe_target_O0, "pybpf:plain")):
         bcc, ours = run_both(tmp_path, GET_TEXT, str(path), probe)
         assert "_bpf_readarg_fn_1" in bcc and ours == bcc
+
+
+def test_bpf_usdt_contexts(probe_target):  # noqa: F811
+    """A BCC-style program reads a probe's arguments with bpf_usdt_readarg through
+    BPF(usdt_contexts=[u]); the probe's semaphore is set while the program is attached."""
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    from pybpf.bcc import BPF
+    u = USDT(path=str(probe_target))
+    u.enable_probe("pybpf:hit", "on_hit")
+    text = """
+BPF_HASH(seen, s64, u64);
+int on_hit(struct pt_regs *ctx) {
+    int i = 0, c = 0;
+    long sum = 0;
+    bpf_usdt_readarg(1, ctx, &i);
+    bpf_usdt_readarg(2, ctx, &sum);
+    bpf_usdt_readarg(3, ctx, &c);
+    s64 key = i * 1000 + sum;
+    seen.increment(key);
+    key = c;
+    seen.increment(key);
+    return 0;
+}
+"""
+    with BPF(text=text, usdt_contexts=[u]) as b:
+        out = subprocess.run([str(probe_target), "3"], capture_output=True, text=True,
+                             check=True).stdout
+        seen = {k.value: v.value for k, v in b["seen"].items()}
+    assert out.strip() == "3"
+    assert seen == {1: 1, 1004: 1, 2009: 1, -7: 3}  # (i, running sum) and the constant
