@@ -218,3 +218,30 @@ def test_sym_as_bcc(tmp_path, binaries, run):  # noqa: F811
             bname, oname = name_of.findall(b)[0], name_of.findall(o)[0]
             assert fs.address(bname) == fs.address(oname) is not None, (b, o)
             assert b.replace(bname, oname) == o
+
+
+def test_bcc_stack_trace_symbolized(binaries, run):  # noqa: F811
+    """BCC style: BPF_STACK_TRACE filled by get_stackid in a uprobe program attached with
+    attach_uprobe(sym=), walked and named with b.sym(): the first frame is the function."""
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    from pybpf.bcc import BPF
+    r = run(binaries["pie"])
+    text = """
+BPF_STACK_TRACE(stacks, 16);
+BPF_HASH(ids, u32, int);
+int on_call(struct pt_regs *ctx) {
+    u32 zero = 0;
+    int id = stacks.get_stackid(ctx, BPF_F_USER_STACK);
+    ids.update(&zero, &id);
+    return 0;
+}
+"""
+    with BPF(text=text) as b:
+        b.attach_uprobe(name=r.path, sym="pybpf_sym_target", fn_name="on_call", pid=r.pid)
+        r.call()
+        (stack_id,) = [v.value for _, v in b["ids"].items()]
+        assert stack_id >= 0
+        frames = list(b["stacks"].walk(stack_id))
+        assert b.sym(frames[0], r.pid, show_module=True, show_offset=True) == \
+            b"pybpf_sym_target+0x0 [pie]"
