@@ -245,3 +245,28 @@ int on_call(struct pt_regs *ctx) {
         frames = list(b["stacks"].walk(stack_id))
         assert b.sym(frames[0], r.pid, show_module=True, show_offset=True) == \
             b"pybpf_sym_target+0x0 [pie]"
+
+
+def test_bcc_kernel_stack_symbolized():
+    """A kernel stack taken at the getppid syscall tracepoint names the syscall entry path
+    through b.ksym."""
+    from pybpf.bcc import BPF
+    text = """
+BPF_STACK_TRACE(stacks, 16);
+BPF_HASH(ids, u32, int);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    if (bpf_get_current_pid_tgid() >> 32 != %d)
+        return 0;
+    u32 zero = 0;
+    int id = stacks.get_stackid(args, 0);
+    ids.update(&zero, &id);
+    return 0;
+}
+""" % os.getpid()
+    with BPF(text=text) as b:
+        os.getppid()
+        (stack_id,) = [v.value for _, v in b["ids"].items()]
+        assert stack_id >= 0
+        names = [b.ksym(a) for a in b["stacks"].walk(stack_id)]
+    assert b"do_syscall_64" in names, names
+    assert all(n != b"[unknown]" for n in names)
