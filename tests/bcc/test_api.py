@@ -369,3 +369,37 @@ int on_ret(struct pt_regs *ctx) {
         assert b["rets"][ct.c_uint(os.getpid())].value == os.getppid()
         b.detach_kprobe(event="do_nanosleep")
         assert b.num_open_kprobes() == 1
+
+
+def test_perf_buffer_callback_gets_the_cpu_and_lost_count_callback(tracefs):
+    """``open_perf_buffer(cb, page_cnt=, lost_cb=)``: each record with the CPU it was written
+    on (the program sends its CPU number), decoded by ``event()``."""
+    text = r"""
+struct rec_t { u32 cpu; u32 pid; };
+BPF_PERF_OUTPUT(out);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    struct rec_t r = {};
+    r.cpu = bpf_get_smp_processor_id();
+    r.pid = bpf_get_current_pid_tgid() >> 32;
+    out.perf_submit(args, &r, sizeof(r));
+    return 0;
+}
+"""
+    got = []
+    lost = []
+    with BPF(text=text) as b:
+        def cb(cpu, data, size):
+            ev = b["out"].event(data)
+            if ev.pid == os.getpid():
+                got.append((cpu, ev.cpu, size))
+        b["out"].open_perf_buffer(cb, page_cnt=4, lost_cb=lost.append)
+        for cpu in sorted(os.sched_getaffinity(0)):
+            os.sched_setaffinity(0, {cpu})
+            os.getppid()
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        deadline = time.monotonic() + 5
+        while len(got) < len(os.sched_getaffinity(0)) and time.monotonic() < deadline:
+            b.perf_buffer_poll(100)
+    assert got and all(cpu == ev_cpu and size >= 8 for cpu, ev_cpu, size in got)
+    assert {c for c, _, _ in got} == set(os.sched_getaffinity(0))
+    assert lost == []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import platform
 import re
 import sys
 import weakref
@@ -303,7 +302,7 @@ class BPF(IntrospectionMixin):
             vmlinux = Spec.vmlinux()
         except (OSError, PyBPFError):
             return syscall_function(n).encode()
-        prefix = SYSCALL_PREFIXES.get(platform.machine(), "")
+        prefix = SYSCALL_PREFIXES.get(os.uname().machine, "")
         for candidate in (f"{prefix}sys_{n}", f"sys_{n}"):
             if vmlinux.find_all(candidate, T.Func):
                 return candidate.encode()

@@ -577,15 +577,19 @@ class PerfEventArray(_Buffered):
                          lost_cb: Optional[Callable[[int], Any]] = None,
                          wakeup_events: int = 1) -> None:
         from ..events import PerfBuffer
+        from ..sys.cpus import online_cpus
 
-        def deliver(rec: Any) -> None:
-            buf, size = rec
-            callback(0, ct.addressof(buf), size)  # NEEDS: the record's CPU from PerfBuffer
+        def deliver_from(cpu: int) -> Callable[[Any], None]:
+            def deliver(rec: Any) -> None:
+                buf, size = rec
+                callback(cpu, ct.addressof(buf), size)
+            return deliver
 
         lost = (lambda cpu, count: lost_cb(count)) if lost_cb else None
-        reader = PerfBuffer(self.map, deliver, self._decoder(), pages=page_cnt,
-                            wakeup_events=wakeup_events, lost_callback=lost)
-        self.bpf._add_reader("_perf_buffers", reader)
+        for cpu in online_cpus():  # a reader per CPU: the callback is told the record's CPU
+            reader = PerfBuffer(self.map, deliver_from(cpu), self._decoder(), pages=page_cnt,
+                                wakeup_events=wakeup_events, lost_callback=lost, cpus=[cpu])
+            self.bpf._add_reader("_perf_buffers", reader)
 
     def __getitem__(self, key: Any) -> Any:
         raise UsageError(f"{self.name.decode()}: a perf event array is read with "
