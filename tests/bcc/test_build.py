@@ -337,3 +337,19 @@ def test_no_system_headers_used():
     ObjectSpec.from_file(build(translate(text)))
     with pytest.raises(CompileError, match="'bpf/bpf_helpers.h' file not found"):
         build(translate(f'#include "{nested.with_name("uses_libbpf.h")}"\nint x;\n'))
+
+
+def test_cflags_changing_language_options_and_a_stale_runtime():
+    """cflags the precompiled runtime was not built with are honoured (the runtime is parsed
+    instead); a runtime header touched after precompiling is precompiled again."""
+    from pybpf.bcc import build as B
+    text = f"int prog(struct xdp_md *ctx) {{ return XDP_PASS; }} /* {uuid.uuid4()} */\n"
+    tr = translate(text)
+    ObjectSpec.from_file(build(tr, ["-fno-builtin"]))
+    compiler, flags = B._prepare(tr.source, set(tr.functions), [])
+    pch = Path(flags[flags.index("-include-pch") + 1])
+    helpers = pch.with_name("helpers.h")
+    os.utime(helpers, ns=(time.time_ns(), time.time_ns()))
+    with ObjectSpec.from_file(build(tr)).load() as coll:
+        assert coll.programs["prog"].test_run(b"\0" * 64).retval == 2
+    assert pch.stat().st_mtime_ns >= helpers.stat().st_mtime_ns

@@ -137,11 +137,12 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
     if header.exists() and (pch.exists() or not compiler.pch):
         return header
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "helpers.h").write_text(declarations({h.name: int(h) for h in Helper}))
+    _write_once(directory / "helpers.h",
+                declarations({h.name: int(h) for h in Helper}).encode())
     text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n#include \"{vmlinux}\"\n"
             f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
             f"#include \"{directory / 'helpers.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
-    _atomic_write(header, text.encode())
+    _write_once(header, text.encode())
     if compiler.pch:
         _precompile(compiler, header, pch)
     return header
@@ -162,8 +163,25 @@ def _renamed_tags(vmlinux: Path, tags: list[str]) -> Path:
         return out
     pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(map(re.escape, tags)))
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out, pattern.sub(r"\1" + TAG_SUFFIX, vmlinux.read_text()).encode())
+    _write_once(out, pattern.sub(r"\1" + TAG_SUFFIX, vmlinux.read_text()).encode())
     return out
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data`` unless it exists: files a precompiled header was built
+    from must never change (clang refuses the header when their time stamps do), also when
+    processes race to create them (the content is the same)."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -320,26 +338,23 @@ def build(translation: "Translation", cflags: Sequence[str] = (), *,
         obj = Path(tmp) / "program.o"
         cmd = (*compiler.argv, *flags, "-c", str(src), "-o", str(obj))
         res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0 and compiler.pch and "precompiled" in res.stderr:
-            # a stale or incompatible PCH (cflags that change language options): plain include
-            cmd = (*compiler.argv, *_plain_include(flags), "-c", str(src), "-o", str(obj))
+        if res.returncode != 0 and compiler.pch and ("precompiled header" in res.stderr
+                                                    or "PCH file" in res.stderr):
+            at = flags.index("-include-pch")
+            pch = Path(flags[at + 1])
+            if "has been modified since" in res.stderr:   # a header it was built from changed
+                _precompile(compiler, pch.with_suffix(""), pch)
+            else:   # cflags changing language options: parse the header itself
+                wrapper = Path(tmp) / "runtime.h"   # (no .pch next to it for clang to pick)
+                wrapper.write_text(f'#include "{pch.with_suffix("")}"\n')
+                flags = [*flags[:at], "-include", str(wrapper), *flags[at + 2:]]
+            cmd = (*compiler.argv, *flags, "-c", str(src), "-o", str(obj))
             res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise CompileError(f"Failed to compile BPF module {name}",
                                map_diagnostics(res.stderr, translation, str(src), name), cmd)
         os.replace(obj, out) if _same_fs(obj, out) else shutil.move(str(obj), str(out))
     return str(out)
-
-
-def _plain_include(flags: list[str]) -> list[str]:
-    """``flags`` with ``-include-pch X.pch`` replaced by ``-include X``."""
-    out: list[str] = []
-    for f in flags:
-        if out and out[-1] == "-include-pch":
-            out[-1:] = ["-include", f[:-len(".pch")]]
-        else:
-            out.append(f)
-    return out
 
 
 def _same_fs(a: Path, b: Path) -> bool:

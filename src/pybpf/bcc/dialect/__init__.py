@@ -18,6 +18,8 @@ Every rewrite keeps the user's line breaks, so line ``n`` of the user's text is 
 """
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
@@ -47,6 +49,14 @@ UNSUPPORTED_FEATURES = {
     "bpf_dext_pkt": "packet field extraction (bpf_dext_pkt)",
     "bpf_dins_pkt": "packet field insertion (bpf_dins_pkt)",
 }
+_ANGLE_INCLUDE = re.compile(r"#\s*include\s*<([^>]+)>")
+# kernel headers that define (or include) net/sock.h's field aliases
+SOCK_HEADERS = {"net/sock.h", "net/inet_sock.h", "net/tcp.h", "linux/tcp.h",
+                "net/inet_connection_sock.h", "net/request_sock.h", "net/inet_timewait_sock.h",
+                "linux/udp.h", "net/udp.h", "linux/ipv6.h", "net/ipv6.h"}
+_PRINTK_SPEC = re.compile(r"%[-+ #0-9.]*((?:hh|h|ll|l|z|j|t)?[a-zA-Z])")
+_PRINTK_ALLOWED = {"d", "i", "u", "x", "X", "ld", "li", "lu", "lx", "lld", "lli", "llu", "llx",
+                   "p", "s", "c", "pK", "pS", "pB", "pi", "pI"}
 _USDT_READS = {"bpf_usdt_readarg", "bpf_usdt_readarg_p"}
 LICENSE_SUFFIX = ("#ifndef BPF_LICENSE", "#define BPF_LICENSE GPL", "#endif",
                   'char _license[] SEC("license") = __PYBPF_STRINGIFY(BPF_LICENSE);')
@@ -113,6 +123,7 @@ class _Translator:
         self.functions: dict[str, Function] = {}
         self.prelude: list[str] = []
         self.tracepoints: list[str] = []
+        self.bodies: dict[str, tuple[int, int]] = {}   # program -> its body's token range
 
     def line(self, tok: Token) -> int:
         return line_of(self.text, tok.start)
@@ -130,8 +141,10 @@ class _Translator:
             t = toks[i]
             nxt = toks[i + 1].text if i + 1 < len(toks) else ""
             if t.kind == "pp":
-                if t.text.replace(" ", "").startswith("#include<"):
-                    self.edits.append((t.start, t.end, ""))   # kernel types: vmlinux.h
+                m = _ANGLE_INCLUDE.match(t.text)
+                if m:   # kernel types are vmlinux.h's; some headers bring macros
+                    self.edits.append((t.start, t.end, "#include <bcc/sock.h>"
+                                       if m.group(1) in SOCK_HEADERS else ""))
                 decl = i + 1
             elif t.kind == "id" and nxt == "(" and (t.text in MACROS or t.text in UNSUPPORTED):
                 i = self.table(i)
@@ -148,6 +161,37 @@ class _Translator:
             elif t.text == ";":
                 decl = i + 1
             i += 1
+
+    def check_calls(self) -> None:
+        """A program calling another program (a non-static function) is an error, as in BCC:
+        each program loads on its own."""
+        toks = self.tokens
+        for name, (body, end) in self.bodies.items():
+            for j in range(body, end):
+                t = toks[j]
+                if t.kind == "id" and t.text in self.bodies and toks[j + 1].text == "(" \
+                        and toks[j - 1].text not in (".", "->"):
+                    raise DialectError(f"function {name} calls {t.text}, which is a program "
+                                       f"(not static): declare {t.text} static (inline) to "
+                                       "call it", self.line(t))
+
+    def printk_formats(self) -> None:
+        """BCC's warnings on bpf_trace_printk formats the kernel does not take."""
+        toks = self.tokens
+        for j, t in enumerate(toks[:-2]):
+            if t.text != "bpf_trace_printk" or toks[j + 1].text != "(":
+                continue
+            fmt = toks[j + 2]
+            if fmt.kind != "str":
+                raise DialectError("bpf_trace_printk's format must be a string literal",
+                                   self.line(t))
+            specs = _PRINTK_SPEC.findall(fmt.text.replace("%%", ""))
+            where = f"line {self.line(fmt)}: warning: "
+            if any(s not in _PRINTK_ALLOWED for s in specs):
+                sys.stderr.write(where + "only %d %u %x %ld %lu %lx %lld %llu %llx %p %s "
+                                 "conversion specifiers allowed\n")
+            if specs.count("s") > 1:
+                sys.stderr.write(where + "cannot use several %s conversion specifiers\n")
 
     def closing(self, i: int) -> int:
         try:
@@ -250,6 +294,7 @@ class _Translator:
         k = program_kind(name, ctx_type, self.kind_of.get(name), line)
         fn = Function(name, params, k.auto_attach, k.is_syscall, k.section, line)
         self.add_function(fn, line)
+        self.bodies[name] = (body, end)
         self.edits.append((toks[decl].start, toks[decl].start, f"SEC(\"{k.section}\") "))
         if k.args in ("sys_enter", "sys_exit"):
             self.syscall_tracepoint_body(fn, k, body, end, ctx)
@@ -341,6 +386,8 @@ def translate(text: str, cflags: Sequence[str] = (), *,
     Raises :class:`DialectError` naming what it cannot translate."""
     tr = _Translator(text, kind_of)
     tr.run()
+    tr.check_calls()
+    tr.printk_formats()
     body, _ = tr.result()
     events: dict[str, str] = {}
     prelude_lines = len(tr.prelude)

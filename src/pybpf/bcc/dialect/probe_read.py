@@ -10,8 +10,8 @@ read into a stack copy). What counts as a pointer into kernel memory ("external"
   a tracepoint record's pointer fields) and ``bpf_get_current_task()``;
 - values loaded through an external pointer (``task->real_parent``), and addresses inside
   kernel objects (``&task->files``, ``task->comm``);
-- variables and parameters of static functions given an external value (a fixed point over
-  assignments, initializers and calls);
+- variables, fields of local structs, parameters and results of static functions given an
+  external value (a fixed point over assignments, initializers, calls and returns);
 - pointers stored in a map by ``update``/``insert`` (``currsock.update(&pid, &sk)``): values
   loaded from such a map's entries are external.
 
@@ -37,7 +37,7 @@ _MAP_READS = {"bpf_map_lookup_elem"}
 _TRANSPARENT_CASTS = {"NoOp", "BitCast", "IntegralToPointer", "PointerToIntegral",
                       "IntegralCast", "LValueToRValue", "ArrayToPointerDecay"}
 _ACCESSOR = re.compile(r"PT_REGS_(?:PARM[1-6]|RC|IP|SP|FP|RET)\s*\(")
-EXT, HOLDER = "ext", "holder"   # value taints: points into kernel memory / into a map holding such
+_FIELD_ALIAS = re.compile(r"(?:sk|inet|ir)_\w+")   # bcc/sock.h's object-like field macros
 
 
 MAIN_FILE = "<stdin>"
@@ -70,13 +70,22 @@ def _offset(loc: dict[str, Any]) -> Optional[int]:
     return loc.get("offset") if loc.get("_file") == MAIN_FILE else None
 
 
-def _range(node: dict[str, Any]) -> Optional[tuple[int, int]]:
+def _range(node: dict[str, Any], text: str) -> Optional[tuple[int, int]]:
     r = node.get("range") or {}
-    b, e = _offset(r.get("begin", {})), _offset(r.get("end", {}))
-    if b is None or e is None or e < b:
+    b = _offset(r.get("begin", {}))
+    end = r.get("end", {})
+    e = _offset(end)
+    if e is not None:
+        e += end.get("spellingLoc", end).get("tokLen", 0)
+    else:   # ends in a field alias (sk->sk_dport): the alias's name is the end
+        exp = end.get("expansionLoc", {})
+        off = exp.get("offset")
+        if exp.get("_file") == MAIN_FILE and isinstance(off, int) and \
+                _FIELD_ALIAS.fullmatch(text, off, off + exp.get("tokLen", 0)):
+            e = off + exp["tokLen"]
+    if b is None or e is None or e <= b:
         return None
-    end = r["end"].get("spellingLoc", r["end"])
-    return b, e + end.get("tokLen", 0)
+    return b, e
 
 
 def _line(node: dict[str, Any], text: str) -> int:
@@ -88,12 +97,27 @@ def _line(node: dict[str, Any], text: str) -> int:
     return text.count("\n", 0, off) + 1 if isinstance(off, int) else 0
 
 
+Level = Optional[int]
+EXT = 0   # a taint level: the value points into kernel memory; level n > 0: it points to BPF
+          # memory (stack, map value) holding a level n-1 value
+CTX = -1  # memory(): the tracing program's context (read directly, holds EXT values)
+
+
+def _lower(a: Level, b: Level) -> Level:
+    """The more external of two levels (a probe read of BPF memory still works; a direct
+    load of kernel memory does not)."""
+    return b if a is None else a if b is None else min(a, b)
+
+
 class _Analysis:
     def __init__(self, ast: dict[str, Any], text: str, contexts: set[str]) -> None:
         self.text = text
-        self.var_taint: dict[str, str] = {}       # decl id -> EXT | HOLDER
+        self.var_taint: dict[str, int] = {}       # decl id -> level of the value it holds
+        self.points_to: dict[str, str] = {}       # pointer variable -> local it was set to &
         self.ctx_ids: set[str] = set()            # context parameters of tracing programs
         self.tainted_maps: set[str] = set()       # map variables holding external pointers
+        self.member_taint: dict[str, int] = {}    # struct field decl id -> level stored in it
+        self.returns: dict[str, int] = {}         # function decl id -> level of its result
         self.params: dict[str, list[str]] = {}    # function decl id -> parameter decl ids
         self.functions = [n for n in ast.get("inner", []) if n.get("kind") == "FunctionDecl"
                           and any(c.get("kind") == "CompoundStmt" for c in n.get("inner", []))]
@@ -106,7 +130,8 @@ class _Analysis:
         self.loads: list[tuple[dict[str, Any], dict[str, Any]]] = []   # (load, lvalue)
 
     # -- taint of values (rvalues) and memory (lvalues) ------------------------------------
-    def value(self, n: dict[str, Any]) -> Optional[str]:
+    def value(self, n: dict[str, Any]) -> Level:
+        """The level of rvalue ``n`` (None: no kernel pointer involved)."""
         k = n.get("kind")
         inner = n.get("inner", [])
         if k in ("ImplicitCastExpr", "CStyleCastExpr"):
@@ -114,40 +139,53 @@ class _Analysis:
             if cast == "LValueToRValue":
                 return self.load(inner[0])
             if cast == "ArrayToPointerDecay":
-                return EXT if self.memory(inner[0]) == EXT else None
+                return self.address(inner[0])
             if cast in _TRANSPARENT_CASTS:
                 return self.value(inner[0])
             return None
         if k == "ParenExpr":
             return self.value(inner[0])
         if k == "UnaryOperator" and n.get("opcode") == "&":
-            return EXT if self.memory(inner[0]) == EXT else None
+            return self.address(inner[0])
         if k == "BinaryOperator" and n.get("opcode") in ("+", "-"):
-            return self.value(inner[0]) or self.value(inner[1])
+            return _lower(self.value(inner[0]), self.value(inner[1]))
         if k == "BinaryOperator" and n.get("opcode") == ",":
             return self.value(inner[1])
         if k == "ConditionalOperator":
-            return self.value(inner[1]) or self.value(inner[2])
+            return _lower(self.value(inner[1]), self.value(inner[2]))
         if k == "CallExpr":
             callee = self.callee(n)
             if callee in _SOURCES:
                 return EXT
             if callee in _MAP_READS and self.map_of(inner[1]) in self.tainted_maps:
-                return HOLDER
+                return EXT + 1
+            return self.returns.get(self.callee_id(n))
         return None
 
-    def load(self, lv: dict[str, Any]) -> Optional[str]:
-        """Taint of the value loaded from lvalue ``lv``."""
+    def address(self, lv: dict[str, Any]) -> Level:
+        """The level of ``&lv``."""
+        mem = self.memory(lv)
+        if mem == EXT:
+            return EXT
+        held = self.load(lv)
+        return None if held is None else held + 1
+
+    def load(self, lv: dict[str, Any]) -> Level:
+        """The level of the value loaded from lvalue ``lv``."""
         while lv.get("kind") == "ParenExpr":
             lv = lv["inner"][0]
         if lv.get("kind") == "DeclRefExpr":
             return self.var_taint.get(lv.get("referencedDecl", {}).get("id", ""))
         mem = self.memory(lv)
-        return EXT if mem in (EXT, HOLDER, "ctx") else None
+        if mem is not None:
+            return EXT if mem in (EXT, CTX) else mem - 1
+        if lv.get("kind") == "MemberExpr":   # a field of a local struct given a kernel pointer
+            return self.member_taint.get(lv.get("referencedMemberDecl", ""))
+        return None
 
-    def memory(self, lv: dict[str, Any]) -> Optional[str]:
-        """Where lvalue ``lv`` lives: EXT (kernel memory), HOLDER (a map value holding
-        external pointers), "ctx" (the context), None (stack, maps, globals)."""
+    def memory(self, lv: dict[str, Any]) -> Level:
+        """Where lvalue ``lv`` lives: EXT (kernel memory), CTX (the context), n > 0 (BPF
+        memory holding a level n-1 value), None (stack, maps, globals)."""
         k = lv.get("kind")
         inner = lv.get("inner", [])
         if k == "ParenExpr":
@@ -156,7 +194,7 @@ class _Analysis:
             if lv.get("isArrow"):
                 base = inner[0]
                 if self.is_ctx(base):
-                    return "ctx"
+                    return CTX
                 return self.value(base)
             return self.memory(inner[0])
         if k == "UnaryOperator" and lv.get("opcode") == "*":
@@ -175,19 +213,17 @@ class _Analysis:
             n.get("referencedDecl", {}).get("id") in self.ctx_ids
 
     @staticmethod
-    def callee(call: dict[str, Any]) -> str:
-        n = call["inner"][0]
+    def _ref(n: dict[str, Any], key: str) -> str:
         while n.get("kind") in ("ImplicitCastExpr", "ParenExpr"):
             n = n["inner"][0]
-        return n.get("referencedDecl", {}).get("name", "") if n.get("kind") == "DeclRefExpr" \
+        return n.get("referencedDecl", {}).get(key, "") if n.get("kind") == "DeclRefExpr" \
             else ""
 
+    def callee(self, call: dict[str, Any]) -> str:
+        return self._ref(call["inner"][0], "name")
+
     def callee_id(self, call: dict[str, Any]) -> str:
-        n = call["inner"][0]
-        while n.get("kind") in ("ImplicitCastExpr", "ParenExpr"):
-            n = n["inner"][0]
-        return n.get("referencedDecl", {}).get("id", "") if n.get("kind") == "DeclRefExpr" \
-            else ""
+        return self._ref(call["inner"][0], "id")
 
     def map_of(self, n: dict[str, Any]) -> str:
         """The map variable ``(void *)&map`` refers to."""
@@ -198,47 +234,63 @@ class _Analysis:
             else ""
 
     # -- propagation -------------------------------------------------------------------------
-    def taint_var(self, decl_id: str, taint: Optional[str]) -> None:
-        if taint and self.var_taint.get(decl_id) != EXT and self.var_taint.get(decl_id) != taint:
-            self.var_taint[decl_id] = taint
-            self.changed = True
+    def taint_in(self, table: dict[str, int], key: str, level: Level) -> None:
+        if key and level is not None:
+            new = _lower(table.get(key), level)
+            if new != table.get(key):
+                table[key] = new  # type: ignore[assignment]
+                self.changed = True
 
-    def propagate(self, n: dict[str, Any]) -> None:
+    def assign(self, lhs: dict[str, Any], level: Level) -> None:
+        """``lhs = <a value of level>``."""
+        while lhs.get("kind") == "ParenExpr":
+            lhs = lhs["inner"][0]
+        k = lhs.get("kind")
+        if k == "DeclRefExpr":
+            self.taint_in(self.var_taint, lhs.get("referencedDecl", {}).get("id", ""), level)
+        elif k == "MemberExpr" and self.memory(lhs) is None:
+            self.taint_in(self.member_taint, lhs.get("referencedMemberDecl", ""), level)
+        elif k == "UnaryOperator" and lhs.get("opcode") == "*":   # *p = x, p = &local
+            target = self.points_to.get(self._ref(lhs["inner"][0], "id"))
+            if target:
+                self.taint_in(self.var_taint, target, level)
+
+    def note_address(self, var: str, rhs: dict[str, Any]) -> None:
+        """Remember ``var = &local`` (for ``*var = ...``)."""
+        while rhs.get("kind") in ("ImplicitCastExpr", "CStyleCastExpr", "ParenExpr"):
+            rhs = rhs["inner"][0]
+        if rhs.get("kind") == "UnaryOperator" and rhs.get("opcode") == "&":
+            target = self._ref(rhs["inner"][0], "id")
+            if target and var:
+                self.points_to[var] = target
+
+    def propagate(self, n: dict[str, Any], fn_id: str = "") -> None:
         k = n.get("kind")
+        if k == "FunctionDecl":
+            fn_id = n["id"]
         inner = n.get("inner", [])
         if k == "VarDecl" and n.get("init") and inner:
-            self.taint_var(n["id"], self.value(inner[-1]))
+            self.note_address(n["id"], inner[-1])
+            self.taint_in(self.var_taint, n["id"], self.value(inner[-1]))
         elif k == "BinaryOperator" and n.get("opcode") == "=":
-            lhs = inner[0]
-            while lhs.get("kind") == "ParenExpr":
-                lhs = lhs["inner"][0]
-            if lhs.get("kind") == "DeclRefExpr":
-                self.taint_var(lhs.get("referencedDecl", {}).get("id", ""), self.value(inner[1]))
+            self.note_address(self._ref(inner[0], "id"), inner[1])
+            self.assign(inner[0], self.value(inner[1]))
+        elif k == "ReturnStmt" and inner and fn_id:
+            self.taint_in(self.returns, fn_id, self.value(inner[0]))
         elif k == "CallExpr":
             name = self.callee(n)
             if name in _MAP_WRITES and len(inner) >= 4:
-                holder = self.value_address_taint(inner[3])
                 m = self.map_of(inner[1])
-                if holder and m and m not in self.tainted_maps:
+                if self.value(inner[3]) == EXT + 1 and m and m not in self.tainted_maps:
                     self.tainted_maps.add(m)
                     self.changed = True
             params = self.params.get(self.callee_id(n))
             if params:
                 for pid, arg in zip(params, inner[1:]):
-                    self.taint_var(pid, self.value(arg))
+                    self.taint_in(self.var_taint, pid, self.value(arg))
         for c in inner:
             if isinstance(c, dict):
-                self.propagate(c)
-
-    def value_address_taint(self, n: dict[str, Any]) -> bool:
-        """Whether ``n`` is the address of a variable holding an external pointer (``&sk``)."""
-        while n.get("kind") in ("ImplicitCastExpr", "CStyleCastExpr", "ParenExpr"):
-            n = n["inner"][0]
-        if n.get("kind") == "UnaryOperator" and n.get("opcode") == "&":
-            ref = n["inner"][0]
-            return ref.get("kind") == "DeclRefExpr" and \
-                self.var_taint.get(ref.get("referencedDecl", {}).get("id", "")) == EXT
-        return False
+                self.propagate(c, fn_id)
 
     # -- the loads to rewrite ----------------------------------------------------------------
     def collect(self, n: dict[str, Any], unevaluated: bool = False) -> None:
@@ -272,7 +324,7 @@ def rewrite(text: str, ast: dict[str, Any], contexts: set[str]) -> str:
         a.collect(fn)
     inserts: list[tuple[int, int, int, str]] = []   # (offset, order, -length, text)
     for load, lv in a.loads:
-        rng = _range(lv) or _accessor_macro(lv, text)
+        rng = _range(lv, text) or _accessor_macro(lv, text)
         if rng is None:
             raise DialectError("a read of kernel memory through a pointer inside a macro's "
                                "expansion cannot be rewritten to bpf_probe_read_kernel: read it "

@@ -217,10 +217,11 @@ def define(macro: str, args: list[str]) -> tuple[Table, str]:
     if map_type in _SIZES_ONLY:
         members += [f"__uint(key_size, sizeof({key}));", f"__uint(value_size, sizeof({leaf}));"]
     else:
+        # the sizes too: an incomplete key or leaf type is a compile error on this line
         if map_type not in _NO_KEY:
-            members.append(f"__type(key, {key});")
+            members += [f"__type(key, {key});", f"__uint(key_size, sizeof({key}));"]
         if map_type not in _NO_VALUE:
-            members.append(f"__type(value, {leaf});")
+            members += [f"__type(value, {leaf});", f"__uint(value_size, sizeof({leaf}));"]
     if size != "0":
         members.append(f"__uint(max_entries, {size});")
     if flags.strip() not in ("0", ""):

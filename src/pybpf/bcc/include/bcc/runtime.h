@@ -188,5 +188,6 @@ static __always_inline unsigned int bpf_log2l(unsigned long v)
 #define KERNEL_VERSION(a, b, c) (((a) << 16) + ((b) << 8) + ((c) > 255 ? 255 : (c)))
 
 #include <bcc/constants.h>
+#include <bcc/kernel.h>
 
 #endif /* __PYBPF_BCC_RUNTIME_H */

@@ -1,2 +1,3 @@
-/* pybpf: kernel types and constants come from the BCC runtime (vmlinux.h + bcc/runtime.h),
- * which every program includes first. */
+/* pybpf: kernel types come from the BCC runtime (vmlinux.h); this header brings
+ * net/sock.h's field aliases and socket casts. */
+#include <bcc/sock.h>
