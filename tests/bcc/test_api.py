@@ -331,6 +331,8 @@ def test_errors_name_what_is_wrong(tracefs):
                  "    return 0;\n}\n")
     with pytest.raises(UsageError, match="text= or src_file="):
         BPF()
+    with pytest.raises(UsageError, match="device=.*not supported"):
+        BPF(text="int f(void *ctx) { return 0; }", device="eth0")
 
 
 def test_src_file_next_to_the_script(tmp_path, monkeypatch):

@@ -136,6 +136,9 @@ class BPF(IntrospectionMixin):
                  text: Optional[StrLike] = None, debug: int = 0, cflags: Iterable[str] = (),
                  usdt_contexts: Iterable[Any] = (), allow_rlimit: bool = True,
                  device: Any = None, attach_usdt_ignore_pid: bool = False) -> None:
+        if device is not None:
+            raise UsageError(f"BPF(device={device!r}): offloading programs to a device is not "
+                             "supported by pybpf's BCC front end")
         self.debug = debug
         self.funcs: dict[str, BPFFunction] = {}
         self.tables: dict[str, "TableBase"] = {}
