@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import os
+import re
 import socket
 import subprocess
 import time
@@ -405,3 +406,28 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
     assert got and all(cpu == ev_cpu and size >= 8 for cpu, ev_cpu, size in got)
     assert {c for c, _, _ in got} == set(os.sched_getaffinity(0))
     assert lost == []
+
+
+def test_histogram_counts_known_events_into_their_bucket(tracefs, capsys):
+    """BPF_HISTOGRAM + bpf_log2l: getppid calls of this process counted in the bucket of a
+    known value, printed by ``print_log2_hist`` and ``print_linear_hist``."""
+    text = r"""
+BPF_HISTOGRAM(dist);
+BPF_HISTOGRAM(lin, int, 16);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    if ((bpf_get_current_pid_tgid() >> 32) != PID)
+        return 0;
+    dist.increment(bpf_log2l(100));
+    lin.increment(5);
+    return 0;
+}
+""".replace("PID", str(os.getpid()))
+    with BPF(text=text) as b:
+        for _ in range(7):
+            os.getppid()
+        assert b["dist"][ct.c_int(7)].value == 7  # 64 <= 100 < 128
+        b["dist"].print_log2_hist("usecs")
+        b["lin"].print_linear_hist("calls")
+    out = capsys.readouterr().out
+    assert "usecs" in out and re.search(r"64 -> 127\s*: 7\s", out)
+    assert "calls" in out and re.search(r"\b5\s*: 7\s", out)
