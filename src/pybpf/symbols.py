@@ -54,19 +54,26 @@ class KernelSymbols:
     def __init__(self, path: str = KALLSYMS, text_only: bool = True) -> None:
         with open(path, "rb") as f:
             rows = (_KALLSYMS_TEXT if text_only else _KALLSYMS_ALL).findall(f.read())
-        entries = sorted((int(a, 16), n, m) for a, _, n, m in rows)
-        entries = [e for e in entries if e[0]]
-        if not entries:
+        addrs = [int(a, 16) for a, _, _, _ in rows]
+        order = sorted((i for i, a in enumerate(addrs) if a), key=addrs.__getitem__)
+        if not order:
             raise UsageError(f"{path}: no symbol with an address (all zero: kptr_restrict hides "
                              "them from processes without CAP_SYSLOG)")
         mods: dict[bytes, str] = {b"": "kernel"}
-        self.addresses = [a for a, _, _ in entries]
-        self.names = [n.decode(errors="surrogateescape") for _, n, _ in entries]
-        self.modules = [mods.get(m) or mods.setdefault(m, m.decode()) for _, _, m in entries]
+        self.addresses = [addrs[i] for i in order]
+        self.raw_names = [rows[i][2] for i in order]
+        """The names as the kernel wrote them (bytes: BCC's ``ksym`` returns them as is)."""
+        self.modules = [mods.get(m) or mods.setdefault(m, m.decode())
+                        for m in (rows[i][3] for i in order)]
         pages = [a >> _PAGE_SHIFT for a in self.addresses]
         first = dict(zip(reversed(pages), range(len(pages) - 1, -1, -1)))
         self._pages = {p: (lo, lo + c) for p, c in Counter(pages).items() for lo in (first[p],)}
         self._by_name: Optional[dict[str, int]] = None
+
+    @functools.cached_property
+    def names(self) -> list[str]:
+        """The names, decoded (made on first use)."""
+        return [n.decode(errors="surrogateescape") for n in self.raw_names]
 
     def index(self, addr: int) -> int:
         """Index of the symbol holding ``addr`` (the last one starting at or below it), -1

@@ -81,20 +81,21 @@ class IntrospectionMixin:
     def ksym(addr: int, show_module: bool = False, show_offset: bool = False) -> bytes:
         """The kernel function holding ``addr``: ``b"name"``, ``b"name+0x1a [kernel]"`` with
         both flags, ``b"[unknown]"`` below every symbol."""
-        if not (show_module or show_offset):
+        plain = not (show_module or show_offset)
+        if plain:
             found = _ksym_memo.get(addr)
             if found is not None:
                 return found
         ks = symbols.kernel_symbols()
         i = ks.index(addr)
         if i < 0:
-            return _format(None, addr, None, show_module, show_offset)
-        out = _format(ks.names[i], addr - ks.addresses[i], ks.modules[i], show_module,
-                      show_offset)
-        if not (show_module or show_offset):
-            if len(_ksym_memo) >= _KSYM_MEMO_LIMIT:
-                _ksym_memo.clear()
-            _ksym_memo[addr] = out
+            return b"[unknown]"
+        if not plain:
+            return _format(ks.names[i], addr - ks.addresses[i], ks.modules[i], show_module,
+                           show_offset)
+        if len(_ksym_memo) >= _KSYM_MEMO_LIMIT:  # stacks repeat their frames: remember names
+            _ksym_memo.clear()
+        out = _ksym_memo[addr] = ks.raw_names[i]
         return out
 
     @staticmethod
