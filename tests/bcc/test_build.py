@@ -353,3 +353,20 @@ def test_cflags_changing_language_options_and_a_stale_runtime():
     with ObjectSpec.from_file(build(tr)).load() as coll:
         assert coll.programs["prog"].test_run(b"\0" * 64).retval == 2
     assert pch.stat().st_mtime_ns >= helpers.stat().st_mtime_ns
+
+
+def test_incomplete_table_type_and_kernel_config():
+    """A table of an incomplete type fails on the table's line (BCC refuses it too); the
+    running kernel's configuration is visible as CONFIG_* macros (where /proc/config.gz or
+    /boot/config-<release> is readable)."""
+    with pytest.raises(CompileError, match=r"myprog.c:1:.*incomplete type"):
+        build(translate("BPF_HASH(drops, struct later_t);\nstruct later_t { u64 x; };\n"),
+              name="myprog.c")
+    from pybpf.bcc.build import kconfig_defines
+    config = kconfig_defines()
+    if "no kernel configuration" in config:
+        pytest.skip("no readable kernel configuration on this machine")
+    assert "#define CONFIG_BPF_SYSCALL 1" in config
+    text = ("#ifndef CONFIG_BPF_SYSCALL\n#error no kernel config\n#endif\n"
+            "int prog(struct xdp_md *ctx) { return XDP_PASS; }\n")
+    ObjectSpec.from_file(build(translate(text)))

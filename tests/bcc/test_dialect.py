@@ -201,3 +201,21 @@ def test_kernel_includes_dropped():
                    '#include "mine.h"\nint x;\n')
     assert "linux/sched.h" not in tr.source and '#include "mine.h"' in tr.source
     assert tr.source.splitlines()[3] == "int x;"
+
+
+def test_program_calling_a_program_is_an_error():
+    with pytest.raises(DialectError, match=r"line 2: function foo calls bar, which is a "
+                                           r"program .*static"):
+        translate("int bar(void *ctx) { return 0; }\nint foo(void *ctx) { return bar(ctx); }\n")
+
+
+def test_printk_format_warnings(capsys):
+    translate('int prog(struct xdp_md *ctx) {\n  bpf_trace_printk("%0.2f %s %s\\n", 1, "a", "b");'
+              '\n  return 0;\n}\n')
+    err = capsys.readouterr().err
+    assert "line 2: warning: only %d %u %x %ld %lu %lx %lld %llu %llx %p %s conversion " \
+           "specifiers allowed" in err
+    assert "line 2: warning: cannot use several %s conversion specifiers" in err
+    with pytest.raises(DialectError, match="format must be a string literal"):
+        translate("int prog(struct xdp_md *ctx) { char f[] = \"x\"; "
+                  "bpf_trace_printk(f); return 0; }")

@@ -129,7 +129,8 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
 
     reserved = sorted(set(reserved))
     vmlinux = _renamed_tags(vmlinux_header(VMLINUX_BTF, reserved), sorted(set(tags)))
-    key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _header_digest(),
+    config = kconfig_defines()
+    key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _header_digest(), config,
                                     __version__, str(FORMAT), *base_flags()]).encode())
     directory = cache_dir() / "bcc" / "runtime" / key.hexdigest()[:16]
     header = directory / "pybpf_bcc.h"
@@ -139,13 +140,46 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
     directory.mkdir(parents=True, exist_ok=True)
     _write_once(directory / "helpers.h",
                 declarations({h.name: int(h) for h in Helper}).encode())
+    _write_once(directory / "kconfig.h", config.encode())
     text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n#include \"{vmlinux}\"\n"
             f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
+            f"#include \"{directory / 'kconfig.h'}\"\n"
             f"#include \"{directory / 'helpers.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
     _write_once(header, text.encode())
     if compiler.pch:
         _precompile(compiler, header, pch)
     return header
+
+
+KCONFIG_FILES = ("/proc/config.gz", "/boot/config-{release}")
+_KCONFIG_LINE = re.compile(r"^(CONFIG_\w+)=(.*)$", re.M)
+
+
+def kconfig_defines() -> str:
+    """The running kernel's configuration as ``#define CONFIG_...`` lines (what kernel headers'
+    autoconf.h gives BCC programs): ``=y`` is 1, ``=m`` defines ``CONFIG_<X>_MODULE``; empty
+    when neither /proc/config.gz nor /boot/config-<release> is readable."""
+    import gzip
+
+    for pattern in KCONFIG_FILES:
+        path = pattern.format(release=os.uname().release)
+        try:
+            with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
+                text = f.read()
+            break
+        except OSError:
+            continue
+    else:
+        return "/* no kernel configuration readable */\n"
+    out = [f"/* from {path} */"]
+    for name, value in _KCONFIG_LINE.findall(text):
+        if value == "y":
+            out.append(f"#define {name} 1")
+        elif value == "m":
+            out.append(f"#define {name}_MODULE 1")
+        elif value and value != "n":
+            out.append(f"#define {name} {value}")
+    return "\n".join(out) + "\n"
 
 
 TAG_SUFFIX = "___kernel"

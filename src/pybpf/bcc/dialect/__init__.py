@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 from .errors import DialectError
+from .kernel_types import kernel_struct_has_field
 from .methods import EVENT_SECTION, rewrite as rewrite_methods
 from .probe_read import TRACING_SECTIONS
 from .programs import Function, Kind, kind as program_kind, param_reads
@@ -31,7 +32,8 @@ from .scan import Token, closing, line_of, span, split_args, tokenize
 from .tables import MACROS, UNSUPPORTED, Table, define
 from .tracepoints import record_struct
 
-__all__ = ["DialectError", "EVENT_SECTION", "Function", "Table", "Translation", "translate"]
+__all__ = ["DialectError", "EVENT_SECTION", "Function", "Table", "Translation", "translate",
+           "kernel_struct_has_field"]
 
 PROBE_MACROS = {
     "TRACEPOINT_PROBE", "RAW_TRACEPOINT_PROBE", "KFUNC_PROBE", "KRETFUNC_PROBE", "LSM_PROBE",
