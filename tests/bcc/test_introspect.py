@@ -6,6 +6,7 @@ import os
 import random
 import re
 import struct
+import subprocess
 
 import pytest
 
@@ -270,3 +271,35 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
         names = [b.ksym(a) for a in b["stacks"].walk(stack_id)]
     assert b"do_syscall_64" in names, names
     assert all(n != b"[unknown]" for n in names)
+
+
+KERNEL_BTF = r"""
+import sys
+from bcc import BPF
+args = sys.argv[1:]
+for struct, field in zip(args[0::2], args[1::2]):
+    print(struct, field, BPF.kernel_struct_has_field(struct.encode(), field.encode()))
+"""
+
+
+def test_kernel_struct_has_field_as_bcc(tmp_path):
+    """kernel_struct_has_field answers as BCC's (both from vmlinux BTF): direct members,
+    members of anonymous unions, absent ones, unknown structs."""
+    asks = ["task_struct", "__state", "task_struct", "state", "sk_buff", "len",
+            "sk_buff", "tstamp", "request", "rq_disk", "pybpf_no_struct", "x"]
+    bcc, ours = run_both(tmp_path, KERNEL_BTF, *asks)
+    assert bcc.count("\n") == len(asks) // 2 and ours == bcc
+    assert "sk_buff tstamp 1" in ours.splitlines()
+
+
+def test_kernel_enum_has_val_as_bpftool():
+    """Named and anonymous enums against bpftool's dump of vmlinux BTF."""
+    dump = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"],
+                          capture_output=True, text=True, check=True).stdout
+    anon = re.search(r"ENUM '\(anon\)' [^\n]*vlen=[1-9]\d*\n\t'(\w+)'", dump)[1]
+    assert BPF.kernel_enum_has_val(b"", anon.encode()) == 1
+    assert BPF.kernel_enum_has_val("", "PYBPF_NOPE") == 0
+    assert "'BPF_MAP_TYPE_HASH' val=1" in dump
+    assert BPF.kernel_enum_has_val(b"bpf_map_type", b"BPF_MAP_TYPE_HASH") == 1
+    assert BPF.kernel_enum_has_val("bpf_map_type", "PYBPF_NOPE") == 0
+    assert BPF.kernel_enum_has_val("pybpf_no_enum", "X") == -1

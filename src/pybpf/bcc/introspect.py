@@ -258,6 +258,44 @@ class IntrospectionMixin:
         return found
 
     @staticmethod
+    def kernel_struct_has_field(struct_name: Union[str, bytes],
+                                field_name: Union[str, bytes]) -> int:
+        """1 when kernel struct ``struct_name`` has member ``field_name`` (also inside its
+        anonymous structs and unions), 0 when not, -1 without vmlinux BTF or such a struct:
+        asked of the running kernel's BTF, as BCC does."""
+        from ..btf import Spec, types as T
+        from ..errors import BTFError
+        try:
+            found = Spec.vmlinux().find_all(_text(struct_name), T.Struct)
+        except BTFError:
+            return -1
+        if not found:
+            return -1
+
+        def has(composite: Any, name: str) -> bool:
+            return any(m.name == name or (not m.name and isinstance(m.type, T.Composite)
+                                          and has(m.type, name)) for m in composite.members)
+        return int(has(found[0], _text(field_name)))
+
+    @staticmethod
+    def kernel_enum_has_val(enum_name: Union[str, bytes], value_name: Union[str, bytes]) -> int:
+        """1 when kernel enum ``enum_name`` (empty: any anonymous enum, which decodes every
+        vmlinux type: seconds) has enumerator ``value_name``, 0 when not, -1 without vmlinux
+        BTF or such an enum."""
+        from ..btf import Spec, types as T
+        from ..errors import BTFError
+        name, value = _text(enum_name), _text(value_name)
+        try:
+            spec = Spec.vmlinux()
+            enums = [t for t in spec if isinstance(t, T.Enum) and not t.name] if not name \
+                else spec.find_all(name, T.Enum)
+        except BTFError:
+            return -1
+        if name and not enums:
+            return -1
+        return int(any(v.name == value for e in enums for v in e.values))
+
+    @staticmethod
     def support_raw_tracepoint() -> bool:
         """Can raw tracepoint programs load (a real load probe)?"""
         return bool(features.prog_type(ProgType.RAW_TRACEPOINT))
