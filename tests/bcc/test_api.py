@@ -342,6 +342,9 @@ def test_src_file_next_to_the_script(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", [str(tmp_path / "tool.py")])
     with BPF(src_file=b"prog.c") as b:
         assert len(b["a"]) == 2
+    (tmp_path / "bad.c").write_text("int f(void *ctx) {\n    return nope;\n}\n")
+    with pytest.raises(CompileError, match=r"bad\.c:2:\d+: error: .*nope"):
+        BPF(src_file="bad.c")
 
 
 @pytest.mark.kernel("kprobe")

@@ -160,6 +160,7 @@ class BPF(IntrospectionMixin):
         self._kind_of: dict[str, str] = {}
         self._closed = False
         source = _str(text)
+        self._name = _str(src_file) or "<text>"  # names the program in compile errors
         if src_file:
             source = self._read_source(_str(src_file))
         if hdr_file:
@@ -215,7 +216,7 @@ class BPF(IntrospectionMixin):
         tr = translation or translate(self.text, self.cflags, kind_of=kind_of)
         if self.debug & 0xC:  # DEBUG_PREPROCESSOR | DEBUG_SOURCE: the C clang compiles
             sys.stderr.write(tr.source)
-        spec = ObjectSpec.from_file(build(tr, self.cflags))
+        spec = ObjectSpec.from_file(build(tr, self.cflags, name=self._name))
         for ps in spec.programs.values():
             ps.autoload = False
         reuse = {}
