@@ -124,6 +124,8 @@ def test_static_map_and_regexp(d):
     assert one(d, b"nvme0n1\0", "string", "regexp", regexps=["^sd", "^(nvme\\d+)"]) == "nvme0"
     with pytest.raises(SkipLabelSet):
         one(d, b"loop0\0\0\0", "string", "regexp", regexps=["^sd"])
+    with pytest.raises(SkipLabelSet):  # two groups never select (ebpf_exporter's rule)
+        one(d, b"sda1\0\0\0\0", "string", "regexp", regexps=["^(sd)([a-z])"])
 
 
 def test_keys_split_by_size_and_padding_and_skipped_keys_cached(d):

@@ -8,8 +8,8 @@ symbol), ``kstack`` (kernel addresses, up to the first 0, one symbol per line), 
 number to the block device's name from /proc/partitions), ``inet_ip`` (4 or 16 bytes to an
 address), ``ifname`` (an interface index to its name), ``cgroup`` (an id to its path under
 /sys/fs/cgroup), ``dname`` (a DNS wire-format name), ``static_map`` (a lookup table,
-``allow_unknown``), ``regexp`` (keep matching values, the first group if there is one;
-others drop the whole key), ``pci_vendor``/``pci_device``/``pci_class``/``pci_subclass``
+``allow_unknown``), ``regexp`` (keep matching values, the group's text for a pattern with
+one group; others drop the whole key), ``pci_vendor``/``pci_device``/``pci_class``/``pci_subclass``
 (the pci.ids database). A decoder named ``module:function`` is a Python callable
 ``function(data: bytes, conf: DecoderConfig) -> bytes | str`` that may raise
 :class:`SkipLabelSet`.
@@ -113,9 +113,12 @@ class _Regexps:
             if rx is None:
                 rx = self.compiled[expr] = re.compile(expr)
             m = rx.search(text)
-            if m:
-                return (m.group(1) if rx.groups == 1 and m.group(1) is not None
-                        else m.group(0)).encode()
+            # as ebpf_exporter: the one group's text, or the whole match without groups; a
+            # pattern with several groups never selects
+            if m and rx.groups == 1:
+                return (m.group(1) or "").encode()
+            if m and rx.groups == 0:
+                return m.group(0).encode()
         raise SkipLabelSet(text)
 
 
