@@ -434,3 +434,37 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
     out = capsys.readouterr().out
     assert "usecs" in out and re.search(r"64 -> 127\s*: 7\s", out)
     assert "calls" in out and re.search(r"\b5\s*: 7\s", out)
+
+
+@pytest.mark.skipif(bool(features.fentry()), reason="checks the error where fentry is refused")
+def test_kfunc_where_fentry_is_refused_says_why():
+    with pytest.raises(PyBPFError, match=r"fentry/fexit programs: .*use a tp_btf"):
+        BPF(text="KFUNC_PROBE(do_nanosleep) { return 0; }")
+
+
+@pytest.mark.skipif(bool(features.lsm()), reason="checks the error where LSM is refused")
+def test_lsm_where_refused_says_why():
+    with pytest.raises(PyBPFError, match=r"LSM programs: .*refused"):
+        BPF(text="LSM_PROBE(bpf, int cmd) { return 0; }")
+
+
+def test_perf_buffer_consume_without_waiting(tracefs):
+    text = r"""
+BPF_PERF_OUTPUT(out);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid == PID)
+        out.perf_submit(args, &pid, sizeof(pid));
+    return 0;
+}
+""".replace("PID", str(os.getpid()))
+    with BPF(text=text) as b:
+        got = []
+        b["out"].open_perf_buffer(lambda cpu, data, size: got.append(
+            ct.c_uint.from_address(data).value))
+        assert b.perf_buffer_consume() == 0
+        os.getppid()
+        os.getppid()
+        assert b.perf_buffer_consume() == 2 and got == [os.getpid()] * 2
+        with pytest.raises(UsageError, match="no ring buffer is open"):
+            b.ring_buffer_poll(0)

@@ -585,6 +585,43 @@ class BPF(IntrospectionMixin):
                                                    section=f"{section}/{target}")
         store[fn_name] = fn.program.attach()
 
+    def _btf_target(self, fn_name: StrLike, kind: str) -> tuple[str, str]:
+        name = _str(fn_name)
+        f = self._functions.get(name)
+        if f is None or f.auto_attach is None or f.auto_attach[0] != kind:
+            raise UsageError(f"attach_{kind}: {name!r} is not a {kind} function of the program "
+                             f"({kind}__<target> or its *_PROBE macro)")
+        return name, f.auto_attach[1]
+
+    def attach_kfunc(self, fn_name: StrLike = b"") -> "BPF":
+        """Attach ``kfunc__<function>`` (``KFUNC_PROBE``) at its kernel function (fentry)."""
+        name, target = self._btf_target(fn_name, "kfunc")
+        if name not in self.kfunc_fds:
+            self._attach_btf("kfunc", target, name, self.kfunc_fds)
+        return self
+
+    def attach_kretfunc(self, fn_name: StrLike = b"") -> "BPF":
+        """Attach ``kretfunc__<function>`` (``KRETFUNC_PROBE``) at its return (fexit)."""
+        name, target = self._btf_target(fn_name, "kretfunc")
+        if name not in self.kfunc_fds:
+            self._attach_btf("kretfunc", target, name, self.kfunc_fds)
+        return self
+
+    def attach_lsm(self, fn_name: StrLike = b"") -> "BPF":
+        """Attach ``lsm__<hook>`` (``LSM_PROBE``) to its LSM hook."""
+        name, target = self._btf_target(fn_name, "lsm")
+        if name not in self.lsm_fds:
+            self._attach_btf("lsm", target, name, self.lsm_fds)
+        return self
+
+    def detach_kfunc(self, fn_name: StrLike = b"") -> None:
+        link = self.kfunc_fds.pop(_str(fn_name), None)
+        if link is None:
+            raise UsageError(f"detach_kfunc: {_str(fn_name)!r} is not attached")
+        link.close()
+
+    detach_kretfunc = detach_kfunc
+
     # -- network -------------------------------------------------------------------------------
     @staticmethod
     def attach_xdp(dev: StrLike, fn: BPFFunction, flags: int = 0) -> None:
@@ -703,6 +740,12 @@ class BPF(IntrospectionMixin):
         if self._perf_buffers is None:
             raise UsageError("perf_buffer_poll: no perf buffer is open (open_perf_buffer)")
         return self._perf_buffers.poll(timeout)
+
+    def perf_buffer_consume(self) -> int:
+        """Hand every waiting perf buffer record to its callback, without waiting."""
+        if self._perf_buffers is None:
+            raise UsageError("perf_buffer_consume: no perf buffer is open (open_perf_buffer)")
+        return self._perf_buffers.consume()
 
     def kprobe_poll(self, timeout: int = -1) -> int:
         """BCC's older name of ``perf_buffer_poll``."""
