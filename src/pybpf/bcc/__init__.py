@@ -17,8 +17,9 @@ from .._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {  # each imported from its module on first use
     ".bpf": "BPF, BPFAttachType, BPFProgType",
-    ".usdt": "USDT",
+    ".usdt": "USDT, USDTException",
     ".perf": "PerfType, PerfSWConfig, PerfHWConfig",
+    ".utils": "ArgString, StrcmpRewrite",
 })
 
 # BPF(debug=...) flags, as BCC names them
@@ -29,6 +30,7 @@ DEBUG_SOURCE = 0x8
 DEBUG_BPF_REGISTER_STATE = 0x10
 DEBUG_BTF = 0x20
 
-__all__ = ["BPF", "BPFAttachType", "BPFProgType", "USDT", "PerfType", "PerfSWConfig",
-           "PerfHWConfig", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
-           "DEBUG_BPF_REGISTER_STATE", "DEBUG_BTF"]
+__all__ = ["BPF", "BPFAttachType", "BPFProgType", "USDT", "USDTException", "PerfType",
+           "PerfSWConfig", "PerfHWConfig", "ArgString", "StrcmpRewrite", "DEBUG_LLVM_IR",
+           "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE",
+           "DEBUG_BTF"]
