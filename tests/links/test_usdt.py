@@ -17,7 +17,9 @@ import pytest
 from pybpf import features
 from pybpf.asm import R6
 from pybpf.btf import types as T
+from pybpf.btf.spec import Spec
 from pybpf.elf import ObjectSpec
+from pybpf.elf.loader import object_btf
 from pybpf.errors import UsageError
 from pybpf.links.usdt import (IP_MAP, MAX_SPEC_ARGS, PT_REGS_X86_64, SPEC_SIZE, SPECS_MAP,
                               UsdtArg, UsdtLinks, UsdtSpecMaps, attach_usdt, encode_spec,
@@ -198,6 +200,20 @@ def test_spec_layout_is_usdt_bpf_h(bpf_objects):
     assert struct.unpack_from("=h", encoded, spec.member("arg_cnt").offset // 8)[0] == 3
     with pytest.raises(UsageError, match="at most 12"):
         encode_spec(parse_args(" ".join(["8@%rax"] * 13)))
+
+
+def test_hidden_global_subprograms_are_loaded_static(bpf_objects):
+    """usdt.bpf.h's __weak __hidden helpers are global in clang's BTF; the kernel would verify
+    them alone, where bpf_usdt_arg()'s pointer argument may be NULL (the verifier's
+    "R3 invalid mem access 'mem_or_null'"). As libbpf, the loader makes them static."""
+    spec = ObjectSpec.from_file(bpf_objects["elf_usdt"])
+    loaded = Spec.parse(object_btf(spec))
+    helpers = ("bpf_usdt_arg", "bpf_usdt_arg_cnt", "bpf_usdt_cookie")
+    for name in helpers:
+        assert spec.btf.find(name, T.Func).linkage == T.LINKAGE_GLOBAL
+        assert loaded.find(name, T.Func).linkage == T.LINKAGE_STATIC
+    for name in ("on_hit", "on_plain"):  # programs keep their linkage
+        assert loaded.find(name, T.Func).linkage == T.LINKAGE_GLOBAL
 
 
 @pytest.mark.parametrize("build", ["probe_target", "probe_target_O0"])
