@@ -31,7 +31,7 @@ from common import exit_status
 PYBPF = r"""
 import json, struct, sys, time
 t0 = time.perf_counter()
-from pybpf.elf.reader import PT_LOAD, SHN_UNDEF, STT_FUNC, ElfFile
+from pybpf.elf.reader import SHN_UNDEF, STT_FUNC, ElfFile
 t1 = time.perf_counter()
 elf = ElfFile.open(sys.argv[1])
 funcs = {}
