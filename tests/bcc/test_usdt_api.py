@@ -272,3 +272,9 @@ int on_hit(struct pt_regs *ctx) {
         seen = {k.value: v.value for k, v in b["seen"].items()}
     assert out.strip() == "3"
     assert seen == {1: 1, 1004: 1, 2009: 1, -7: 3}  # (i, running sum) and the constant
+
+
+def test_path_through_str_of_bytes(probe_target):  # noqa: F811
+    """BCC's tools pass str(find_library(...)), i.e. "b'/path'": the path inside is used."""
+    u = USDT(path=str(str(probe_target).encode()))
+    assert "pybpf:hit" in {p.short_name() for p in u.enumerate_probes()}

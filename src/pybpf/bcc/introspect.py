@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 from .. import features, symbols
 from ..sys.uapi import ProgType
-from .utils import _assert_is_bytes
+from .utils import _as_path, _as_str, _assert_is_bytes
 
 DEFAULT_PROBE_LIMIT = 1000
 _KSYM_MEMO_LIMIT = 1 << 16
@@ -38,16 +38,12 @@ def _tracefs() -> str:
     return tracefs()
 
 
-def _text(value: Union[str, bytes]) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
     """The file BCC means by a uprobe ``name``: a path as is; a library name (``c``,
     ``pthread``) as ``find_library`` finds it (in process ``pid`` first), or a full soname
     (``libc.so.6``) in ld.so.cache; else a program in ``$PATH``. Raises UsageError naming
     what was looked for."""
-    text = _text(name)
+    text = _as_str(name)
     if "/" in text:
         return text
     lib = IntrospectionMixin.find_library(text.encode(), pid) if pid > 0 else None
@@ -101,7 +97,7 @@ class IntrospectionMixin:
     @staticmethod
     def ksymname(name: Union[str, bytes]) -> int:
         """The address of kernel text symbol ``name``; -1 when unknown."""
-        addr = symbols.kernel_symbols().address(_text(name))
+        addr = symbols.kernel_symbols().address(_as_str(name))
         return -1 if addr is None else addr
 
     @staticmethod
@@ -125,7 +121,7 @@ class IntrospectionMixin:
     def add_module(modname: Union[str, bytes]) -> None:
         """Register an executable or library by its build id, for ``sym`` on stack traces
         taken with BPF_F_STACK_BUILD_ID."""
-        symbols.build_id_symbols.add(_text(modname))
+        symbols.build_id_symbols.add(_as_str(modname))
 
     @staticmethod
     def find_exe(bin_path: Union[str, bytes]) -> Optional[Union[str, bytes]]:
@@ -134,7 +130,7 @@ class IntrospectionMixin:
         def is_exe(path: bytes) -> bool:
             return os.path.isfile(path) and os.access(path, os.X_OK)
 
-        name = os.fsencode(bin_path)
+        name = os.fsencode(_as_path(bin_path))
         found: Optional[bytes] = None
         if os.path.dirname(name):
             found = name if is_exe(name) else None
@@ -151,7 +147,7 @@ class IntrospectionMixin:
         """The path of library ``lib<libname>`` (``c`` -> ``.../libc.so.6``): among the
         libraries process ``pid`` maps when a pid is given, else from ld.so.cache; a name
         holding ``/`` is returned as is; None when not found."""
-        name = _text(_assert_is_bytes(libname))
+        name = _as_str(_assert_is_bytes(libname))
         if "/" in name:
             return name.encode()
         has_so = ".so" in name
@@ -238,13 +234,13 @@ class IntrospectionMixin:
     @staticmethod
     def tracepoint_exists(category: Union[str, bytes], event: Union[str, bytes]) -> bool:
         """Is there a tracepoint ``category:event`` (tracefs ``events/<category>/<event>``)?"""
-        return os.path.isdir(os.path.join(_tracefs(), "events", _text(category), _text(event)))
+        return os.path.isdir(os.path.join(_tracefs(), "events", _as_str(category), _as_str(event)))
 
     @staticmethod
     def get_tracepoints(tp_re: Union[str, bytes]) -> list[bytes]:
         """``b"category:event"`` of every tracepoint whose name matches ``tp_re`` at its
         start."""
-        pattern = re.compile(_text(tp_re))
+        pattern = re.compile(_as_str(tp_re))
         events = os.path.join(_tracefs(), "events")
         found = []
         for category in sorted(os.listdir(events)):
@@ -266,7 +262,7 @@ class IntrospectionMixin:
         from ..btf import Spec, types as T
         from ..errors import BTFError
         try:
-            found = Spec.vmlinux().find_all(_text(struct_name), T.Struct)
+            found = Spec.vmlinux().find_all(_as_str(struct_name), T.Struct)
         except BTFError:
             return -1
         if not found:
@@ -275,7 +271,7 @@ class IntrospectionMixin:
         def has(composite: Any, name: str) -> bool:
             return any(m.name == name or (not m.name and isinstance(m.type, T.Composite)
                                           and has(m.type, name)) for m in composite.members)
-        return int(has(found[0], _text(field_name)))
+        return int(has(found[0], _as_str(field_name)))
 
     @staticmethod
     def kernel_enum_has_val(enum_name: Union[str, bytes], value_name: Union[str, bytes]) -> int:
@@ -284,7 +280,7 @@ class IntrospectionMixin:
         BTF or such an enum."""
         from ..btf import Spec, types as T
         from ..errors import BTFError
-        name, value = _text(enum_name), _text(value_name)
+        name, value = _as_str(enum_name), _as_str(value_name)
         try:
             spec = Spec.vmlinux()
             enums = [t for t in spec if isinstance(t, T.Enum) and not t.name] if not name \

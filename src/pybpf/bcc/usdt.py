@@ -35,6 +35,7 @@ from typing import Any, Optional, Union
 from ..elf.reader import ET_DYN
 from ..errors import UsageError
 from ..links.usdt import UsdtArg, UsdtNote, parse_arg, usdt_notes
+from .utils import _as_path, _as_str
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _PT_REGS = {"rax": "ax", "rbx": "bx", "rcx": "cx", "rdx": "dx", "rsi": "si", "rdi": "di",
@@ -151,10 +152,6 @@ class UsdtSite:
     probe: str
 
 
-def _text(value: Union[str, bytes]) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class USDT:
     """The USDT probes of a binary (``path``: a path, library or program name), or of every
     binary process ``pid`` maps (only ``path`` in it when both are given)."""
@@ -162,7 +159,7 @@ class USDT:
     def __init__(self, pid: Optional[int] = None, path: Union[str, bytes, None] = None) -> None:
         from .introspect import resolve_module
         self.pid = pid if pid and pid != -1 else -1
-        self.path = _text(path) if path else None
+        self.path = _as_path(path) if path else None
         if self.pid == -1 and not self.path:
             raise USDTException("either a pid or a binary path must be specified")
         if self.path is not None:
@@ -207,9 +204,9 @@ class USDT:
 
     def enable_probe(self, probe: Union[str, bytes], fn_name: Union[str, bytes]) -> None:
         """Run BPF function ``fn_name`` at probe ``probe`` (``name`` or ``provider:name``)."""
-        found = self._find(_text(probe))
+        found = self._find(_as_str(probe))
         found.args(0)  # argument specs pybpf cannot read fail here, not at compile time
-        self.enabled.append((found, _text(fn_name)))
+        self.enabled.append((found, _as_str(fn_name)))
 
     def enable_probe_or_bail(self, probe: Union[str, bytes], fn_name: Union[str, bytes]) -> None:
         """``enable_probe``, or print why not on stderr and exit with status 1."""
@@ -227,7 +224,7 @@ class USDT:
 
     def get_probe_arg_ctype(self, probe_name: Union[str, bytes], arg_index: int) -> str:
         """The C type (``int32_t``, ``uint64_t``, ...) of argument ``arg_index`` (0-based)."""
-        probe = self._find(_text(probe_name))
+        probe = self._find(_as_str(probe_name))
         if not 0 <= arg_index < probe.num_arguments:
             raise USDTException(f"USDT probe {probe.short_name()} has {probe.num_arguments} "
                                 f"arguments, not {arg_index + 1}")

@@ -90,6 +90,21 @@ def _assert_is_bytes(arg: Union[str, bytes, None]) -> Optional[bytes]:
     return bytes(ArgString(str(arg)))
 
 
+def _as_str(value: Union[str, bytes]) -> str:
+    """A name given as str or bytes (BCC's API takes either), as str."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _as_path(value: Union[str, bytes]) -> str:
+    """A path as str; also one that went through ``str(bytes)`` (``"b'/usr/bin/x'"``), as
+    BCC's tools do with the bytes ``find_library`` returns (BCC itself then fails)."""
+    text = _as_str(value)
+    if len(text) > 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        import ast
+        return os.fsdecode(ast.literal_eval(text))
+    return text
+
+
 def disassemble(code: bytes) -> str:
     """BPF instructions as ``bpftool prog dump xlated`` prints them (pybpf.asm), one per
     line; ``code`` is the raw instructions (e.g. a loaded program's ``xlated`` bytes)."""
