@@ -2,7 +2,8 @@
 
 A codec has a fixed ``size`` and puts/gets one element at an offset of a bytearray.
 ``codec_for(spec, size)`` accepts: None (raw: bytes, bytearray, int or ctypes object in;
-bytes out), a ``struct`` format string (values or tuples), or a ctypes type (instances).
+bytes out), a ``struct`` format string (values or tuples), a ctypes type (instances), or a
+BTF type (``pybpf.btf.values``: the BTF codec; plain integers take the ``struct`` path).
 """
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import struct
 import sys
 from typing import Any, Callable, Optional, Protocol, Union
 
+from .btf import types as T
+from .btf import values
 from .errors import UsageError
 
-CodecSpec = Union[None, str, type, "Codec"]
+CodecSpec = Union[None, str, type, T.Type, "Codec"]
 _BYTEORDER = sys.byteorder
-_CData = ctypes._SimpleCData.__mro__[1]  # base of every ctypes type
+_CData: Any = ctypes._SimpleCData.__mro__[1]  # base of every ctypes type
 
 
 class Codec(Protocol):
@@ -96,10 +99,21 @@ class StructCodec:
         return v[0] if self._single else v
 
 
+class ScalarCodec(StructCodec):
+    """A BTF integer, pointer or float (``pybpf.btf.values.plain_format``): numbers, or raw
+    bytes of its size, in; numbers out."""
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None:
+        if isinstance(value, (bytes, bytearray)) and len(value) == self.size:
+            buf[offset:offset + self.size] = value
+        else:
+            super().put(buf, offset, value)
+
+
 class CtypesCodec:
     """A ctypes type: instances (or anything its constructor takes) in, instances out."""
 
-    def __init__(self, ctype: type, what: str) -> None:
+    def __init__(self, ctype: Any, what: str) -> None:
         self.ctype = ctype
         self.size = ctypes.sizeof(ctype)
         self.what = what
@@ -124,7 +138,7 @@ def pair_packer(key: Codec, value_size: int) -> Optional[Callable[[bytearray, in
     a bad key raises ``struct.error``, after which the caller runs ``key.put`` for the
     explanatory UsageError.
     """
-    if type(key) is not StructCodec or not key._single:
+    if not isinstance(key, StructCodec) or not key._single:
         return None
     pair = struct.Struct(f"{key._s.format}{value_size}s")  # "s" has no alignment: no padding
     if pair.size != key.size + value_size:
@@ -140,10 +154,14 @@ def codec_for(spec: CodecSpec, size: int, what: str) -> Codec:
         codec: Codec = StructCodec(spec, what)
     elif isinstance(spec, type) and issubclass(spec, _CData):
         codec = CtypesCodec(spec, what)
+    elif isinstance(spec, T.Type):
+        fmt = values.plain_format(spec)
+        codec = ScalarCodec(fmt, what) if fmt is not None else values.codec(spec)
     elif hasattr(spec, "put") and hasattr(spec, "get") and hasattr(spec, "size"):
         codec = spec  # type: ignore[assignment]
     else:
-        raise UsageError(f"{what}: a codec is a struct format, a ctypes type or a Codec, not {spec!r}")
+        raise UsageError(f"{what}: a codec is a struct format, a ctypes type, a BTF type or a "
+                         f"Codec, not {spec!r}")
     if codec.size != size:
         raise UsageError(f"{what} is {size} bytes but the codec {spec!r} is {codec.size}")
     return codec

@@ -20,6 +20,9 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 from . import caps as _caps
 from .codec import Codec, CodecSpec, RawCodec, codec_for, pair_packer
+from .btf import types as T
+from .btf.kernel import BTF
+from .btf.spec import Spec
 from .errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
 from .object import KernelObject
 from .sys import objects
@@ -199,7 +202,11 @@ class Map(KernelObject):
 
     ``key``/``value`` codecs fix how Python objects are converted (see ``pybpf.codec``);
     without one, keys and values are bytes (ints and ctypes objects are accepted too).
-    Per-CPU maps return a list with one value per possible CPU.
+    Maps of an object (the ELF loader) and maps opened from the kernel with BTF key/value
+    types convert by those types (``pybpf.btf.values``: ints, ``StructValue`` records, char
+    arrays as text) unless opened with ``raw=True``; ``raw()`` is a raw view of any map.
+    ``btf`` is the BTF those types come from (``decode="struct event"`` of event readers
+    looks types up there). Per-CPU maps return a list with one value per possible CPU.
 
     A Map may be used from several threads: each has its own element buffers, made on its
     first element access (the first thread's are found fastest).
@@ -209,8 +216,10 @@ class Map(KernelObject):
 
     def __init__(self, fd: FD, name: str, map_type: Union[MapType, int], key_size: int,
                  value_size: int, max_entries: int, flags: Optional[int],
-                 key: CodecSpec = None, value: CodecSpec = None) -> None:
+                 key: CodecSpec = None, value: CodecSpec = None,
+                 btf: Optional[Spec] = None) -> None:
         super().__init__(fd, name)
+        self.btf = btf
         self.map_type = map_type
         self.key_size = key_size
         self.value_size = value_size
@@ -219,8 +228,8 @@ class Map(KernelObject):
         what = self.describe()
         self.key_codec: Codec = codec_for(key, self.key_size, f"{what}: key")
         vcodec: Codec
-        if self.map_type in FD_VALUE_TYPES and value is None:
-            vcodec = _FdCodec(self.value_size, f"{what}: value")
+        if self.map_type in FD_VALUE_TYPES and (value is None or isinstance(value, T.Type)):
+            vcodec = _FdCodec(self.value_size, f"{what}: value")  # objects in, ids out
         else:
             vcodec = codec_for(value, self.value_size, f"{what}: value")
         if self.map_type in PERCPU_TYPES:
@@ -300,32 +309,52 @@ class Map(KernelObject):
             raise
 
     @classmethod
-    def from_fd(cls, fd: Union[int, FD], key: CodecSpec = None, value: CodecSpec = None) -> "Map":
-        """Wrap a map fd; an int is duplicated (the caller keeps its own fd)."""
+    def from_fd(cls, fd: Union[int, FD], key: CodecSpec = None, value: CodecSpec = None, *,
+                raw: bool = False) -> "Map":
+        """Wrap a map fd; an int is duplicated (the caller keeps its own fd).
+
+        Without ``key``/``value`` codecs, a map whose info names BTF key/value types converts
+        by them (its BTF fetched from the kernel: BPF_BTF_GET_FD_BY_ID); ``raw=True``: bytes.
+        """
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
         try:
             i = MapInfo.from_fd(owned.fd)
+            btf = None
+            if not raw and key is None and value is None and i.btf_id \
+                    and (i.btf_key_type_id or i.btf_value_type_id):
+                with BTF.from_id(i.btf_id) as b:
+                    btf = b.spec()
+                key = btf.type_by_id(i.btf_key_type_id) if i.btf_key_type_id else None
+                value = btf.type_by_id(i.btf_value_type_id) if i.btf_value_type_id else None
             return cls(owned, i.name, i.type, i.key_size, i.value_size, i.max_entries, i.flags,
-                       key, value)
+                       key, value, btf)
         except BaseException:
             owned.close()
             raise
 
     @classmethod
     def from_pin(cls, path: Union[str, os.PathLike], key: CodecSpec = None,
-                 value: CodecSpec = None, flags: int = 0) -> "Map":
-        """Open the map pinned at ``path`` (BPF_OBJ_GET)."""
-        return cls.from_fd(cls._fd_from_pin(path, flags), key, value)
+                 value: CodecSpec = None, flags: int = 0, *, raw: bool = False) -> "Map":
+        """Open the map pinned at ``path`` (BPF_OBJ_GET); codecs as ``from_fd``."""
+        return cls.from_fd(cls._fd_from_pin(path, flags), key, value, raw=raw)
 
     @classmethod
-    def from_id(cls, map_id: int, key: CodecSpec = None, value: CodecSpec = None) -> "Map":
-        """Open map ``map_id`` (BPF_MAP_GET_FD_BY_ID)."""
-        return cls.from_fd(cls._fd_from_id(map_id), key, value)
+    def from_id(cls, map_id: int, key: CodecSpec = None, value: CodecSpec = None, *,
+                raw: bool = False) -> "Map":
+        """Open map ``map_id`` (BPF_MAP_GET_FD_BY_ID); codecs as ``from_fd``."""
+        return cls.from_fd(cls._fd_from_id(map_id), key, value, raw=raw)
 
     @classmethod
-    def from_name(cls, name: str, key: CodecSpec = None, value: CodecSpec = None) -> "Map":
+    def from_name(cls, name: str, key: CodecSpec = None, value: CodecSpec = None, *,
+                  raw: bool = False) -> "Map":
         """Open the one map named ``name``; none or several is an error listing the ids."""
-        return cls.from_id(cls._id_by_name(name, list_maps()), key, value)
+        return cls.from_id(cls._id_by_name(name, list_maps()), key, value, raw=raw)
+
+    def raw(self) -> "Map":
+        """The same map with raw codecs (bytes keys and values), on its own fd: close it
+        (or use it as a context manager) when done."""
+        return Map(FD(os.dup(self.fd)), self.name, self.map_type, self.key_size,
+                   self.value_size, self.max_entries, self._flags, btf=self.btf)
 
     def info(self) -> MapInfo:
         """The kernel's view of this map (BPF_OBJ_GET_INFO_BY_FD)."""
@@ -387,9 +416,8 @@ class Map(KernelObject):
         put = self._kput
         try:
             put(sc.buf, 0, key)
-        except Exception:
-            self.key_codec.put(sc.buf, 0, key)  # raises the explanatory error
-            raise
+        except Exception:  # the checked put: a form only it takes, or the explanatory error
+            self.key_codec.put(sc.buf, 0, key)
         call = sc.lookup
         ret = call()
         if ret or _syscall.tracer:
@@ -451,9 +479,9 @@ class Map(KernelObject):
                 put(buf, 0, key)
                 put = self._vput
                 put(buf, self.key_size, value)
-        except Exception:
-            self.key_codec.put(buf, 0, key)  # raises the explanatory error (or the value's)
-            raise
+        except Exception:  # the checked puts: forms only they take, or the explanatory error
+            self.key_codec.put(buf, 0, key)
+            self.value_codec.put(buf, self.key_size, value)
         call = sc.update
         ret = call()
         if ret or _syscall.tracer:

@@ -91,7 +91,7 @@ def test_value_errors_name_the_field(dump_value: T.Struct) -> None:
              ({"nope": 1}, "struct dump_value has no member 'nope'"),
              ({"grid": [[1, 2, 3]]}, r"dump_value\.grid\[0\]: 3 elements do not fit"),
              ({"bf": {"a": 8}}, r"dump_value\.bf\.a: 8 does not fit unsigned 3 bits"),
-             (5, "expected a dict or struct value")]
+             (5, "expected a dict, tuple or struct value")]
     for value, match in cases:
         with pytest.raises(BTFError, match=match):
             V.encode(dump_value, value)

@@ -53,11 +53,13 @@ def test_map_kinds(bpf_objects):
         prog = obj.programs["count_packets"]
         for _ in range(3):
             assert prog.test_run(PACKET).retval == XdpAction.PASS
-        value = obj.maps["by_type"][ZERO]
-        assert (u64(value), struct.unpack_from("=I", value, 8)[0]) == (3, 64)
-        assert u64(obj.maps["by_size"][ZERO]) == 3 * 64
-        assert sum(u64(v) for v in obj.maps["percpu"][ZERO]) == 3
-        assert obj.maps["lengths"].pop() == (64).to_bytes(4, sys.byteorder)
+        value = obj.maps["by_type"][0]  # by the BTF types: struct value's members
+        assert value.to_dict() == {"packets": 3, "last_len": 64, "pad": 0}
+        assert obj.maps["by_type"].raw()[ZERO][:12] == struct.pack("=QI", 3, 64)
+        assert u64(obj.maps["by_size"][ZERO]) == 3 * 64  # sizes only: bytes
+        assert sum(obj.maps["percpu"][0]) == 3 and obj.maps["percpu"][ZERO] == \
+            obj.maps["percpu"][0]  # a u32 key also takes its bytes
+        assert obj.maps["lengths"].pop() == 64
         assert obj.maps["seen"].peek((64).to_bytes(4, sys.byteorder)) is not None
 
 
@@ -228,8 +230,8 @@ def test_pinning_reuses_compatible_and_refuses_incompatible(bpf_objects, pin_dir
     with spec.load(pin_root=pin_dir) as obj:
         assert obj.maps["shared_counter"].info().id == first_id
         obj.programs["bump"].test_run(PACKET)
-        assert u64(obj.maps["shared_counter"][ZERO]) == 2
-        assert u64(obj.maps["private_counter"][ZERO]) == 1
+        assert obj.maps["shared_counter"][0] == 2  # reused pins convert by the object's
+        assert obj.maps["private_counter"][0] == 1  # types too
     os.unlink(pin_dir / "shared_counter")
     with Map.create("array", 4, 4, 1) as wrong:
         wrong.pin(pin_dir / "shared_counter")
@@ -288,8 +290,8 @@ def test_map_in_map_slots(bpf_objects):
         assert outer[(2).to_bytes(4, sys.byteorder)] == ids["second"]
         assert (1).to_bytes(4, sys.byteorder) not in outer
         assert obj.programs["write_inner"].test_run(PACKET).retval == XdpAction.PASS
-        assert obj.maps["first"][ZERO] == (10).to_bytes(4, sys.byteorder)
-        assert obj.maps["second"][ZERO] == (12).to_bytes(4, sys.byteorder)
+        assert obj.maps["first"][0] == 10
+        assert obj.maps["second"][0] == 12
         assert obj.maps["by_hash"].info().type == MapType.HASH_OF_MAPS
 
 
@@ -317,8 +319,7 @@ def test_core_relocations_and_attach(bpf_objects):
     with spec.load() as obj:
         with obj.programs["core_read"].attach():
             os.getppid()
-        tgids = {struct.unpack("=I", k)[0]: struct.unpack("=I", v)[0]
-                 for k, v in obj.maps["tgid_of"].items()}
+        tgids = dict(obj.maps["tgid_of"].items())  # u32 -> u32: ints
         assert tgids.get(os.getpid()) == os.getpid()  # single-threaded: pid == tgid
         bss, v = obj.maps["elf_core.bss"][ZERO], spec.variables
         assert struct.unpack_from("=I", bss, v["parent_tgid"].offset)[0] == os.getppid()
@@ -431,4 +432,4 @@ def test_map_not_created_poisons_its_uses(bpf_objects):
     spec.maps["counts"].autocreate = True
     with spec.load() as obj:
         obj.programs["count_if_asked"].test_run(PACKET)
-        assert struct.unpack("=Q", obj.maps["counts"][ZERO])[0] == 1
+        assert obj.maps["counts"][0] == 1

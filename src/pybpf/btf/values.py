@@ -1,29 +1,44 @@
-"""Values described by BTF: bytes <-> Python, and bpftool's ``formatted`` map-dump output.
+"""The BTF value codec: bytes <-> Python for every C type, and bpftool's ``map dump`` output.
 
-``decode(t, data)`` turns the bytes of a value of type ``t`` into Python: integers (with the
-type's signedness and size), bool, ``float``, pointers as ints, char arrays as ``str`` (up to
-the first NUL), other arrays as lists, enums as :class:`EnumInt` (an ``int`` with ``.name``),
-bitfields as ints, structs and unions as :class:`StructValue` objects (attributes, ``to_dict()``,
-``dict(v)``; members of anonymous structs/unions are reachable from the outer value, as in C).
-``encode(t, value)`` is the reverse (dicts or StructValues for structs, names or ints for
-enums, str/bytes for char arrays); a wrong value raises BTFError naming the type and field.
+The one place pybpf decides how a C type looks in Python (map keys and values, event records,
+``pybpf map dump``, numpy dtypes all use it):
 
-``codec(t)`` compiles (once per type) a decoder: one ``struct.Struct`` for the plain members of
-a struct and generated code for the rest, so decoding event records costs about a
-microsecond or less. ``format_json(t, data)`` / ``format_plain(t, data)`` print a value as
-``bpftool map dump`` does with BTF (its ``btf_dumper``), for ``-j`` and for plain text.
+* integers with the type's signedness and size, ``bool``, ``float``, pointers as ints;
+* enums as :class:`EnumInt` (an ``int`` with ``.name``);
+* ``char`` arrays (bpftool's rule, :func:`is_char`) as ``str`` up to the first NUL, other
+  arrays as lists;
+* bitfields as ints;
+* structs and unions as :class:`StructValue` records: ctypes classes laid out as the BTF
+  says, members as attributes (anonymous struct/union members reachable from the outer
+  value, as in C), ``to_dict()``, ``dict(v)``, ``v["name"]``; decoding one is a single
+  ``from_buffer_copy``.
+
+``codec(t)`` compiles (once per type) a :class:`Codec`: ``decode``/``encode`` of whole
+values, and ``get``/``put`` at an offset of a buffer (what maps and event readers call).
+``encode`` takes records, dicts or tuples for structs, names or ints for enums, str/bytes for
+char arrays, and raw bytes of the type's size for any type; a wrong value raises BTFError
+naming the type and field. ``numpy_dtype(t, np)`` is the type as a numpy structured dtype.
+``format_json(t, data)`` / ``format_plain(t, data)`` print a value as ``bpftool map dump``
+does with BTF (its ``btf_dumper``), for ``-j`` and for plain text.
 """
 from __future__ import annotations
 
+import ctypes
 import keyword
 import struct
 import sys
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Optional
 
 from ..errors import BTFError
+from ..sys.uapi import BtfKind
 from . import types as T
 
-Decoder = Callable[[Any, int], Any]
+if TYPE_CHECKING:
+    from .spec import Spec
+
+ByteOrder = Literal["little", "big"]
+_Decode = Callable[[Any, int], Any]
+_Encode = Callable[[Any, bytearray, int, str], None]
 
 _MAX_NESTING = 128    # struct in struct in ...: deeper means malformed BTF
 _MAX_FIELDS = 65536   # members (anonymous ones inlined) or zero-size array elements
@@ -51,11 +66,12 @@ class EnumInt(int):
 
 
 class StructValue:
-    """A decoded struct or union: members as attributes, ``to_dict()`` and ``dict(value)``."""
+    """A decoded struct or union (the base of the ctypes record classes ``codec`` makes):
+    members as attributes, ``to_dict()``, ``dict(value)``, ``value["member"]``."""
 
     __slots__ = ()
-    _fields: tuple[str, ...] = ()   # member names
-    _slots: tuple[str, ...] = ()    # where they are stored ('_m_' + name if taken, e.g. 'keys')
+    _fields: tuple[str, ...] = ()   # member names (anonymous members' inlined)
+    _slots: tuple[str, ...] = ()    # their attributes ('_m_' + name if taken, e.g. 'keys')
     _slot_of: dict[str, str] = {}
     _type: T.Composite
 
@@ -75,7 +91,7 @@ class StructValue:
             raise AttributeError(f"{type(self).__name__} has no member {name!r}")
         return getattr(self, slot)
 
-    def __iter__(self):  # noqa: ANN204 (the member names, as a mapping's)
+    def __iter__(self) -> Iterator[str]:  # the member names, as a mapping's
         return iter(self._fields)
 
     def __len__(self) -> int:
@@ -95,12 +111,12 @@ class StructValue:
         return {f: _plain(getattr(self, s)) for f, s in zip(self._fields, self._slots)}
 
     def __repr__(self) -> str:
-        kind = "union" if isinstance(self._type, T.Union) else "struct"
+        kind = "union" if self._type.kind == BtfKind.UNION else "struct"
         body = ", ".join(f"{f}={getattr(self, s)!r}" for f, s in zip(self._fields, self._slots))
         return f"{kind} {self._type.name or '(anon)'}({body})"
 
 
-_TAKEN = frozenset(dir(StructValue)) | {"_m_"}
+_TAKEN = frozenset(dir(StructValue)) | frozenset(dir(ctypes.Structure)) | {"_m_"}
 
 
 def _plain(v: Any) -> Any:
@@ -116,32 +132,53 @@ def _cstr(b: bytes) -> str:
 
 
 def _type_name(t: T.Type) -> str:
-    if isinstance(t, (T.Struct, T.Union, T.Enum, T.Fwd)):
+    if isinstance(t, (T.Composite, T.Enum, T.Fwd)):
         return f"{type(t).__name__.lower()} {t.name or '(anon)'}"
     return t.name or t.kind.name.lower()
 
 
 class Codec:
-    """Decoder and encoder for one type (``codec(t)`` builds and caches it)."""
+    """Decoder and encoder for one type (``codec(t)`` builds and caches it).
 
-    def __init__(self, t: T.Type, size: int, decode: Decoder,
-                 encode: Callable[[Any, bytearray, int, str], None], byte_order: str) -> None:
+    Also a map codec (``pybpf.codec.Codec``): ``get(buf, offset)`` decodes without a length
+    check, ``put(buf, offset, value)`` encodes into ``size`` bytes at ``offset``.
+    """
+
+    def __init__(self, t: T.Type, size: int, decode: _Decode, encode: _Encode,
+                 byte_order: str) -> None:
         self.type, self.size, self._decode, self._encode = t, size, decode, encode
         self.byte_order = byte_order
+        self.what = _type_name(t)
         #: ``decode_unchecked(data, offset)``: no length check (the caller guarantees ``size``
         #: bytes from ``offset``, e.g. fixed-size ring-buffer records); the fastest path
-        self.decode_unchecked = decode
+        self.decode_unchecked = self.get = decode
+        #: the StructValue class of a struct or union (a ctypes type), else None
+        rec = getattr(decode, "__self__", None)
+        self.record: Optional[type] = rec if isinstance(rec, type) \
+            and issubclass(rec, StructValue) else None
 
     def decode(self, data: Any, offset: int = 0) -> Any:
         """The value at ``offset`` of ``data`` (bytes, bytearray, memoryview)."""
         if len(data) - offset < self.size:
-            raise BTFError(f"{_type_name(self.type)}: {len(data) - offset} bytes, "
-                           f"need {self.size}")
+            raise BTFError(f"{self.what}: {len(data) - offset} bytes, need {self.size}")
         return self._decode(data, offset)
+
+    def put(self, buf: bytearray, offset: int, value: Any) -> None:
+        """Encode ``value`` into ``buf[offset:offset + size]`` (every byte written)."""
+        size = self.size
+        if type(value) is bytes and len(value) == size:
+            buf[offset:offset + size] = value
+            return
+        record: Any = self.record
+        if type(value) is record:
+            buf[offset:offset + size] = bytes(value)
+            return
+        buf[offset:offset + size] = bytes(size)
+        self._encode(value, buf, offset, self.what)
 
     def encode(self, value: Any) -> bytes:
         out = bytearray(self.size)
-        self._encode(value, out, 0, _type_name(self.type))
+        self.put(out, 0, value)
         return bytes(out)
 
 
@@ -151,7 +188,8 @@ _CACHE_MAX = 4096
 
 def codec(t: T.Type, byte_order: Optional[str] = None) -> Codec:
     """The compiled codec of ``t`` (cached per type object)."""
-    order = byte_order or _order_of(t)
+    order: ByteOrder = _order_of(t) if byte_order is None else \
+        "big" if byte_order == "big" else "little"
     key = id(t) ^ (order == "big")
     hit = _cache.get(key)
     if hit is not None and hit[0] is t:
@@ -161,6 +199,30 @@ def codec(t: T.Type, byte_order: Optional[str] = None) -> Codec:
         _cache.clear()
     _cache[key] = (t, c)
     return c
+
+
+_C_KINDS: dict[str, Any] = {"struct": T.Struct, "union": T.Union, "enum": T.Enum}
+
+
+def find_type(btf: "Spec", name: str) -> T.Type:
+    """The type a C name means in ``btf``: ``"struct event"``, ``"union u"``, ``"enum e"``, or
+    a typedef's (or other type's) bare name. A type missing from an object's BTF is
+    explained: clang emits only the types the object's code and globals use."""
+    words = name.split()
+    kind: Any = _C_KINDS.get(words[0]) if len(words) == 2 else None
+    if len(words) != (2 if kind is not None else 1):
+        raise BTFError(f"{name!r} is not a C type name: give 'struct NAME', 'union NAME', "
+                       "'enum NAME' or a typedef's name")
+    found = btf.find_all(words[-1], kind)
+    if kind is None and found:
+        return btf.find(words[-1])  # the several-kinds error when ambiguous
+    if found:
+        return found[0]
+    raise BTFError(f"{btf.name}: no type {name}: clang puts in an object's BTF only the types "
+                   "its programs, maps and global variables use, and leaves out types used "
+                   "only by local variables or casts (bpf_ringbuf_reserve'd records, say); "
+                   f"keep it by referencing it from a global (e.g. '{name} *unused_{words[-1]} "
+                   "__attribute__((unused));') or from a map's __type(value, ...)")
 
 
 def decode(t: T.Type, data: Any, offset: int = 0) -> Any:
@@ -173,9 +235,69 @@ def encode(t: T.Type, value: Any) -> bytes:
     return codec(t).encode(value)
 
 
-def _order_of(t: T.Type) -> str:
+def plain_format(t: T.Type) -> Optional[str]:
+    """The ``struct`` format of ``t`` when it decodes to a plain number (an int of 1, 2, 4 or
+    8 bytes, a pointer, a float): what map keys and values of such types take as the fast
+    path. None for others (enums, bools, odd widths, arrays, structs...)."""
+    base = T.skip_qualifiers(t)
+    if isinstance(base, T.Enum):
+        return None
+    code = _Compiler(_order_of(t)).scalar_code(base)
+    if code is None or code in "?e":
+        return None
+    return ("<" if _order_of(t) == "little" else ">") + code
+
+
+def numpy_dtype(t: T.Type, np: Any) -> Any:
+    """``t`` as a numpy dtype (``np``: the numpy module), little-endian as BPF records are:
+    ints, bools, floats, pointers as numbers, char arrays as ``S<n>``, other arrays as
+    sub-arrays, structs and unions as structured dtypes at the BTF offsets (anonymous
+    members flattened as in C). numpy has no bitfields: BTFError names the member."""
+    t = T.skip_qualifiers(t)
+    if isinstance(t, T.Int):
+        if t.encoding & T.INT_BOOL and t.size == 1:
+            return np.dtype("?")
+        if t.size not in (1, 2, 4, 8) or t.offset or t.bits != 8 * t.size:
+            return np.dtype((np.void, t.size))
+        return np.dtype(f"<{'i' if t.signed else 'u'}{t.size}")
+    if isinstance(t, T.Enum):
+        return np.dtype(f"<{'i' if t.signed else 'u'}{t.size}")
+    if isinstance(t, T.Float):
+        return np.dtype(f"<f{t.size}") if t.size in (2, 4, 8) else np.dtype((np.void, t.size))
+    if isinstance(t, T.Pointer):
+        return np.dtype(f"<u{T.sizeof(t)}")
+    if isinstance(t, T.Array):
+        if is_char(t.type):
+            return np.dtype(f"S{t.nelems}")
+        return np.dtype((numpy_dtype(t.type, np), (t.nelems,)))
+    if isinstance(t, T.Composite):
+        names, formats, offsets = [], [], []
+        for i, m in enumerate(t.members):
+            if m.bitfield_size or m.offset % 8:
+                raise BTFError(f"{_type_name(t)}: member {m.name!r} is a bitfield, which numpy "
+                               "cannot represent; decode records as objects (decode=the "
+                               "struct) instead")
+            sub = numpy_dtype(m.type, np)
+            if not m.name and isinstance(T.skip_qualifiers(m.type), T.Composite):
+                for n in sub.names:  # anonymous: flattened as C does
+                    f, o = sub.fields[n][:2]
+                    names.append(n)
+                    formats.append(f)
+                    offsets.append(m.offset // 8 + o)
+                continue
+            names.append(m.name or f"_anon{i}")
+            formats.append(sub)
+            offsets.append(m.offset // 8)
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                         "itemsize": t.size})
+    raise BTFError(f"{t!r} has no fixed layout for a numpy dtype")
+
+
+def _order_of(t: T.Type) -> ByteOrder:
     spec = t._spec
-    return spec.byte_order if spec is not None else sys.byteorder
+    if spec is None:
+        return sys.byteorder
+    return "big" if spec.byte_order == "big" else "little"
 
 
 def _check_int(value: Any, bits: int, signed: bool, what: str) -> int:
@@ -191,17 +313,17 @@ def _check_int(value: Any, bits: int, signed: bool, what: str) -> int:
 class _Compiler:
     """Builds Codecs; guards against type loops (a struct containing itself)."""
 
-    def __init__(self, byte_order: str) -> None:
+    def __init__(self, byte_order: ByteOrder) -> None:
         self.order = byte_order
         self.prefix = "<" if byte_order == "little" else ">"
         self.active: set[int] = set()
-        self.done: dict[int, tuple[Decoder, Callable, int]] = {}
+        self.done: dict[int, tuple[_Decode, _Encode, int]] = {}
 
     def codec(self, t: T.Type) -> Codec:
         dec, enc, size = self.compile(t)
         return Codec(t, size, dec, enc, self.order)
 
-    def compile(self, t: T.Type) -> tuple[Decoder, Callable, int]:
+    def compile(self, t: T.Type) -> tuple[_Decode, _Encode, int]:
         done = self.done.get(id(t))
         if done is not None:
             return done
@@ -216,7 +338,7 @@ class _Compiler:
         finally:
             self.active.discard(id(t))
 
-    def _compile(self, t: T.Type) -> tuple[Decoder, Callable, int]:
+    def _compile(self, t: T.Type) -> tuple[_Decode, _Encode, int]:
         t = T.skip_qualifiers(t)
         if isinstance(t, T.Var):
             return self.compile(t.type)
@@ -252,7 +374,7 @@ class _Compiler:
     def wrap(self, t: T.Type) -> Optional[Callable[[Any], Any]]:
         """A conversion applied to the raw struct value (enums to EnumInt)."""
         if isinstance(t, T.Enum):
-            names = {}
+            names: dict[int, EnumInt] = {}
             for v in t.values:
                 raw = v.value & ((1 << (8 * t.size)) - 1)
                 if t.signed and raw >> (8 * t.size - 1):
@@ -262,7 +384,7 @@ class _Compiler:
             return lambda x: get(x, x)
         return None
 
-    def scalar(self, t: T.Type, code: str, size: int) -> tuple[Decoder, Callable, int]:
+    def scalar(self, t: T.Type, code: str, size: int) -> tuple[_Decode, _Encode, int]:
         st = struct.Struct(self.prefix + code)
         unpack, pack_into = st.unpack_from, st.pack_into
         wrap = self.wrap(t)
@@ -306,7 +428,7 @@ class _Compiler:
         return lambda v, what: _check_int(v, bits, signed, what)
 
     def bits(self, nbits: int, bit_off: int, signed: bool,
-             size: int) -> tuple[Decoder, Callable, int]:
+             size: int) -> tuple[_Decode, _Encode, int]:
         """A bitfield: ``nbits`` at ``bit_off`` bits from the value's first byte."""
         if nbits <= 0:
             raise BTFError(f"an integer of {nbits} bits has no value")
@@ -328,21 +450,21 @@ class _Compiler:
             out[start:start + nbytes] = x.to_bytes(nbytes, order)
         return dec, enc, size
 
-    def array(self, t: T.Array, size: int) -> tuple[Decoder, Callable, int]:
+    def array(self, t: T.Array, size: int) -> tuple[_Decode, _Encode, int]:
         elem = T.skip_qualifiers(t.type)
         n = t.nelems
-        if _is_char(t.type):
+        if is_char(t.type):
             st = struct.Struct(f"{n}s")
             unpack, pack_into = st.unpack_from, st.pack_into
 
-            def dec(buf: Any, off: int) -> str:
+            def dec_text(buf: Any, off: int) -> str:
                 return _cstr(unpack(buf, off)[0])
 
-            def enc(value: Any, out: bytearray, off: int, what: str) -> None:
+            def enc_text(value: Any, out: bytearray, off: int, what: str) -> None:
                 if isinstance(value, str):
                     raw = value.encode("utf-8", "surrogateescape")
                 elif isinstance(value, (bytes, bytearray)):
-                    raw = value
+                    raw = bytes(value)
                 elif isinstance(value, (list, tuple)):
                     raw = bytes(_check_int(c, 9, True, f"{what}[{i}]") & 0xFF if c < 0
                                 else _check_int(c, 8, False, f"{what}[{i}]")
@@ -351,8 +473,8 @@ class _Compiler:
                     raise BTFError(f"{what}: expected str, bytes or a list of ints, got {value!r}")
                 if len(raw) > n:
                     raise BTFError(f"{what}: {len(raw)} bytes do not fit char[{n}]")
-                pack_into(out, off, bytes(raw))
-            return dec, enc, size
+                pack_into(out, off, raw)
+            return dec_text, enc_text, size
         code = self.scalar_code(elem)
         esize = T.sizeof(elem) if n else 0
         if not esize and n > _MAX_FIELDS:
@@ -362,13 +484,13 @@ class _Compiler:
             unpack = st.unpack_from
             enc_one = self.scalar_encoder(elem, code)
 
-            def dec(buf: Any, off: int) -> list:
+            def dec_plain(buf: Any, off: int) -> list:
                 return list(unpack(buf, off))
 
-            def enc(value: Any, out: bytearray, off: int, what: str) -> None:
+            def enc_plain(value: Any, out: bytearray, off: int, what: str) -> None:
                 items = _items(value, n, what)
                 st.pack_into(out, off, *[enc_one(v, f"{what}[{i}]") for i, v in enumerate(items)])
-            return dec, enc, size
+            return dec_plain, enc_plain, size
         edec, eenc, _ = self.compile(t.type)
 
         def dec(buf: Any, off: int) -> list:
@@ -379,7 +501,12 @@ class _Compiler:
                 eenc(v, out, off + i * esize, f"{what}[{i}]")
         return dec, enc, size
 
-    def composite(self, t: T.Composite, size: int) -> tuple[Decoder, Callable, int]:
+    def composite(self, t: T.Composite, size: int) -> tuple[_Decode, _Encode, int]:
+        """A StructValue record class (a ctypes Structure of ``size`` bytes): plain scalar
+        members that do not overlap an earlier one are ctypes fields; char and byte arrays
+        are fields read through a conversion; everything else (enums, bitfields, nested
+        types, union members after the first) a property decoding the record's bytes with
+        the member type's own decoder. Decoding is ``from_buffer_copy``."""
         fields = []
         for f in _flatten(t, 0):
             fields.append(f)
@@ -389,12 +516,13 @@ class _Compiler:
         if len(set(names)) != len(names):
             raise BTFError(f"{_type_name(t)} has two members of the same name")
         slots = tuple("_m_" + n if n in _TAKEN or keyword.iskeyword(n) or n.startswith("__")
-                      else n for n in names)  # '__x' would be name-mangled in __slots__
-        fmt, cursor, exprs, env = self.prefix, 0, [], {"_new": object.__new__}
+                      else n for n in names)
+        layout: list[tuple[str, Any]] = []
+        props: dict[str, Any] = {}
+        converted: list[tuple[str, Callable[[Any], Any]]] = []  # (field, conversion)
         encoders = []
-        lazy: set[str] = set()  # char arrays: raw bytes kept, made str on access
-        k = 0
-        for i, (name, mtype, bit_off, bf_size) in enumerate(fields):
+        cursor = 0
+        for slot, (name, mtype, bit_off, bf_size) in zip(slots, fields):
             base = T.skip_qualifiers(mtype)
             byte_off = bit_off // 8
             end = bit_off + (bf_size or 8 * T.sizeof(mtype))
@@ -404,78 +532,78 @@ class _Compiler:
             if bf_size or bit_off % 8:
                 bsigned = isinstance(base, (T.Int, T.Enum)) and base.signed
                 dec, enc, _ = self.bits(bf_size or T.sizeof(base) * 8, bit_off % 8, bsigned, 0)
-                env[f"_d{i}"] = dec
-                exprs.append(f"_d{i}(buf, off + {byte_off})")
-                encoders.append((name, byte_off, enc))
-                continue
-            dec, enc, msize = self.compile(mtype)
-            encoders.append((name, byte_off, enc))
-            code = self.scalar_code(base)
-            wrap = self.wrap(base) if code is not None else None
-            char_n = base.nelems if isinstance(base, T.Array) and _is_char(base.type) else 0
-            if byte_off >= cursor and (code is not None or char_n):
-                if byte_off > cursor:
-                    fmt += f"{byte_off - cursor}x"
-                if char_n:
-                    fmt += f"{char_n}s"
-                    lazy.add(slots[i])
-                    exprs.append(f"v[{k}]")
-                else:
-                    fmt += code
-                    if wrap is not None:
-                        env[f"_w{i}"] = wrap
-                        exprs.append(f"_w{i}(v[{k}])")
-                    else:
-                        exprs.append(f"v[{k}]")
-                k += 1
-                cursor = byte_off + msize
             else:
-                env[f"_d{i}"] = dec
-                exprs.append(f"_d{i}(buf, off + {byte_off})")
-        store = tuple("_r_" + s if s in lazy else s for s in slots)
-        ns: dict[str, Any] = {"__slots__": store, "_fields": names, "_slots": slots, "_type": t,
-                              "_slot_of": dict(zip(names, slots)), "__module__": __name__}
-        for slot in lazy:  # one generated getter each: no call layers
-            getter: dict[str, Any] = {}
-            exec(f"def get(o): return o._r_{slot}.partition(b'\\0')[0]"  # noqa: S102
-                 f".decode('utf-8', 'surrogateescape')", getter)
-            ns[slot] = property(getter["get"])
-        env["_cls"] = type(t.name or "anon", (StructValue,), ns)
-        env["_unpack"] = struct.Struct(fmt).unpack_from
-        params = ", ".join(f"{name}={name}" for name in env)  # bound as fast locals
-        body = [f"def decode(buf, off, {params}):", "    o = _new(_cls)"]
-        if exprs == [f"v[{j}]" for j in range(len(exprs))] and exprs:  # one unpack fills all
-            body.append(f"    {', '.join(f'o.{a}' for a in store)}, = _unpack(buf, off)")
-        else:
-            if k:
-                body.insert(1, "    v = _unpack(buf, off)")
-            body += [f"    o.{a} = {expr}" for a, expr in zip(store, exprs)]
-        body.append("    return o")
-        env = dict(env)
-        exec("\n".join(body), env)  # noqa: S102 (identifiers checked by _flatten)
-        kind = "union" if isinstance(t, T.Union) else "struct"
-        tname = f"{kind} {t.name or '(anon)'}"
-        union = isinstance(t, T.Union)
+                dec, enc, _ = self.compile(mtype)
+            encoders.append((name, byte_off, enc))
+            ctype = self.field_type(base) if not (bf_size or bit_off % 8) else None
+            if ctype is not None and byte_off >= cursor:
+                if byte_off > cursor:
+                    layout.append((f" pad{cursor}", ctypes.c_uint8 * (byte_off - cursor)))
+                layout.append((slot, ctype))
+                cursor = byte_off + ctypes.sizeof(ctype)
+                if isinstance(base, T.Array):  # c_char arrays read up to the NUL
+                    converted.append((slot, _cstr if is_char(base.type) else list))
+            else:
+                props[slot] = _member(dec, byte_off, f"member {name} of {_type_name(t)}")
+        if size > cursor:
+            layout.append((f" pad{cursor}", ctypes.c_uint8 * (size - cursor)))
+        order_base = ctypes.BigEndianStructure if self.order == "big" \
+            else ctypes.LittleEndianStructure
+        ident = t.name if t.name.isidentifier() else "anon"
+        cls_layout = type(f"{ident}_layout", (order_base,), {"_pack_": 1, "_fields_": layout})
+        for slot, convert in converted:
+            props[slot] = _converted(getattr(cls_layout, slot).__get__, cls_layout, convert)
+        cls: Any = type(ident, (StructValue, cls_layout), {
+            **props, "__slots__": (), "_fields": names, "_slots": slots, "_type": t,
+            "_slot_of": dict(zip(names, slots)), "__module__": __name__})
+        if ctypes.sizeof(cls) != size:
+            raise BTFError(f"{_type_name(t)}: members do not fit its {size} bytes")
+        tname = _type_name(t)
+        union = t.kind == BtfKind.UNION
 
-        def enc(value: Any, out: bytearray, off: int, what: str) -> None:
+        def enc_record(value: Any, out: bytearray, off: int, what: str) -> None:
+            if type(value) is cls:
+                out[off:off + size] = bytes(value)
+                return
             if isinstance(value, StructValue):
                 items = {f: value[f] for f in value._fields}
             elif isinstance(value, Mapping):
                 items = dict(value)
+            elif isinstance(value, (tuple, list)) and not union:
+                if len(value) > len(names):
+                    raise BTFError(f"{what}: {len(value)} values for the {len(names)} members "
+                                   f"of {tname}")
+                items = dict(zip(names, value))
             else:
-                raise BTFError(f"{what}: expected a dict or struct value for {tname}, "
+                raise BTFError(f"{what}: expected a dict, tuple or struct value for {tname}, "
                                f"got {type(value).__name__}")
             unknown = set(items) - set(names)
             if unknown:
                 raise BTFError(f"{what}: {tname} has no member {sorted(unknown)[0]!r}")
-            if union and isinstance(value, Mapping) and len(items) > 1:
+            if union and not isinstance(value, StructValue) and len(items) > 1:
                 raise BTFError(f"{what}: give one member of {tname}, not {sorted(items)}")
             for name, byte_off, e in encoders:
                 if name in items:
                     e(items[name], out, off + byte_off, f"{what}.{name}")
-        return env["decode"], enc, size
+        return cls.from_buffer_copy, enc_record, size
 
-    def datasec(self, t: T.Datasec) -> tuple[Decoder, Callable, int]:
+    def field_type(self, t: T.Type) -> Any:
+        """The ctypes type reading ``t`` as the codec decodes it, or None when a property
+        must convert it (enums, odd-width or 128-bit ints, half floats, nested types)."""
+        code = self.scalar_code(t)
+        if code is not None:
+            if self.wrap(t) is not None or code == "e" or (code == "?" and self.order == "big"):
+                return None  # EnumInt; no half floats in ctypes; c_bool has no byte order
+            return _CTYPES[code]
+        if isinstance(t, T.Array) and t.nelems:
+            if is_char(t.type):
+                return ctypes.c_char * t.nelems
+            elem = self.field_type(T.skip_qualifiers(t.type))
+            if elem is not None and not issubclass(elem, ctypes.Array):
+                return elem * t.nelems  # read as a list
+        return None
+
+    def datasec(self, t: T.Datasec) -> tuple[_Decode, _Encode, int]:
         parts = [(v.type.name, v.offset, self.compile(v.type)) for v in t.vars]
 
         def dec(buf: Any, off: int) -> dict:
@@ -498,8 +626,25 @@ def _items(value: Any, n: int, what: str) -> list:
     return items
 
 
-def _is_char(t: T.Type) -> bool:
-    """An element type bpftool prints arrays of as strings: 1-byte int, CHAR or named char."""
+_CTYPES = {"B": ctypes.c_uint8, "b": ctypes.c_int8, "H": ctypes.c_uint16, "h": ctypes.c_int16,
+           "I": ctypes.c_uint32, "i": ctypes.c_int32, "Q": ctypes.c_uint64, "q": ctypes.c_int64,
+           "?": ctypes.c_bool, "f": ctypes.c_float, "d": ctypes.c_double}
+
+
+def _member(dec: _Decode, off: int, doc: str) -> property:
+    """A record's member decoded from the record's bytes at ``off``."""
+    return property(lambda self: dec(bytes(self), off), doc=doc)
+
+
+def _converted(get: Callable[[Any, type], Any], owner: type,
+               convert: Callable[[Any], Any]) -> property:
+    """A ctypes field of ``owner`` read through ``convert`` (char[] -> str, u8[] -> bytes)."""
+    return property(lambda self: convert(get(self, owner)))
+
+
+def is_char(t: T.Type) -> bool:
+    """Arrays of ``t`` are text (``str``; bpftool prints them as strings): a 1-byte int
+    named ``char`` or of encoding CHAR, typedefs not looked through (bpftool's rule)."""
     t = T.skip_qualifiers(t, typedefs=False)
     return isinstance(t, T.Int) and t.size == 1 and (t.encoding == T.INT_CHAR or t.name == "char")
 
@@ -586,7 +731,7 @@ def _quote(s: str) -> str:
 
 
 class _Dumper:
-    def __init__(self, plain: bool, order: str) -> None:
+    def __init__(self, plain: bool, order: ByteOrder) -> None:
         self.plain, self.order = plain, order
         self.depth = 0
 
@@ -607,7 +752,7 @@ class _Dumper:
     def _do(self, t: T.Type, data: Any, off: int, bit_off: int) -> Any:
         t = T.skip_qualifiers(t)
         if isinstance(t, T.Int):
-            return self.int(t, data, off, bit_off)
+            return self.integer(t, data, off, bit_off)
         if isinstance(t, T.Composite):
             pairs = []
             for m in t.members:
@@ -652,7 +797,7 @@ class _Dumper:
             return _Pairs([(t.name, [self.do(v.type, data, off + v.offset, 0) for v in t.vars])])
         raise BTFError(f"values of {t!r} cannot be printed")
 
-    def int(self, t: T.Int, data: Any, off: int, bit_off: int) -> Any:
+    def integer(self, t: T.Int, data: Any, off: int, bit_off: int) -> Any:
         bits = t.bits
         if bit_off or t.offset or bits % 8:
             total = bit_off + t.offset
@@ -681,7 +826,7 @@ class _Dumper:
 
     def array(self, t: T.Array, data: Any, off: int) -> Any:
         n = t.nelems
-        if n and _is_char(t.type):
+        if n and is_char(t.type):
             raw = bytes(data[off:off + n])
             end = raw.find(b"\0")
             if end >= 0 and all(0x20 <= c < 0x7F for c in raw[:end]):

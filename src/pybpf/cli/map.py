@@ -59,7 +59,7 @@ def map_fd(args: Args) -> Any:
 def open_map(args: Args) -> Any:
     """The one Map a ``MAP`` handle names (raw bytes keys and values)."""
     from ..maps import Map
-    return Map.from_fd(map_fd(args))
+    return Map.from_fd(map_fd(args), raw=True)
 
 
 def _per_cpu(info: Any) -> bool:
@@ -278,7 +278,7 @@ def do_dump(args: Args, opts: Options) -> int:
     if len(args) != 2:
         raise CLIError("expected a MAP: id N | name NAME | pinned PATH")
     fds = map_fds(args)
-    maps = [Map.from_fd(fd) for fd in fds]
+    maps = [Map.from_fd(fd, raw=True) for fd in fds]
     try:
         return _dump(maps, opts)
     finally:

@@ -123,7 +123,7 @@ def _metadata(info: Any) -> list[tuple[str, Any]]:
     from ..sys import objects
     for map_id in info.map_ids:
         try:
-            with Map.from_fd(objects.fd_by_id("map", map_id)) as m:
+            with Map.from_fd(objects.fd_by_id("map", map_id), raw=True) as m:
                 minfo = m.info()
                 if (minfo.type != MapType.ARRAY or minfo.key_size != 4 or minfo.max_entries != 1
                         or not minfo.btf_value_type_id or ".rodata" not in minfo.name):
@@ -622,7 +622,7 @@ def _given_maps(names: list[str], maps: list[tuple[Any, Any]]) -> dict[str, Any]
                 raise CLIError(f"map '{which}' not found in the object: {', '.join(names)}")
             if which in given:
                 given[which].close()
-            given[which] = Map.from_fd(fd.fd)
+            given[which] = Map.from_fd(fd.fd, raw=True)
     except BaseException:
         for m in given.values():
             m.close()

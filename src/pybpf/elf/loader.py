@@ -188,6 +188,7 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
                 coll.maps[ms.name] = _reuse_given(ms, given[ms.name]) if ms.name in given \
                     else _create_map(spec, ms, coll.btf, os.fspath(pin_root), new_pins,
                                      struct_ops=(k, ksyms.module_fd(k.module)) if k else None)
+                coll.maps[ms.name].btf = spec.btf  # decode="struct event" looks types up here
             attach = {p: (k, i) for k in struct_ops.values() for p, i in k.members.items()}
             for ps in spec.programs.values():
                 if ps.autoload and (ps.prog_type != ProgType.STRUCT_OPS or ps.name in attach):
@@ -308,7 +309,7 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
                 ids = {}
         numa = ms.numa_node if ms.flags & MapFlag.NUMA_NODE else None  # as libbpf: the flag
         kw = dict(name=ms.kernel_name, flags=ms.flags, inner_map=inner_map, numa_node=numa,
-                  map_extra=ms.map_extra)
+                  map_extra=ms.map_extra, **_element_types(ms))
         try:
             m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw, **ids)
         except BPFError as e:
@@ -379,14 +380,15 @@ def _id(t: Optional[T.Type]) -> int:
 
 def _reuse_pinned(ms: MapSpec, path: str) -> Map:
     """libbpf's pin reuse: the pinned map must match the definition."""
-    return _reuse(ms, Map.from_pin(path), f"the map pinned at {path}",
+    return _reuse(ms, Map.from_pin(path, raw=True), f"the map pinned at {path}",
                   f"unpin it (rm {path}) or use another pin_root")
 
 
 def _reuse_given(ms: MapSpec, given: Map) -> Map:
     """A map the caller gave for ``ms`` (a new fd of it): it must match the definition."""
     what = f"the given map (id {given.id})"
-    return _reuse(ms, Map.from_fd(given.fd), what, "give a map created as the object defines it")
+    return _reuse(ms, Map.from_fd(given.fd, raw=True), what,
+                  "give a map created as the object defines it")
 
 
 def _reuse(ms: MapSpec, m: Map, what: str, fix: str) -> Map:
@@ -406,7 +408,22 @@ def _reuse(ms: MapSpec, m: Map, what: str, fix: str) -> Map:
     except BaseException:
         m.close()
         raise
-    return m
+    types = _element_types(ms)
+    if not types:
+        return m
+    with m:
+        return Map.from_fd(m.fd, types.get("key"), types.get("value"))  # by the object's types
+
+
+def _element_types(ms: MapSpec) -> dict[str, T.Type]:
+    """The object's BTF types of ``ms``'s keys and values that the map converts by (``key=``,
+    ``value=`` of Map): those of the map's sizes (not a struct_ops map's kernel value)."""
+    types = {}
+    if ms.key_type is not None and T.sizeof(ms.key_type) == ms.key_size:
+        types["key"] = ms.key_type
+    if ms.value_type is not None and T.sizeof(ms.value_type) == ms.value_size:
+        types["value"] = ms.value_type
+    return types
 
 
 def _shown(field: str, value: int) -> str:

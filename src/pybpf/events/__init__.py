@@ -12,12 +12,12 @@ fixed-size records as a numpy structured array.
 from .._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {  # each imported from its module on first use
-    ".decode": "Decoder, ctypes_from_btf, decoder_for",
+    ".decode": "Decoder, decoder_for",
     ".perfbuf": "PerfBuffer",
     ".reader": "Poller, Reader",
     ".ringbuf": "RingBuffer",
     ".trace_pipe": "TraceEvent, TracePipe",
 })
 
-__all__ = ["Decoder", "ctypes_from_btf", "decoder_for", "PerfBuffer", "Poller", "Reader",
+__all__ = ["Decoder", "decoder_for", "PerfBuffer", "Poller", "Reader",
            "RingBuffer", "TraceEvent", "TracePipe"]

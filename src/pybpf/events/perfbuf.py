@@ -95,6 +95,7 @@ class PerfBuffer(Reader):
         self.map: Optional[Map] = None
         try:
             self.map, self._owned = open_map(perf_map, MapType.PERF_EVENT_ARRAY, "PerfBuffer")
+            self._typed(self.map)
             self._fence = fence()
             for cpu in online_cpus() if cpus is None else cpus:
                 self._open_cpu(cpu, pages, wakeup_events, watermark)

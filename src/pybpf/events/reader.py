@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Optional
 from ..errors import UsageError
 from ..maps import Map
 from ..sys.uapi import MapType
-from .decode import DecodeSpec, Decoder, decoder_for
+from .decode import DecodeSpec, Decoder, decoder_for, record_type
 
 Callback = Callable[[Any], Any]
 ITER_BATCH = 4096
@@ -298,9 +298,16 @@ class Reader(Waitable):
     def __init__(self, callback: Optional[Callback], decode: DecodeSpec) -> None:
         self.callback = callback
         self.decode = decode
-        self.decoder = decoder_for(decode)
+        # a type's C name is looked up in the map's BTF once the map is open (_typed)
+        self.decoder = decoder_for(None if isinstance(decode, str) else decode)
         self._epoll = select.epoll()
         self._pending: list[Any] = []  # records left when a callback raised
+
+    def _typed(self, m: Map) -> None:
+        """``decode="struct event"``: the type looked up in the BTF of ``m``'s object."""
+        if isinstance(self.decode, str):
+            self.decode = record_type(self.decode, m.btf, m.describe())
+            self.decoder = decoder_for(self.decode)
 
     def _drain(self, sink: Any) -> int:
         raise NotImplementedError

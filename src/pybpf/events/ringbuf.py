@@ -49,6 +49,7 @@ class RingBuffer(Reader):
         self.map: Optional[Map] = None
         try:
             self.map, self._owned = open_map(ringbuf, MapType.RINGBUF, "RingBuffer")
+            self._typed(self.map)
             self._open()
         except BaseException:
             self.close()
