@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from pybpf.codec import CtypesCodec, RawCodec, StructCodec, codec_for, pair_packer
+from pybpf.codec import (CtypesCodec, RawCodec, ScalarCodec, StructCodec, codec_for,
+                         pair_packer)
 from pybpf.errors import UsageError
 
 
@@ -78,6 +79,27 @@ def test_codec_for():
         codec_for("Q", 4, "map 'm': key")
     with pytest.raises(UsageError, match="a codec is"):
         codec_for(42, 4, "k")
+
+
+def test_btf_types():
+    """BTF integers take the struct path (numbers, or their raw bytes); other types the BTF
+    codec (pybpf.btf.values), which is itself a map codec."""
+    from pybpf.btf import types as T, values
+    u32 = T.Int("unsigned int", 4)
+    k = codec_for(u32, 4, "key")
+    assert isinstance(k, ScalarCodec) and pair_packer(k, 8) is not None
+    assert roundtrip(k, 7) == (7, (7).to_bytes(4, sys.byteorder))
+    assert roundtrip(k, b"\x07\0\0\0")[0] == 7
+    with pytest.raises(UsageError, match="key: -1 does not pack"):
+        roundtrip(k, -1)
+    pair = T.Struct("pair", 8, [T.Member("a", u32, 0), T.Member("b", u32, 32)])
+    v = codec_for(pair, 8, "value")
+    assert v is values.codec(pair)
+    got, raw = roundtrip(v, {"a": 1, "b": 2})
+    assert (got.a, got.b) == (1, 2) and raw == struct.pack("=II", 1, 2)
+    assert roundtrip(v, got)[1] == raw and roundtrip(v, (1, 2))[1] == raw
+    with pytest.raises(UsageError, match="value is 4 bytes but the codec"):
+        codec_for(pair, 4, "value")
 
 
 @pytest.mark.parametrize("fmt", ["I", "=I", "<H", ">Q", "!i", "b"])
