@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 from .. import features
-from ..errors import PyBPFError, UnsupportedFeatureError, UsageError
+from ..errors import UnsupportedFeatureError, UsageError
 from ..sys.uapi import AttachType, ProgType
 from .introspect import IntrospectionMixin, resolve_module
 
@@ -296,19 +296,19 @@ class BPF(IntrospectionMixin):
     @staticmethod
     def get_syscall_fnname(name: StrLike) -> bytes:
         """The kernel function of syscall ``name`` (``execve`` -> ``b"__x64_sys_execve"``):
-        the arch-prefixed wrapper if the kernel has it, looked up in vmlinux BTF (its name
-        index is cached per boot), else in /proc/kallsyms."""
+        the arch-prefixed wrapper if the kernel has it. Looked up in vmlinux BTF's string
+        table (every function's name is there; a few ms), else in /proc/kallsyms."""
+        from ..compile import VMLINUX_BTF
         from ..links.kprobe import SYSCALL_PREFIXES, syscall_function
         n = _str(name)
         try:
-            from ..btf import types as T
-            from ..btf.spec import Spec
-            vmlinux = Spec.vmlinux()
-        except (OSError, PyBPFError):
+            with open(VMLINUX_BTF, "rb") as f:
+                names = f.read()
+        except OSError:
             return syscall_function(n).encode()
         prefix = SYSCALL_PREFIXES.get(os.uname().machine, "")
         for candidate in (f"{prefix}sys_{n}", f"sys_{n}"):
-            if vmlinux.find_all(candidate, T.Func):
+            if b"\0" + candidate.encode() + b"\0" in names:
                 return candidate.encode()
         return syscall_function(n).encode()  # kallsyms: functions BTF lacks, or the error
 

@@ -393,6 +393,9 @@ class CDumper:
 
     def _enum_def(self, t: T.Enum, lvl: int) -> None:
         w = self._out.append
+        if t.name and not t.values:  # a forward-declared enum (as libbpf: `enum x;`)
+            w(f"enum {self._type_name(t)}")
+            return
         w(f"enum {self._type_name(t)} {{" if t.name else "enum {")
         inner = _pfx(lvl + 1)
         suffix = ("LL" if t.signed else "ULL") if t.kind == BtfKind.ENUM64 else ""
