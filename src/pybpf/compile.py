@@ -51,7 +51,7 @@ ARCHES = {"x86_64": "x86", "i386": "x86", "i686": "x86", "aarch64": "arm64", "ar
           "ppc64": "powerpc", "riscv64": "riscv", "loongarch64": "loongarch", "mips64": "mips",
           "mips": "mips", "sparc64": "sparc"}
 
-HEADER_FORMAT = 2  # part of the cache key: bump when the dumped vmlinux.h changes shape
+HEADER_FORMAT = 3  # part of the cache key: bump when the dumped vmlinux.h changes shape
 _MISSING_HEADER = re.compile(r"fatal error: '(bpf/[^']+)' file not found")
 
 
