@@ -303,3 +303,10 @@ def test_kernel_enum_has_val_as_bpftool():
     assert BPF.kernel_enum_has_val(b"bpf_map_type", b"BPF_MAP_TYPE_HASH") == 1
     assert BPF.kernel_enum_has_val("bpf_map_type", "PYBPF_NOPE") == 0
     assert BPF.kernel_enum_has_val("pybpf_no_enum", "X") == -1
+
+
+def test_generate_auto_includes():
+    words = ["struct", "file", "*f", "f->f_inode", "sk_buff_len", "x"]
+    assert BPF.generate_auto_includes(words) == \
+        "#include <linux/fs.h>\n#include <linux/netdevice.h>\n"
+    assert BPF.generate_auto_includes(["plain"]) == ""

@@ -67,6 +67,22 @@ def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
 class IntrospectionMixin:
     """BCC's ``BPF`` static methods that ask the running kernel, not a loaded program."""
 
+    _auto_includes = {
+        "linux/time.h": ["time"],
+        "linux/fs.h": ["fs", "file"],
+        "linux/blkdev.h": ["bio", "request"],
+        "linux/slab.h": ["alloc"],
+        "linux/netdevice.h": ["sk_buff", "net_device"],
+    }
+    """Headers ``generate_auto_includes`` adds for words containing these (BCC's table)."""
+
+    @classmethod
+    def generate_auto_includes(cls, program_words: Any) -> str:
+        """``#include <...>`` lines for the kernel types a tool's probe specs mention
+        (``trace``/``argdist`` pass the words of their expressions), each header once."""
+        return "".join(f"#include <{header}>\n" for header, keys in cls._auto_includes.items()
+                       if any(key in word for key in keys for word in program_words))
+
     @staticmethod
     def monotonic_time() -> float:
         """CLOCK_MONOTONIC in nanoseconds (the clock of ``bpf_ktime_get_ns``), a float as
