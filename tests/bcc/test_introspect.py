@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import re
 import struct
 import subprocess
@@ -310,3 +311,35 @@ def test_generate_auto_includes():
     assert BPF.generate_auto_includes(words) == \
         "#include <linux/fs.h>\n#include <linux/netdevice.h>\n"
     assert BPF.generate_auto_includes(["plain"]) == ""
+
+
+CXX_TARGET = r"""
+#include <cstdio>
+#include <unistd.h>
+namespace pybpf { __attribute__((noinline)) int hit(int x) { __asm__ volatile(""); return x + 1; } }
+int main()
+{
+	char c;
+	std::printf("%p\n", (void *)&pybpf::hit);
+	std::fflush(stdout);
+	return read(0, &c, 1) == 1 ? pybpf::hit(c) & 1 : 2;
+}
+"""
+
+
+def test_sym_demangles_cxx(tmp_path):
+    """A C++ function's mangled name comes back demangled (c++filt), or as is with
+    demangle=False, compared with BCC's output for the same process."""
+    cxx = shutil.which("g++") or pytest.fail("g++ is missing: .ci/install installs gcc")
+    (tmp_path / "t.cc").write_text(CXX_TARGET)
+    subprocess.run([cxx, "-O2", "-o", str(tmp_path / "cxx"), str(tmp_path / "t.cc")], check=True)
+    proc = subprocess.Popen([str(tmp_path / "cxx")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        addr = int(proc.stdout.readline(), 16)
+        assert BPF.sym(addr, proc.pid) == b"pybpf::hit(int)"
+        assert BPF.sym(addr, proc.pid, demangle=False) == b"_ZN5pybpf3hitEi"
+        bcc, ours = run_both(tmp_path, SYMBOLIZE, str(proc.pid), hex(addr))
+        assert bcc and ours == bcc
+    finally:
+        proc.kill()
+        proc.wait()
