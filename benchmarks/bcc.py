@@ -10,7 +10,9 @@ run as ``python3 -m pybpf.bcc examples/bcc/exec_greeter.py --count 1 --run /bin/
 attaches, runs ``/bin/true`` and stops at its first event. The time is taken from just before
 the process is spawned to the arrival of its first event line. Cold rounds point
 ``XDG_CACHE_HOME`` at a fresh directory (no vmlinux.h, precompiled header, object or BTF
-index cached: everything is built); warm rounds share one filled cache. Peak RSS is
+index cached: everything is built); "new program" rounds have the runtime (vmlinux.h and
+its precompiled header) cached but not the program (translated, compiled); warm rounds
+share one filled cache. Peak RSS is
 ``ru_maxrss`` from wait4 (the process, or a finished child such as clang where larger).
 Goals (issue 14): warm <= 70 ms, cold <= 276 ms (BCC 0.26's
 start to first event, measured with borrowed kernel headers), RSS <= 40 MB (a BCC Python
@@ -24,6 +26,7 @@ import importlib.util
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +40,8 @@ from common import exit_status
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "bcc" / "exec_greeter.py"
 EVENT = re.compile(r"^\d+ \d+ \S+ ")
-GOALS = {"warm": 70.0, "cold": 276.0}
+GOALS = {"warm": 70.0, "cold": 276.0, "new program": 276.0}
+PROGRAM_CACHES = ("bcc/objects", "bcc/reads")  # per program; the runtime (vmlinux.h, PCH) stays
 RSS_GOAL_MB = 40.0
 BCC_REFERENCE = {"start to first event": "276 ms (BCC 0.26, borrowed headers)",
                  "RSS": "about 80 MB (opensnoop)"}
@@ -108,9 +112,9 @@ def main() -> int:
     ap.add_argument("--importtime", action="store_true")
     ap.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     args = ap.parse_args()
-    results: dict[str, list[float]] = {"cold": [], "warm": []}
-    cpu: dict[str, list[float]] = {"cold": [], "warm": []}
-    rss: dict[str, list[float]] = {"cold": [], "warm": []}
+    results: dict[str, list[float]] = {"cold": [], "new program": [], "warm": []}
+    cpu: dict[str, list[float]] = {k: [] for k in results}
+    rss: dict[str, list[float]] = {k: [] for k in results}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.cold_rounds):
             ms, cpu_ms, mb, _ = first_event(os.path.join(tmp, f"cold{i}"))
@@ -124,6 +128,15 @@ def main() -> int:
             results["warm"].append(ms)
             cpu["warm"].append(cpu_ms)
             rss["warm"].append(mb)
+        for i in range(args.cold_rounds):  # the runtime cached, the program not
+            fresh = os.path.join(tmp, f"new{i}")
+            shutil.copytree(warm, fresh)
+            for sub in PROGRAM_CACHES:
+                shutil.rmtree(os.path.join(fresh, "pybpf", sub), ignore_errors=True)
+            ms, cpu_ms, mb, _ = first_event(fresh)
+            results["new program"].append(ms)
+            cpu["new program"].append(cpu_ms)
+            rss["new program"].append(mb)
         if args.importtime:
             import_report(warm)
     print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
@@ -133,7 +146,7 @@ def main() -> int:
         med = statistics.median(times)
         ok = med <= GOALS[kind]
         missed += [] if ok else [kind]
-        print(f"pybpf {kind:<4} start to first event: median {med:6.1f} ms  (min {min(times):.1f}, "
+        print(f"pybpf {kind:<11} start to first event: median {med:6.1f} ms  (min {min(times):.1f}, "
               f"max {max(times):.1f}, {len(times)} runs)  goal <= {GOALS[kind]:.0f} ms: "
               f"{'PASS' if ok else 'MISS'};  CPU (process and children) median "
               f"{statistics.median(cpu[kind]):.1f} ms")
@@ -142,13 +155,16 @@ def main() -> int:
     missed += [] if ok else ["rss"]
     print(f"pybpf peak RSS, warm: {peak:.1f} MB (max of the runs)  goal <= {RSS_GOAL_MB:.0f} MB: "
           f"{'PASS' if ok else 'MISS'};  cold, clang's included: {max(rss['cold']):.1f} MB")
+    print("(the cold goal is BCC's start with its compiler in memory and headers on disk; the "
+          "\"new program\" row is the comparable one, the cold row adds dumping vmlinux.h and "
+          "precompiling it once per kernel)")
     why = bcc_status()
     if why:
         print(f"BCC: not run: {why}. Reference figures: " +
               "; ".join(f"{k} {v}" for k, v in BCC_REFERENCE.items()))
-        warm_med = statistics.median(results["warm"])
-        print(f"ratio to BCC's reference start: warm {276.0 / warm_med:.1f}x faster, "
-              f"cold {276.0 / statistics.median(results['cold']):.1f}x")
+        for kind in ("warm", "new program"):
+            print(f"BCC's reference start / pybpf {kind} median: "
+                  f"{276.0 / statistics.median(results[kind]):.2f}")
     else:
         print("BCC: installed with kernel headers; run the book's script with it to compare "
               "(not automated here)")
