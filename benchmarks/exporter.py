@@ -246,7 +246,9 @@ def as_process(d: Path, cname: str, hname: str, rounds: int) -> float:
         print(f"exporter process ({names}), scraped over HTTP:")
         print(f"  CPU per scrape (mean of {len(per_scrape)}, clock ticks): "
               f"{scrape_cpu * 1e3:8.1f} ms")
-        print(f"  CPU at rest:                       {idle * 100:8.3f} % of a core")
+        tick = 100 / os.sysconf("SC_CLK_TCK") / 5
+        print(f"  CPU at rest (5 s):                 {idle * 100:8.3f} % of a core "
+              f"(resolution {tick:.1f} %: one clock tick)")
         print(f"  CPU at a {INTERVAL_S:.0f} s scrape interval:      {share * 100:8.3f} % of a "
               f"core   {'PASS' if share <= CPU_GOAL else 'MISS'} (goal <= {CPU_GOAL:.0%})")
         print(f"  peak RSS (VmHWM):                  {vm_hwm(proc.pid) / 1024:8.1f} MiB")
