@@ -141,10 +141,12 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
     _write_once(directory / "helpers.h",
                 declarations({h.name: int(h) for h in Helper}).encode())
     _write_once(directory / "kconfig.h", config.encode())
+    _write_once(directory / "derived.h", derived_constants().encode())
     text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n#include \"{vmlinux}\"\n"
             f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
             f"#include \"{directory / 'kconfig.h'}\"\n"
-            f"#include \"{directory / 'helpers.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
+            f"#include \"{directory / 'helpers.h'}\"\n"
+            f"#include \"{directory / 'derived.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
     _write_once(header, text.encode())
     if compiler.pch:
         _precompile(compiler, header, pch)
@@ -179,6 +181,28 @@ def kconfig_defines() -> str:
             out.append(f"#define {name}_MODULE 1")
         elif value and value != "n":
             out.append(f"#define {name} {value}")
+    return "\n".join(out) + "\n"
+
+
+def derived_constants() -> str:
+    """``#define``s kernel headers compute from types (sizes that moved between versions),
+    computed here from the running kernel's BTF."""
+    from ..btf import types as T
+    from ..btf.spec import Spec
+    from ..errors import PyBPFError
+
+    out = ["/* computed from the kernel's BTF by pybpf.bcc.build */"]
+    try:
+        dentry = Spec.vmlinux().find("dentry", T.Struct)
+    except (PyBPFError, OSError):
+        return out[0] + "\n"
+    for m in getattr(dentry, "members", ()):
+        t = T.skip_qualifiers(m.type)
+        if m.name == "d_shortname":   # 6.14+: union { unsigned char string[N]; ... }
+            t = next((T.skip_qualifiers(u.type) for u in getattr(t, "members", ())
+                      if u.name == "string"), t)
+        if m.name in ("d_iname", "d_shortname") and isinstance(t, T.Array):
+            out.append(f"#define DNAME_INLINE_LEN {t.nelems}")
     return "\n".join(out) + "\n"
 
 

@@ -282,6 +282,10 @@ class _Translator:
         name_tok = toks[open_ - 1]
         specifiers = {t.text for t in toks[decl:open_ - 1]}
         if specifiers & _HELPER_SPECIFIERS:
+            if not specifiers & {"noinline", "__noinline", "extern"}:
+                # as BCC: helpers are inlined (no calls with structs passed by value)
+                self.edits.append((toks[decl].start, toks[decl].start,
+                                   "__attribute__((always_inline)) "))
             for j in range(body, end):
                 if toks[j].text in _USDT_READS:
                     raise DialectError(f"{toks[j].text}() must be called in the probe's own "

@@ -22,6 +22,10 @@
 #define PF_INET6 AF_INET6
 #define PF_PACKET AF_PACKET
 #endif
+#ifndef SCM_RIGHTS
+#define SCM_RIGHTS 0x01
+#define SCM_CREDENTIALS 0x02
+#endif
 #ifndef SOCK_STREAM
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
@@ -81,6 +85,9 @@
 #endif
 
 /* sizes */
+#ifndef DISK_NAME_LEN
+#define DISK_NAME_LEN 32
+#endif
 #ifndef PATH_MAX
 #define PATH_MAX 4096
 #endif
@@ -129,9 +136,14 @@
 #define O_TMPFILE (__O_TMPFILE | O_DIRECTORY)
 #endif
 #ifndef FMODE_READ
-#define FMODE_READ 0x1
-#define FMODE_WRITE 0x2
-#define FMODE_EXEC 0x20
+#define FMODE_READ (1U << 0)
+#define FMODE_WRITE (1U << 1)
+#define FMODE_LSEEK (1U << 2)
+#define FMODE_PREAD (1U << 3)
+#define FMODE_PWRITE (1U << 4)
+#define FMODE_EXEC (1U << 5)
+#define FMODE_OPENED (1U << 19)
+#define FMODE_CREATED (1U << 20)
 #endif
 
 /* file types (linux/stat.h) */
