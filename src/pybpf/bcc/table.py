@@ -468,9 +468,6 @@ class _PerCpu:
     def average(self, key: Any) -> float:
         return sum(self._ints(key, "average")) / self.total_cpu
 
-    def _leaf_zero(self) -> Any:
-        return self.Leaf()
-
 
 class PerCpuHash(_PerCpu, HashTable):
     pass
@@ -494,8 +491,6 @@ class LpmTrie(TableBase):
 class StackTrace(TableBase):
     """Stack traces by stack id: ``walk(stack_id)`` yields the addresses, innermost first."""
 
-    MAX_DEPTH = 127
-
     def walk(self, stack_id: int, resolve: Optional[Callable[[int], Any]] = None
              ) -> Iterator[Any]:
         try:
@@ -514,8 +509,6 @@ class StackTrace(TableBase):
 
 class QueueStack(TableBase):
     """Queue or stack: ``push(leaf)``, ``pop()``, ``peek()``, ``itervalues()`` (pops)."""
-
-    BPF_EXIST = 2
 
     def push(self, leaf: Any, flags: int = 0) -> None:
         self.map.push(self._leaf_bytes(leaf, self._vsize), flags)
