@@ -176,3 +176,30 @@ def test_btf_path(example_dir):
     assert "configs exit-spans: loaded and attached" in ok.stderr
     assert start_failure(example_dir, "exit-spans", "--btf.path", "/nonexistent/btf") == \
         "Error: --btf.path: could not find BTF file '/nonexistent/btf'"
+
+
+def test_python_decoder_beside_the_configs(run_exporter, named_command, tmp_path):
+    """exec-users: the user_names:user decoder (a Python module in the config directory)
+    names the user an exec ran as."""
+    import pwd
+    import pybpf
+    from .conftest import EXAMPLES
+    pybpf.compile(EXAMPLES / "exec-users.bpf.c", tmp_path / "exec-users.bpf.o")
+    for name in ("exec-users.yaml", "user_names.py"):
+        shutil.copy(EXAMPLES / name, tmp_path)
+    exp = run_exporter(tmp_path, "exec-users")
+    nobody = pwd.getpwnam("nobody")
+    true_cmd = named_command("true")
+    os.chmod(true_cmd.parent, 0o755)
+    series = 'ebpf_exporter_execs_by_user_total{user="nobody"}'
+
+    def nobody_execs() -> float:
+        text = exp.get()[2].decode()
+        return value(text, series) if series in text else 0
+    before = nobody_execs()
+    for _ in range(2):
+        subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                        "--clear-groups", str(true_cmd)], check=True)
+    assert nobody_execs() == before + 2
+    text = exp.get()[2].decode()
+    assert 'ebpf_exporter_execs_by_user_total{user="root"}' in text
