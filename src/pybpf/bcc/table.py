@@ -204,7 +204,7 @@ class TableBase(MutableMapping):
     def __len__(self) -> int:
         return sum(1 for _ in self.map.keys())
 
-    def keys(self) -> Any:  # type: ignore[override]
+    def keys(self) -> Any:
         return list(self)
 
     def itervalues(self) -> Iterator[Any]:
@@ -221,10 +221,10 @@ class TableBase(MutableMapping):
             except KeyError:
                 continue
 
-    def values(self) -> Any:  # type: ignore[override]
+    def values(self) -> Any:
         return list(self.itervalues())
 
-    def items(self) -> Any:  # type: ignore[override]
+    def items(self) -> Any:
         return list(self.iteritems())
 
     def clear(self) -> None:
@@ -423,7 +423,7 @@ class _PerCpu:
         from ..sys.cpus import possible_cpus
         self.reducer = reducer
         self.total_cpu = len(possible_cpus())
-        self.sLeaf = self.Leaf  # type: ignore[attr-defined]
+        self.sLeaf = self.Leaf
         self.Leaf = self.sLeaf * self.total_cpu
 
     def getvalue(self, key: Any) -> Any:
@@ -532,7 +532,7 @@ class QueueStack(TableBase):
             except KeyError:
                 return
 
-    def values(self) -> Any:  # type: ignore[override]
+    def values(self) -> Any:
         return list(self.itervalues())
 
     def __len__(self) -> int:
