@@ -25,7 +25,7 @@ from .btf.kernel import BTF
 from .btf.spec import Spec
 from .errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
 from .object import KernelObject
-from .sys import objects
+from .sys import objects, probes
 from .sys import commands as _cmd
 from .sys.attrs import MapInfoStruct
 from .sys.commands import ELEM_KEY_END, ELEM_SIZE
@@ -295,8 +295,8 @@ class Map(KernelObject):
                         f"BPF_MAP_CREATE on {what}: map type {int(mtype)} is unknown to pybpf and "
                         f"not supported by this kernel ({os.uname().release}: BPF_MAP_CREATE "
                         f"gives {_errno.errorcode.get(-ret, 'ENOTSUPP')})")
-                from . import features
-                support = features.map_type(mtype)
+                from .btf.probes import map_type  # on a refusal only (start-up)
+                support = map_type(mtype)
                 if not support:
                     raise UnsupportedFeatureError(f"BPF_MAP_CREATE on {what}: {support.reason}")
             raise BPFError(-ret, "BPF_MAP_CREATE", what)
@@ -763,8 +763,7 @@ class Map(KernelObject):
         return bytes(kb), bytes(vb), len(pairs)
 
     def _supports_batch(self) -> bool:
-        from . import features
-        return bool(features.map_batch(self.map_type))
+        return bool(probes.map_batch(self.map_type))
 
     def dump_raw(self) -> Iterator[tuple[bytes, Union[bytes, int]]]:
         """Every element as ``(key, value)`` bytes, undecoded (``bpftool map dump``).

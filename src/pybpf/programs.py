@@ -12,7 +12,7 @@ from typing import Any, Iterator, Optional, Union
 from . import caps as _caps
 from .errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
 from .object import KernelObject
-from .sys import objects
+from .sys import objects, probes
 from .sys import commands as _cmd
 from .sys.attrs import ProgInfoStruct, ProgLoadAttr
 from .sys.fd import FD
@@ -338,9 +338,8 @@ def _load_with_log(fields: dict[str, Any], what: str, log_level: int, log_size: 
 
 
 def _type_unsupported(prog_type: int) -> bool:
-    from . import features
     try:
-        return not features.prog_type(ProgType(prog_type))
+        return not probes.prog_type(ProgType(prog_type))
     except ValueError:
         return True
 
@@ -349,13 +348,12 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
     """Raise UnsupportedFeatureError when the probe of this kind of program (its type, attach
     type, iterator target) explains the refusal; EPERM otherwise says which capabilities are
     missing, or that the kernel refused although they are held."""
-    from . import features
-    needs = features.prog_caps(attr.prog_type)
+    from .btf.probes import prog_load  # the BTF layer only to explain a refusal (start-up)
+    needs = probes.prog_caps(attr.prog_type)
     if err == _errno.EPERM and _caps.missing(needs):
         raise BPFError(err, "BPF_PROG_LOAD", what, detail=_caps.eperm_reason(needs))
     try:
-        support = features.prog_load(attr.prog_type, attr.expected_attach_type,
-                                     attr.attach_btf_id)
+        support = prog_load(attr.prog_type, attr.expected_attach_type, attr.attach_btf_id)
     except ValueError:
         raise UsageError(f"BPF_PROG_LOAD on {what}: unknown program type {attr.prog_type}") from None
     if not support:

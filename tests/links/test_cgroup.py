@@ -12,7 +12,8 @@ from pybpf import features
 from pybpf.asm import R0, assemble, exit_, mov64_imm
 from pybpf.errors import BPFError, UnsupportedFeatureError, UsageError
 from pybpf.links import Link
-from pybpf.links.attach import CGROUP_ATTACH_TYPES, PROG_TYPE_OF_ATTACH, ProgAttachment
+from pybpf.links.attach import ProgAttachment
+from pybpf.sys.hooks import CGROUP_ATTACH_TYPES, PROG_TYPE_OF_ATTACH
 from pybpf.links.cgroup import (attach_cgroup, cgroup_attach_type, detach_cgroup, list_cgroup,
                                 query_cgroup)
 from pybpf.programs import Program, kernel_version_code

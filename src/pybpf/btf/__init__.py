@@ -5,14 +5,14 @@ from .._lazy import exports
 
 # ``encode`` and ``sanitize`` share their modules' names: imported here, or importing the
 # module would rebind the package attribute to it (and loading an object needs both anyway)
-from .encode import encode, encode_spec
+from .encode import encode, encode_spec, int_btf
 from .sanitize import KernelBTF, fixup_datasecs, sanitize
 
 # the others imported from their modules on first use (``types``, ``values``: submodules)
 __getattr__, __dir__ = exports(__name__, {
     ".cdump": "CDumper, dump_c",
     ".ext": "BTFExt, CoreRelo, FuncInfo, LineInfo, parse_ext",
-    ".kernel": "BTF, BTFInfo, int_btf, list_btf",
+    ".kernel": "BTF, BTFInfo, list_btf",
     ".spec": "Spec",
 })
 

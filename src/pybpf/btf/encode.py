@@ -15,6 +15,7 @@ from array import array
 from typing import Iterable, Optional
 
 from ..errors import BTFError
+from ..sys.uapi import BtfKind
 from . import types as T
 from .spec import BTF_MAGIC, Spec
 
@@ -189,3 +190,10 @@ def encode_spec(spec: Spec, byte_order: Optional[str] = None) -> bytes:
         enc.add(spec.type_by_id(tid))
     return enc.encode(byte_order or spec.byte_order)
 
+
+def int_btf() -> bytes:
+    """Raw BTF with one type, [1] ``int`` (signed, 32 bits): enough for storage-map keys."""
+    strings = b"\0int\0"
+    types = struct.pack("=III", 1, BtfKind.INT << 24, 4) + struct.pack("=I", (1 << 24) | 32)
+    header = struct.pack("=HBBIIIII", BTF_MAGIC, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + types + strings

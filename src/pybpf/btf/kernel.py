@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import struct
 from dataclasses import dataclass
 
 from ..errors import BPFError
@@ -11,8 +10,7 @@ from ..object import KernelObject
 from ..sys import commands, objects
 from ..sys.attrs import BtfInfoStruct
 from ..sys.fd import FD
-from ..sys.uapi import BtfKind
-from .spec import BTF_MAGIC, Spec
+from .spec import Spec
 
 _LOG_START = 64 * 1024
 _LOG_MAX = 16 * 1024 * 1024
@@ -89,14 +87,6 @@ class BTF(KernelObject):
         objects.obj_info(self.fd, BtfInfoStruct(btf=ctypes.addressof(buf), btf_size=size),
                          self.describe())
         return buf.raw
-
-
-def int_btf() -> bytes:
-    """Raw BTF with one type, [1] ``int`` (signed, 32 bits): enough for storage-map keys."""
-    strings = b"\0int\0"
-    types = struct.pack("=III", 1, BtfKind.INT << 24, 4) + struct.pack("=I", (1 << 24) | 32)
-    header = struct.pack("=HBBIIIII", BTF_MAGIC, 1, 0, 24, 0, len(types), len(types), len(strings))
-    return header + types + strings
 
 
 def list_btf() -> list[BTFInfo]:

@@ -52,8 +52,8 @@ class KernelBTF:
 
     @classmethod
     def probe(cls) -> "KernelBTF":
-        """The running kernel's answers (``pybpf.features``, cached)."""
-        from .. import features as f
+        """The running kernel's answers (``pybpf.btf.probes``, cached)."""
+        from . import probes as f  # the syscall layer on use: pybpf.btf imports anywhere
         return cls(func=bool(f.btf_func()), func_global=bool(f.btf_func_global()),
                    datasec=bool(f.btf_datasec()), float=bool(f.btf_float()),
                    decl_tag=bool(f.btf_decl_tag()), type_tag=bool(f.btf_type_tag()),

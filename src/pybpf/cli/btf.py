@@ -6,6 +6,7 @@ from typing import Any, Optional
 from ..errors import PyBPFError
 from .common import (Args, CLIError, Options, dispatch, emit, emit_objects, help_command,
                      open_all, open_by_id, parse_id, why)
+from .handles import map_fd, prog_fd
 
 USAGE = """Usage: pybpf btf { show | list } [id BTF_ID]
        pybpf btf dump BTF_SRC [format FORMAT]
@@ -215,7 +216,6 @@ def do_dump(args: Args, opts: Options) -> int:
     elif "file".startswith(src):
         spec = _spec_of_file(args.next("file"))
     elif "map".startswith(src):
-        from .map import map_fd
         from ..maps import MapInfo
         with map_fd(args) as fd:
             info = MapInfo.from_fd(fd.fd)
@@ -234,7 +234,6 @@ def do_dump(args: Args, opts: Options) -> int:
                 if which in ("value", "kv") else []
             roots = key + value
     elif "prog".startswith(src):
-        from .prog import prog_fd
         from ..programs import ProgInfo
         with prog_fd(args) as fd:
             info = ProgInfo.from_fd(fd.fd)

@@ -10,8 +10,9 @@ from typing import Any, Callable, Optional
 from ..errors import BPFError, PyBPFError
 from .common import (Args, CLIError, Options, dev_json, dev_plain, dispatch, emit, emit_objects,
                      errno_code, help_command, hex_json, hex_list, hex_plain, json_null, jsonw,
-                     known, one_handle, open_all, parse_bytes, parse_handles, parse_u32,
-                     pin_command, pin_fd, pinned_table, type_json, type_name, type_plain, why)
+                     known, open_all, parse_bytes, parse_u32, pin_command, pin_fd,
+                     pinned_table, type_json, type_name, type_plain, why)
+from .handles import map_fd, map_fds, prog_fd
 
 USAGE = """Usage: pybpf map { show | list }   [MAP]
        pybpf map create     FILE type TYPE key KEY_SIZE value VALUE_SIZE \\
@@ -41,21 +42,6 @@ USAGE = """Usage: pybpf map { show | list }   [MAP]
 
 
 # -- opening maps ---------------------------------------------------------------------------------
-def _match(fd: Any, keyword: str, value: str) -> bool:
-    from ..maps import MapInfo
-    return MapInfo.from_fd(fd.fd).name == value
-
-
-def map_fds(args: Args) -> list[Any]:
-    """FDs of the maps a ``MAP`` handle names (all maps of that name for ``name``)."""
-    return parse_handles(args, "map", _match)
-
-
-def map_fd(args: Args) -> Any:
-    """The FD of the one map a ``MAP`` handle names."""
-    return one_handle(map_fds(args), "map")
-
-
 def open_map(args: Args) -> Any:
     """The one Map a ``MAP`` handle names (raw bytes keys and values)."""
     from ..maps import Map
@@ -447,7 +433,6 @@ def _parse_value(args: Args, info: Any, MapType: Any) -> Any:
         if len(args) < 2:
             raise CLIError(f"not enough value arguments for {what}")
         if progs:
-            from .prog import prog_fd
             if args.at("id"):
                 print("Warning: updating program array via MAP_ID, make sure this map is kept "
                       "open\n         by some process or pinned otherwise update will be lost",

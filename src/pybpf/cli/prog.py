@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 from ..errors import BPFError, PyBPFError
 from .common import (Args, CLIError, Options, dev_json, dev_plain, dispatch, emit, emit_objects,
-                     errno_code, help_command, hex_list, json_null, jsonw, one_handle, open_all,
-                     parse_handles, pin_command, pin_fd, pinned_table, strtoul, type_json,
-                     type_plain, why)
+                     errno_code, help_command, hex_list, json_null, jsonw, open_all, pin_command,
+                     pin_fd, pinned_table, strtoul, type_json, type_plain, why)
+from .handles import full_name, map_fd, prog_fd, prog_fds
 
 USAGE = """Usage: pybpf prog { show | list } [PROG]
        pybpf prog dump xlated PROG [{ file FILE | opcodes | linum }]
@@ -31,39 +31,6 @@ USAGE = """Usage: pybpf prog { show | list } [PROG]
 
 
 # -- opening programs -----------------------------------------------------------------------------
-def full_name(info: Any, fd: int) -> str:
-    """The program's name; when the kernel truncated it to 15 characters, its function's name
-    in the program's BTF (bpftool's ``get_prog_full_name``)."""
-    if len(info.name) < 15 or not info.btf_id or not info.nr_func_info:
-        return info.name
-    from ..btf import BTF
-    from ..programs import Program
-    try:
-        with Program.from_fd(fd) as prog, BTF.from_id(info.btf_id) as btf:
-            func_info, _ = prog.btf_ext_info()
-            return btf.spec().type_by_id(func_info[0][1]).name or info.name
-    except (PyBPFError, IndexError):
-        return info.name
-
-
-def _match(fd: Any, keyword: str, value: str) -> bool:
-    from ..programs import ProgInfo
-    info = ProgInfo.from_fd(fd.fd)
-    if keyword == "tag":
-        return info.tag == value
-    return full_name(info, fd.fd) == value
-
-
-def prog_fds(args: Args) -> list[Any]:
-    """FDs of the programs a ``PROG`` handle names (every match for ``name`` and ``tag``)."""
-    return parse_handles(args, "prog", _match, ("id", "tag", "name", "pinned"))
-
-
-def prog_fd(args: Args) -> Any:
-    """The FD of the one program a ``PROG`` handle names."""
-    return one_handle(prog_fds(args), "prog")
-
-
 def open_prog(args: Args) -> Any:
     from ..programs import Program
     return Program.from_fd(prog_fd(args))
@@ -509,7 +476,6 @@ def _parse_load(args: Args) -> dict[str, Any]:
                 which = args.next("map name")
             else:
                 raise CLIError(f"expected 'idx' or 'name', got: '{how}'?")
-            from .map import map_fd
             out["maps"].append((which, map_fd(args)))
         elif args.at("pinmaps"):
             args.next()

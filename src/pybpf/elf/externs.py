@@ -53,9 +53,9 @@ def _special(name: str) -> Optional[str]:
     if name == "LINUX_KERNEL_VERSION":
         return str(kernel_version_code())
     if name == "LINUX_HAS_BPF_COOKIE":  # libbpf's probe: may kprobe programs read a cookie?
-        from .. import features
+        from ..sys.probes import helper  # the syscall layer on use: elf imports anywhere
         from ..sys.uapi import Helper, ProgType
-        return "y" if features.helper(ProgType.KPROBE, Helper.get_attach_cookie) else "n"
+        return "y" if helper(ProgType.KPROBE, Helper.get_attach_cookie) else "n"
     if name == "LINUX_HAS_SYSCALL_WRAPPER":
         return "y" if os.uname().machine in ("x86_64", "aarch64", "s390x") else "n"
     return None

@@ -23,11 +23,13 @@ from ..asm import rewrite as I
 from ..btf import types as T
 from ..btf.ext import encode_core_relos, encode_func_info, encode_line_info
 from ..btf.kernel import BTF
+from ..btf.probes import kernel_core
 from ..btf.spec import Spec
 from ..errors import (BPFError, BTFError, ObjectError, UnsupportedFeatureError, UsageError,
                       VerifierError)
 from ..maps import Map, MapInfo
 from ..programs import Program
+from ..sys import probes
 from ..sys.uapi import ENOTSUPP, MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
 from .linker import LinkedProgram, link
 from .maps import MapSpec, Pinning
@@ -167,8 +169,7 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
         raise UsageError(f"{spec.path}: core_in_kernel relocates against the running kernel's "
                          "BTF only, not the core_btf given")
     if core_in_kernel:
-        from .. import features
-        features.kernel_core().require()
+        kernel_core().require()
     coll = Collection(spec)
     new_pins: list[str] = []  # maps this load pinned by name: unpinned again if it fails
     try:
@@ -343,8 +344,7 @@ def _resolve_struct_ops(spec: ObjectSpec, coll: Collection) -> dict[str, KernelS
     if coll.btf is None:
         raise ObjectError(f"{spec.path}: struct_ops maps need the object's BTF in the kernel "
                           "(compile with -g; load with btf=True)")
-    from .. import features
-    features.prog_type(ProgType.SOCKET_FILTER)  # a first program load: older kernels (5.10)
+    probes.prog_type(ProgType.SOCKET_FILTER)  # a first program load: older kernels (5.10)
     # parse their own BTF only then, and refuse struct_ops maps until they have (as libbpf,
     # whose loads start with such a probe program)
     out: dict[str, KernelStructOps] = {}
@@ -366,8 +366,7 @@ def _resolve_struct_ops(spec: ObjectSpec, coll: Collection) -> dict[str, KernelS
 def _struct_ops_refused(ms: MapSpec, e: BPFError) -> Exception:
     """Why the kernel refused a struct_ops map: links before 6.4 are a missing feature."""
     if ms.flags & MapFlag.LINK and e.errno == _errno.EINVAL:
-        from .. import features
-        support = features.struct_ops_link()
+        support = probes.struct_ops_link()
         if not support:
             return UnsupportedFeatureError(f"struct_ops map {ms.name!r} "
                                            f"(SEC(\".struct_ops.link\")): {support.reason}")
@@ -681,8 +680,7 @@ def _kernel_relocates(targets: Optional[list[Spec]], in_kernel: Optional[bool],
         return False
     if in_kernel:
         return True  # probed by load()
-    from .. import features
-    return bool(features.kernel_core())
+    return bool(kernel_core())
 
 
 def _apply_core(spec: ObjectSpec, lp: LinkedProgram, targets: Optional[list[Spec]],

@@ -14,12 +14,12 @@ import errno as _errno
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from .. import features
 from ..btf import BTF, Spec
 from ..btf import types as T
+from ..btf.probes import iter_target
 from ..errors import BPFError, BTFError, UnsupportedFeatureError, UsageError
 from ..programs import Program
-from ..sys import commands, objects
+from ..sys import commands, objects, probes
 from ..sys.fd import FD
 from ..sys.uapi import AttachType, ProgFlag, ProgType
 from .link import Link
@@ -46,8 +46,8 @@ HOOKS: dict[str, Hook] = {
     "iter": Hook(ProgType.TRACING, AttachType.TRACE_ITER, "bpf_iter_", T.Func),
 }
 
-_SUPPORT = {"fentry": features.fentry, "fexit": features.fentry, "fmod_ret": features.fentry,
-            "lsm": features.lsm}
+_SUPPORT = {"fentry": probes.fentry, "fexit": probes.fentry, "fmod_ret": probes.fentry,
+            "lsm": probes.lsm}
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,11 @@ def load(kind: str, target: str, insns: Any, *, module: Optional[str] = None,
 
     A kernel that refuses the kind raises UnsupportedFeatureError saying why and what to use.
     """
-    support = _SUPPORT.get(kind, lambda: features.Support(True))()
+    support = _SUPPORT.get(kind, lambda: probes.Support(True))()
     if support:
         t = find_target(kind, target, module)
         if kind == "iter" and not t.module:  # each iterator target is allowed on its own
-            support = features.iter_target(target)
+            support = iter_target(target)
     if not support:
         raise UnsupportedFeatureError(f"{kind} program for {target}: {support.reason}")
     btf = module_btf(t.module) if t.module else None
@@ -138,7 +138,7 @@ def load_freplace(target: Program, function: str, insns: Any, **load_kw: Any) ->
     """Load a freplace (BPF_PROG_TYPE_EXT) program replacing global function ``function`` of
     loaded program ``target`` (which must have BTF); ``load_kw`` must carry the program's own
     ``btf`` and ``func_info`` with a prototype matching the function's."""
-    support = features.freplace()
+    support = probes.freplace()
     if not support:
         raise UnsupportedFeatureError(f"freplace of {function} in {target.describe()}: "
                                       f"{support.reason}")

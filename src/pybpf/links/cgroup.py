@@ -13,14 +13,15 @@ import os
 from typing import Iterator, Optional, Union
 
 from ..errors import BPFError, UnsupportedFeatureError, UsageError
-from ..features import attach_type as _attach_type_support
 from ..object import KernelObject
 from ..sys import commands
 from ..sys.fd import FD
+from ..sys.hooks import CGROUP_ATTACH_TYPES
 from ..sys.host import cgroup2_mount, fs_magic
+from ..sys.probes import attach_type as _attach_type_support
 from ..sys.uapi import AttachFlag, AttachType
-from .attach import (CGROUP_ATTACH_TYPES, AttachTypeLike, HookQuery, ProgAttachment,
-                     attach_type_of, link_create, prog_attach, prog_query, short_name)
+from .attach import (AttachTypeLike, HookQuery, ProgAttachment, attach_type_of, link_create,
+                     prog_attach, prog_query, short_name)
 from .link import Link
 
 CGROUP2_SUPER_MAGIC = 0x63677270

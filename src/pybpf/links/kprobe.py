@@ -11,10 +11,9 @@ import os
 import platform
 from typing import Optional, Sequence, Union
 
-from .. import features
 from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..object import KernelObject
-from ..sys import commands
+from ..sys import commands, probes
 from ..sys.fd import FD
 from ..sys.kallsyms import KALLSYMS, read as read_kallsyms
 from ..sys.host import tracefs
@@ -31,7 +30,7 @@ syscalls with pt_regs (x86-64 since 4.17; ``sys_execve`` otherwise)."""
 
 
 def _require_kprobes(what: str) -> None:
-    support = features.kprobes()
+    support = probes.kprobes()
     if not support:
         raise UnsupportedFeatureError(f"{what}: {support.reason}")
 
@@ -139,7 +138,7 @@ def attach_kprobe_multi(program: KernelObject, pattern: str = "", *,
     if sum(map(bool, (pattern, symbols, addresses))) != 1:
         raise UsageError("attach_kprobe_multi: give exactly one of pattern, symbols, addresses")
     what = f"kprobe_multi {pattern or ','.join(symbols[:3]) or f'{len(addresses)} addresses'}"
-    support = features.kprobe_multi()
+    support = probes.kprobe_multi()
     if not support:
         raise UnsupportedFeatureError(f"{what}: {support.reason}")
     if pattern:

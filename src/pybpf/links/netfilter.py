@@ -7,9 +7,9 @@ extremes INT_MIN and INT_MAX. A BPF link (LINK_CREATE with BPF_NETFILTER) holds 
 """
 from __future__ import annotations
 
-from .. import features
 from ..errors import UsageError
 from ..object import KernelObject
+from ..sys import probes
 from ..sys.uapi import AttachType, NfInetHook, NfProto
 from .attach import link_create
 from .link import Link
@@ -35,4 +35,4 @@ def attach_netfilter(program: KernelObject, pf: int = NfProto.IPV4,
 
     nf = {"pf": pf, "hooknum": hooknum, "priority": priority, "flags": flags}
     return link_create(program, 0, AttachType.NETFILTER, what, data={"netfilter": nf},
-                       missing=features.netfilter_link)
+                       missing=probes.netfilter_link)

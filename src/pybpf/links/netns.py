@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from .. import features
 from ..errors import UsageError
 from ..object import KernelObject
+from ..sys import probes
 from ..sys.fd import FD
 from ..sys.host import current_netns
 from ..sys.uapi import AttachType
@@ -51,7 +51,7 @@ def attach_netns(program: KernelObject, attach_type: AttachType,
     with target:
         return link_create(program, target.fd, attach_type,
                            f"{attach_type.name.lower()} of {name}",
-                           missing=lambda: features.attach_type(attach_type))
+                           missing=lambda: probes.attach_type(attach_type))
 
 
 def attach_sk_lookup(program: KernelObject, netns: NetnsLike = None) -> Link:

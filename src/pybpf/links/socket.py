@@ -10,9 +10,9 @@ import os
 import socket as _socket
 from typing import Optional, Union
 
-from .. import features
 from ..errors import UsageError
 from ..object import KernelObject
+from ..sys import probes
 from ..sys.fd import FD
 from ..sys.uapi import SO_ATTACH_BPF, SO_DETACH_BPF, AttachType, MapType, ProgType
 from .attach import (AttachTypeLike, HookAttachment, ProgAttachment, attach_type_of,
@@ -92,5 +92,5 @@ def attach_sockmap(program: KernelObject, sockmap: KernelObject, attach_type: At
                          f"{at.name.lower()} programs attach to sockmap or sockhash maps")
     what = f"{sockmap.describe()} ({at.name.lower()})"
     if link:
-        return link_create(program, sockmap.fd, at, what, missing=features.sockmap_link)
+        return link_create(program, sockmap.fd, at, what, missing=probes.sockmap_link)
     return prog_attach(program, FD(os.dup(sockmap.fd)), at, what)

@@ -13,9 +13,9 @@ import socket
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .. import features
 from ..errors import UsageError
 from ..object import KernelObject
+from ..sys import probes
 from ..sys.fd import FD
 from ..sys.host import current_netns
 from ..sys.uapi import AttachFlag, AttachType
@@ -59,7 +59,7 @@ def attach_tcx(program: KernelObject, interface: InterfaceLike, direction: str =
     tcx = {"relative_fd": anchor.fd if anchor is not None else 0,
            "expected_revision": expected_revision}
     return link_create(program, index, at, what, flags, {"tcx": tcx},
-                       missing=lambda: features.attach_type(at))
+                       missing=lambda: probes.attach_type(at))
 
 
 class TcFilterAttachment(HookAttachment):
@@ -99,7 +99,7 @@ def attach_tc_filter(program: KernelObject, interface: InterfaceLike,
 def attach_tc(program: KernelObject, interface: InterfaceLike,
               direction: str = "ingress") -> Union[Link, TcFilterAttachment]:
     """A tcx link where the kernel has tcx (6.6), else a clsact + cls_bpf filter."""
-    if features.attach_type(_tcx_type(direction)):
+    if probes.attach_type(_tcx_type(direction)):
         return attach_tcx(program, interface, direction)
     return attach_tc_filter(program, interface, direction)
 
@@ -131,7 +131,7 @@ def list_tc(interface: Optional[InterfaceLike] = None) -> list[TcProgram]:
     for index in indexes:
         name = netlink.ifname(index)
         for direction, at in DIRECTIONS.items():
-            if features.attach_type(at):
+            if probes.attach_type(at):
                 q = prog_query(index, at, f"tcx {direction} of interface {name}")
                 out += [TcProgram(index, name, direction, "tcx", p.prog_id, p.name, p.link_id,
                                   q.revision) for p in q.programs]

@@ -18,11 +18,10 @@ import struct
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-from .. import features
 from ..elf.reader import SHN_UNDEF, STT_FUNC, ElfFile
 from ..errors import BPFError, ObjectError, UnsupportedFeatureError, UsageError
 from ..object import KernelObject
-from ..sys import commands
+from ..sys import commands, probes
 from ..sys.fd import FD
 from ..sys.uapi import AttachType, UprobeMultiFlag
 from .link import Link, PerfEventAttachment
@@ -222,7 +221,7 @@ def attach_uprobe_multi(program: KernelObject, binary: str, pattern: str = "", *
         raise UsageError("attach_uprobe_multi: give exactly one of pattern, symbols, offsets")
     path = resolve_binary(binary)
     what = f"uprobe_multi {path}:{pattern or ','.join(symbols[:3]) or f'{len(offsets)} offsets'}"
-    support = features.uprobe_multi()
+    support = probes.uprobe_multi()
     if not support:
         raise UnsupportedFeatureError(f"{what}: {support.reason}")
     if pattern or symbols:

@@ -20,13 +20,13 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
-from .. import features
 from ..asm import (DW, FP, R0, R1, R2, R3, Instruction, add64_imm, arsh64_imm, call, ld_imm64,
                    ldx, lsh64_imm, mov64_imm, mov64_reg, rsh64_imm, st)
 from ..elf.reader import ET_DYN
 from ..errors import BPFError, UsageError
 from ..maps import Map
 from ..object import KernelObject
+from ..sys import probes
 from ..sys.uapi import Helper, ProgType, UpdateFlag
 from .link import Attachment, LinkGroup
 from .uprobe import attach_uprobe, elf_file, resolve_binary
@@ -245,7 +245,7 @@ class UsdtSpecMaps:
         """Does the program find its spec id in the BPF cookie?"""
         if self.by_cookie is not None:
             return self.by_cookie
-        return bool(features.helper(ProgType.KPROBE, Helper.get_attach_cookie))
+        return bool(probes.helper(ProgType.KPROBE, Helper.get_attach_cookie))
 
 
 class UsdtLinks(LinkGroup):

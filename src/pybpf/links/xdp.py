@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .. import features
 from ..errors import BPFError, PyBPFError, UsageError
 from ..object import KernelObject
+from ..sys import probes
 from ..sys.fd import FD
 from ..sys.host import current_netns
 from ..sys.uapi import AttachType, XdpFlag
@@ -74,7 +74,7 @@ def attach_xdp(program: KernelObject, interface: InterfaceLike, flags: int = 0, 
     what = f"XDP of {netlink.describe(index)}"
     check_prog_type(program, AttachType.XDP, what)
     if netlink_attach is None:
-        netlink_attach = not features.xdp_link()
+        netlink_attach = not probes.xdp_link()
     try:
         if netlink_attach:
             netlink.set_xdp(index, program.fd, flags, f"{program.describe()} on {what}")
@@ -83,7 +83,7 @@ def attach_xdp(program: KernelObject, interface: InterfaceLike, flags: int = 0, 
             raise UsageError(f"{what}: XDP links take only a mode flag (SKB_MODE, DRV_MODE, "
                              "HW_MODE); they never replace an attached program")
         return link_create(program, index, AttachType.XDP, what, flags,
-                           missing=features.xdp_link)
+                           missing=probes.xdp_link)
     except BPFError as e:
         raise _explain(e, index, flags, what) from None
 

@@ -213,8 +213,3 @@ def install_tracer(fn: Optional[Tracer]) -> Optional[Tracer]:
     global tracer
     old, tracer = tracer, fn
     return old
-
-
-if os.environ.get("PYBPF_TRACE") == "1":  # strace-format trace of every call
-    from .trace import enable
-    enable()
