@@ -161,7 +161,7 @@ class Program(KernelObject):
                              "'_' and '.'")
         if kern_version is None:
             kern_version = kernel_version_code() if ptype == ProgType.KPROBE else 0
-        keep = [ctypes.create_string_buffer(code, len(code)),
+        keep: list[Any] = [ctypes.create_string_buffer(code, len(code)),
                 ctypes.create_string_buffer(license.encode())]
         attr: dict[str, Any] = dict(
             prog_type=ptype, insn_cnt=len(code) // INSN_SIZE,
@@ -287,7 +287,8 @@ class Program(KernelObject):
         if ctx_out_size is None:
             ctx_out_size = len(ctx_in) if ctx_in and self.prog_type not in (
                 ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE) else 0
-        fields = dict(prog_fd=self.fd, repeat=repeat, flags=flags, cpu=cpu, batch_size=batch_size)
+        fields: dict[str, Any] = dict(prog_fd=self.fd, repeat=repeat, flags=flags, cpu=cpu,
+                                      batch_size=batch_size)
         if data_in:
             fields.update(data_in=buf(data_in, len(data_in)), data_size_in=len(data_in))
         if data_out_size:

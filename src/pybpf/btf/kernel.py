@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import BPFError
 from ..object import KernelObject
@@ -36,7 +37,7 @@ class BTF(KernelObject):
         """BPF_BTF_LOAD; on failure the error carries the kernel's BTF log."""
         buf = ctypes.create_string_buffer(data, len(data))
         log = None
-        logged: dict[str, int] = {}
+        logged: dict[str, Any] = {}
         if log_level:
             log = ctypes.create_string_buffer(_LOG_START)
             logged = dict(btf_log_buf=ctypes.addressof(log), btf_log_size=_LOG_START,

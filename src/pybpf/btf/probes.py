@@ -21,7 +21,7 @@ from .encode import Encoder, encode, int_btf
 from .ext import CoreRelo, encode_core_relos
 from .spec import Spec
 
-_MAP_PROBE_SIZES = {  # (key_size, value_size, max_entries, flags) where the default 4,4,1,0 fails
+_MAP_PROBE_SIZES: dict[int, tuple[int, int, int, int]] = {  # (key_size, value_size, max_entries, flags) where the default 4,4,1,0 fails
     MapType.LPM_TRIE: (8, 8, 1, MapFlag.NO_PREALLOC),
     MapType.QUEUE: (0, 4, 1, 0), MapType.STACK: (0, 4, 1, 0), MapType.BLOOM_FILTER: (0, 4, 1, 0),
     MapType.RINGBUF: (0, 0, 4096, 0), MapType.USER_RINGBUF: (0, 0, 4096, 0),
@@ -88,7 +88,7 @@ def iter_target(name: str) -> Support:
         return Support(False, f"iterator target {name}: this kernel ({os.uname().release}) has "
                               f"no bpf_iter_{name} in its BTF ({e})")
     err = load(ProgType.TRACING, expected_attach_type=AttachType.TRACE_ITER,
-                attach_btf_id=target.id)
+                attach_btf_id=target.id or 0)
     if err == 0:
         return Support(True)
     instead = ("read the map from user space instead (Map.items(), lookup_batch)"

@@ -34,7 +34,7 @@ def kernel_config(paths: tuple[str, ...] = CONFIG_PATHS) -> dict[str, str]:
         path = p.format(release=release)
         try:
             opener = gzip.open if path.endswith(".gz") else open
-            with opener(path, "rt", errors="replace") as f:  # type: ignore[operator]
+            with opener(path, "rt", errors="replace") as f:
                 text = f.read()
         except OSError:
             continue

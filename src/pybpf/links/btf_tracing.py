@@ -75,7 +75,7 @@ def lookup_target(kind: str, name: str, module: Optional[str] = None) -> Optiona
     if found is None:
         return None
     place, t = found
-    return BtfTarget(kind, name, t.id, place)  # type: ignore[arg-type]
+    return BtfTarget(kind, name, t.id, place)
 
 
 def find_target(kind: str, name: str, module: Optional[str] = None) -> BtfTarget:

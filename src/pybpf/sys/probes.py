@@ -12,7 +12,7 @@ import errno as _errno
 import functools
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from .. import caps
 from ..errors import UnsupportedFeatureError
@@ -60,7 +60,7 @@ def errname(err: int) -> str:
     return _errno.errorcode.get(err, "ENOTSUPP" if err == ENOTSUPP else str(err))
 
 
-def create_map(**fields: int) -> int:
+def create_map(**fields: Any) -> int:
     """Create and close a probe map; 0 or the errno."""
     ret = commands.map_create(**fields)
     if ret >= 0:
@@ -84,8 +84,8 @@ def load_fd(prog_type: int, insns: bytes = RET0, expected_attach_type: int = 0,
     """Load a probe program: its fd (the caller closes it) or -errno."""
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(b"GPL")
-    logged = {} if log is None else {"log_level": 1, "log_size": len(log),
-                                     "log_buf": ctypes.addressof(log)}
+    logged: dict[str, Any] = {} if log is None else {
+        "log_level": 1, "log_size": len(log), "log_buf": ctypes.addressof(log)}
     ret, _ = commands.prog_load(prog_type=prog_type, insn_cnt=len(insns) // 8,
                                 insns=ctypes.addressof(code), license=ctypes.addressof(lic),
                                 expected_attach_type=expected_attach_type,
@@ -173,12 +173,12 @@ def _multi_link(attach: AttachType, target: str, instead: str) -> Support:
     name = ctypes.create_string_buffer(target.encode())
     ptrs = (ctypes.c_uint64 * 1)(ctypes.addressof(name))
     offsets = (ctypes.c_uint64 * 1)(0)
-    target = {"kprobe_multi": {"cnt": 1, "syms": ctypes.addressof(ptrs)}} \
+    union = {"kprobe_multi": {"cnt": 1, "syms": ctypes.addressof(ptrs)}} \
         if attach == AttachType.TRACE_KPROBE_MULTI else \
         {"uprobe_multi": {"path": ctypes.addressof(name), "offsets": ctypes.addressof(offsets),
                           "cnt": 1}}
     try:
-        ret = commands.link_create(prog_fd=prog, attach_type=attach, target=target)
+        ret = commands.link_create(prog_fd=prog, attach_type=attach, target=union)
     finally:
         os.close(prog)
     if ret >= 0:
@@ -208,7 +208,7 @@ def uprobe_multi() -> Support:
                        "they need Linux 6.6+; attach one uprobe per function (attach_uprobe)")
 
 
-def _tracing_load(prog: ProgType, attach: AttachType, what: str, instead: str) -> Support:
+def _tracing_load(prog: ProgType, attach: int, what: str, instead: str) -> Support:
     # attach_btf_id 0 is never a valid target: a kernel that allows the program type answers
     # EINVAL from target validation; one whose policy refuses it answers EPERM first.
     err = load(prog, expected_attach_type=attach)

@@ -75,7 +75,7 @@ if _pythonapi is not None:
     _new_builtin = _pythonapi.PyCFunction_NewEx
     _new_builtin.restype = ctypes.py_object
     _new_builtin.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.py_object)
-    _PYLONG_FROMLONG = ctypes.cast(_pythonapi.PyLong_FromLong, ctypes.c_void_p).value
+    _PYLONG_FROMLONG: int = ctypes.cast(_pythonapi.PyLong_FromLong, ctypes.c_void_p).value or 0
 
 
 def _x86_64_stub(cmd: int, addr: int, size: int) -> bytes:

@@ -23,6 +23,7 @@ import os
 import re
 import socket
 import sys
+from enum import IntEnum, IntFlag
 from typing import Callable, Iterator, NamedTuple, Optional, TextIO, Union
 
 from . import syscall
@@ -163,7 +164,7 @@ class _Xlat(NamedTuple):
         return "|".join(parts + ([f"{v:#x}"] if v else []))
 
 
-def _xlat(enum: type, prefix: str, unknown: str, only: Optional[set] = None) -> _Xlat:
+def _xlat(enum: type[Union[IntEnum, IntFlag]], prefix: str, unknown: str, only: Optional[set] = None) -> _Xlat:
     """An xlat from a UAPI enum: first non-deprecated name per value, ``prefix`` added."""
     names: dict = {}
     for name, member in enum.__members__.items():
