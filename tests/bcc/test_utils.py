@@ -58,9 +58,9 @@ def test_strcmp_rewrite():
     assert out["probeid"] == 5
     fns = out["streq_functions"]
     assert 'static inline bool streq_3(char const *ignored, uintptr_t str)' in fns
-    assert 'char needle[] = "bash";' in fns
-    assert "bpf_probe_read_kernel(&haystack" in fns.split("streq_4")[0]
-    assert "bpf_probe_read_user(&haystack" in fns.split("streq_4")[1]
+    assert 'char want[] = "bash";' in fns
+    assert "bpf_probe_read_kernel(&got" in fns.split("streq_4")[0]
+    assert "bpf_probe_read_user(&got" in fns.split("streq_4")[1]
 
 
 def test_detect_language():
@@ -76,3 +76,31 @@ def test_detect_language():
         cat.kill()
         cat.wait()
     assert utils.detect_language(["c"], 1 << 22) is None  # no such process
+
+
+def test_strcmp_rewrite_runs(tmp_path):
+    """The generated streq function, compiled by the BCC front end, matches the file names
+    real openat() calls pass (user-space strings) that start with the literal, as BCC's does
+    (the literal's characters are compared, not the terminator)."""
+    from pybpf.bcc import BPF
+    target = str(tmp_path / "pybpf-strcmp-target")
+    out = utils.StrcmpRewrite.rewrite_expr(f'STRCMP("{target}",args->filename)', False, True,
+                                           [], "", 0)
+    text = out["streq_functions"] + """
+BPF_HASH(hits, u32, u64);
+TRACEPOINT_PROBE(syscalls, sys_enter_openat) {
+    u32 key = 0;
+    if (bpf_get_current_pid_tgid() >> 32 != %d || !(%s))
+        return 0;
+    hits.increment(key);
+    return 0;
+}
+""" % (os.getpid(), out["expr"].replace("args->filename", "(uintptr_t)args->filename"))
+    with BPF(text=text) as b:
+        for name in (target, target + "-other", target[:-1]):
+            try:
+                os.close(os.open(name, os.O_RDONLY | os.O_CREAT))
+            finally:
+                if os.path.exists(name):
+                    os.unlink(name)
+        assert [v.value for _, v in b["hits"].items()] == [2]  # not the shorter name

@@ -97,8 +97,8 @@ class USDTProbeLocation:
     def get_argument(self, index: int) -> USDTProbeArgument:
         args = self.note.args_text.split()
         if not 0 <= index < len(args):
-            raise USDTException(f"error retrieving probe argument {index} location "
-                                f"{self.index}")
+            raise USDTException(f"USDT probe {self.probe.short_name()} has {len(args)} "
+                                f"arguments, not {index + 1}")
         return USDTProbeArgument(parse_arg(args[index]))
 
 
@@ -123,7 +123,8 @@ class USDTProbe:
 
     def get_location(self, index: int) -> USDTProbeLocation:
         if not 0 <= index < self.num_locations:
-            raise USDTException(f"error retrieving probe location {index}")
+            raise USDTException(f"USDT probe {self.short_name()} has {self.num_locations} "
+                                f"locations, not {index + 1}")
         return USDTProbeLocation(self, index, self.notes[index])
 
     def args(self, site: int) -> tuple[UsdtArg, ...]:
@@ -161,7 +162,7 @@ class USDT:
         self.pid = pid if pid and pid != -1 else -1
         self.path = _as_path(path) if path else None
         if self.pid == -1 and not self.path:
-            raise USDTException("either a pid or a binary path must be specified")
+            raise USDTException("USDT: give the process (pid=) or the binary (path=)")
         if self.path is not None:
             binaries = [resolve_module(self.path, max(self.pid, 0))]
         else:
@@ -172,7 +173,7 @@ class USDT:
                 notes = usdt_notes(binary)
             except UsageError as e:
                 if self.path is not None:
-                    raise USDTException(f"USDT failed to instrument path {self.path}: {e}") \
+                    raise USDTException(f"USDT: cannot read the probes of {self.path}: {e}") \
                         from None
                 continue  # a mapped file that is not ELF
             grouped: dict[tuple[str, str], list[UsdtNote]] = {}
@@ -185,8 +186,8 @@ class USDT:
         from ..symbols import ProcessSymbols
         paths = list(dict.fromkeys(m.path for m in ProcessSymbols(self.pid).mappings))
         if not paths:
-            raise USDTException(f"USDT failed to instrument PID {self.pid}: no such process "
-                                "or no executable mappings")
+            raise USDTException(f"USDT: process {self.pid} maps no executable file (is it "
+                                "running?)")
         return [p if os.path.exists(p) else f"/proc/{self.pid}/root{p}" for p in paths]
 
     def _find(self, probe: str) -> USDTProbe:
@@ -194,18 +195,18 @@ class USDT:
         for p in self.probes:
             if p.name.decode() == name and (not provider or p.provider.decode() == provider):
                 return p
-        found = ", ".join(sorted(p.short_name() for p in self.probes)) or "none"
+        found = ", ".join(sorted({p.short_name() for p in self.probes})) or "none"
+        where = self.path or f"process {self.pid}"
         raise USDTException(
-            f"Failed to enable USDT probe '{probe}':\nthe specified pid might not contain the "
-            "given language's runtime,\nor the runtime was not built with the required USDT "
-            "probes. Look\nfor a configure flag similar to --with-dtrace or "
-            "--enable-dtrace.\nTo check which probes are present in the process, use the "
-            f"tplist tool.\n(probes found: {found})")
+            f"Failed to enable USDT probe '{probe}': {where} has no such probe (it has: "
+            f"{found}); a language runtime has its probes only when built with them "
+            "(--with-dtrace, --enable-dtrace)")
 
     def enable_probe(self, probe: Union[str, bytes], fn_name: Union[str, bytes]) -> None:
         """Run BPF function ``fn_name`` at probe ``probe`` (``name`` or ``provider:name``)."""
         found = self._find(_as_str(probe))
-        found.args(0)  # argument specs pybpf cannot read fail here, not at compile time
+        for site in range(found.num_locations):  # specs pybpf cannot read fail here
+            found.args(site)
         self.enabled.append((found, _as_str(fn_name)))
 
     def enable_probe_or_bail(self, probe: Union[str, bytes], fn_name: Union[str, bytes]) -> None:

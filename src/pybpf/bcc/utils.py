@@ -121,15 +121,14 @@ class StrcmpRewrite:
                                  probeid: int) -> tuple[str, str]:
         fname = f"streq_{probeid}"
         streq_functions += (
-            f"\nstatic inline bool {fname}(char const *ignored, uintptr_t str) {{\n"
-            f"        char needle[] = {string};\n"
-            "        char haystack[sizeof(needle)];\n"
-            f"        {probe_read_func}(&haystack, sizeof(haystack), (void *)str);\n"
-            "        for (int i = 0; i < sizeof(needle) - 1; ++i)\n"
-            "                if (needle[i] != haystack[i])\n"
-            "                        return false;\n"
-            "        return true;\n"
-            "}\n")
+            f"\nstatic inline bool {fname}(char const *ignored, uintptr_t str)\n{{\n"
+            f"\tchar want[] = {string};\n"
+            "\tchar got[sizeof(want)];\n\n"
+            f"\t{probe_read_func}(&got, sizeof(got), (void *)str);\n"
+            "\tfor (int i = 0; i < sizeof(want) - 1; i++)\n"
+            "\t\tif (got[i] != want[i])\n"
+            "\t\t\treturn false;\n"
+            "\treturn true;\n}\n")
         return fname, streq_functions
 
     @staticmethod
