@@ -106,6 +106,9 @@ def main() -> int:
         diff = [(a, b) for a, b in zip(ours["check"], bcc["check"]) if a != b][:3]
         print(f"note: names differ from BCC's for some addresses (aliases?): {diff}")
     missed = []
+    load = os.getloadavg()[0]
+    print(f"{os.cpu_count()} CPUs, load average {load:.1f} (figures shrink when other work "
+          "runs)")
     print(f"{'':28}{'pybpf':>14}{'BCC':>14}{'ratio':>9}")
     print(f"{'first ksym (reads kallsyms)':28}{ours['first_s'] * 1e3:>11.1f} ms"
           + (f"{bcc['first_s'] * 1e3:>11.1f} ms{bcc['first_s'] / ours['first_s']:>8.2f}x"
