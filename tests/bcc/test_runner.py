@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import uuid
 from pathlib import Path
 
 RUNNER = [sys.executable, "-m", "pybpf.bcc"]
@@ -100,3 +100,38 @@ def test_ctrl_c_ends_as_python_does(tmp_path: Path) -> None:
     assert p.returncode == -signal.SIGINT
     assert err.rstrip().endswith("KeyboardInterrupt")
     assert "pybpf" not in err
+
+
+def test_trace_print_with_format(tmp_path: Path, script_runner, tracefs) -> None:
+    """A BCC script printing bpf_trace_printk lines with ``trace_print(fmt=...)`` forever: the
+    test's process triggers it and reads the formatted line."""
+    marker = uuid.uuid4().hex[:10]
+    script = tmp_path / "printer.py"
+    script.write_text(
+        "import sys\n"
+        "from bcc import BPF\n"
+        "text = r'''\n"
+        "TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {\n"
+        "    if ((bpf_get_current_pid_tgid() >> 32) != PID) return 0;\n"
+        "    bpf_trace_printk(\"MARKER %d\\n\", 7);\n"
+        "    return 0;\n"
+        "}\n"
+        "'''.replace('PID', sys.argv[1]).replace('MARKER', sys.argv[2])\n"
+        "b = BPF(text=text)\n"
+        "print('ready', flush=True)\n"
+        "b.trace_print(fmt='{1} {5}')\n")
+    s = script_runner(str(script), str(os.getpid()), marker)
+    s.wait_line(lambda line: line == "ready")
+    expected = f"{os.getpid()} b'{marker} 7'"
+    for _ in range(20):  # trace_pipe is shared: another reader may take a line
+        os.getppid()
+        try:
+            s.wait_line(lambda line: line == expected, timeout=3)
+            break
+        except AssertionError:
+            continue
+    else:
+        raise AssertionError(f"no {expected!r} line")
+    s.proc.send_signal(signal.SIGINT)
+    s.proc.wait(timeout=30)
+    assert s.proc.returncode == -signal.SIGINT
