@@ -152,10 +152,11 @@ def test_verifier_refusal_names_config_and_program(tmp_path):
 
 
 def test_sigint_stops_cleanly(example_dir, run_exporter):
-    exp = run_exporter(example_dir, "syscalls")
+    exp = run_exporter(example_dir, "syscalls", "--log.no-timestamps")
     exp.proc.send_signal(signal.SIGINT)
     assert exp.proc.wait(20) == 0
-    assert "stopping: detaching programs and closing maps" in exp.proc.stderr.read()
+    assert exp.proc.stderr.read().splitlines()[-1] == \
+        "stopping: detaching programs and closing maps"
 
 
 def test_other_commands_do_not_import_the_exporter_dependencies():

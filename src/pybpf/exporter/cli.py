@@ -2,7 +2,7 @@
 
     pybpf exporter --config.dir DIR --config.names a,b [--web.listen-address HOST:PORT]
                    [--web.telemetry-path /metrics] [--web.config.file FILE] [--debug]
-                   [--btf.path FILE] [--config.strict] [--config.check]
+                   [--btf.path FILE] [--config.strict] [--config.check] [--log.no-timestamps]
                    [--bpf.enable-stats] [--tracing.otlp-endpoint URL]
 
 Listens on 127.0.0.1:9435 unless told otherwise (``:9435`` or ``0.0.0.0:9435`` binds every
@@ -15,9 +15,12 @@ import os
 import signal
 import sys
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .config import ConfigError
+
+if TYPE_CHECKING:
+    from .exporter import Exporter
 
 DEFAULT_LISTEN = "127.0.0.1:9435"
 
@@ -50,6 +53,8 @@ def _arguments() -> argparse.ArgumentParser:
                    help="exporter-toolkit web config: TLS and basic auth")
     p.add_argument("--debug", action="store_true",
                    help="serve the maps' raw contents at /maps; print verifier logs")
+    p.add_argument("--log.no-timestamps", dest="no_timestamps", action="store_true",
+                   help="log lines without the date and time")
     p.add_argument("--btf.path", dest="btf_path", help="BTF file to relocate CO-RE against")
     p.add_argument("--bpf.enable-stats", dest="enable_stats", action="store_true",
                    help="turn on the kernel's program run-time statistics (BPF_ENABLE_STATS) "
@@ -75,8 +80,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from . import config as config_mod
     from .decoders import Decoders
-    from .exporter import Exporter, log
+    from .exporter import LOG_TIMESTAMPS, Exporter, log
     from .web import WebConfig, make_server, read_web_config
+    LOG_TIMESTAMPS[0] = not args.no_timestamps
     web = read_web_config(args.web_config) if args.web_config else WebConfig()
     # Python decoders (module:function) may live beside the configs
     sys.path.insert(0, os.path.abspath(args.config_dir))
@@ -118,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             signal.signal(sig, handler)
 
 
-def _start_events(exporter, endpoint: Optional[str]) -> None:  # type: ignore[no-untyped-def]
+def _start_events(exporter: "Exporter", endpoint: Optional[str]) -> None:
     from .events import EventLoop
     from .exporter import log
     from .tracing import endpoint_configured
@@ -138,7 +144,7 @@ def _start_events(exporter, endpoint: Optional[str]) -> None:  # type: ignore[no
         events.close()
 
 
-def _encoder(exporter):  # type: ignore[no-untyped-def]
+def _encoder(exporter: "Exporter") -> Callable[[str], tuple[bytes, str]]:
     """``accept header -> (body, content type)``: the Prometheus text format, or OpenMetrics
     when the scraper asks for it (prometheus-client's choice and encoders; map families
     written by the exporter's renderer, byte for byte the same)."""

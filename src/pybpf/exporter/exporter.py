@@ -36,8 +36,13 @@ BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
 _MISSING: Any = object()
 
 
+LOG_TIMESTAMPS = [True]  # --log.no-timestamps clears it
+
+
 def log(message: str) -> None:
-    sys.stderr.write(f"{time.strftime('%Y/%m/%d %H:%M:%S')} {message}\n")
+    """One line on stderr, dated as Go's log package dates it."""
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S ") if LOG_TIMESTAMPS[0] else ""
+    sys.stderr.write(f"{stamp}{message}\n")
 
 
 @dataclass
