@@ -144,8 +144,8 @@ class Encoder:
                 size_or_type, extra = ref(t.type), [t.linkage]
             elif isinstance(t, T.Datasec):
                 size_or_type, vlen = t.size, len(t.vars)
-                for v in t.vars:
-                    extra += (ref(v.type), v.offset, v.size)
+                for sec in t.vars:
+                    extra += (ref(sec.type), sec.offset, sec.size)
             elif isinstance(t, T.Float):
                 size_or_type = t.size
             elif isinstance(t, T.DeclTag):

@@ -149,10 +149,10 @@ def raw_type(t: Any) -> tuple[str, dict]:
     elif isinstance(t, T.Datasec):
         text = f" size={t.size} vlen={len(t.vars)}"
         vars_ = []
-        for v in t.vars:
-            text += (f"\n\ttype_id={v.type.id} offset={v.offset} size={v.size} "
-                     f"({v.type.kind.name} '{_name(v.type.name)}')")
-            vars_.append({"type_id": v.type.id, "offset": v.offset, "size": v.size})
+        for sec in t.vars:
+            text += (f"\n\ttype_id={sec.type.id} offset={sec.offset} size={sec.size} "
+                     f"({sec.type.kind.name} '{_name(sec.type.name)}')")
+            vars_.append({"type_id": sec.type.id, "offset": sec.offset, "size": sec.size})
         rec.update(size=t.size, vlen=len(t.vars), vars=vars_)
     elif isinstance(t, T.Float):
         text, rec["size"] = f" size={t.size}", t.size
@@ -236,10 +236,10 @@ def do_dump(args: Args, opts: Options) -> int:
     elif "prog".startswith(src):
         from ..programs import ProgInfo
         with prog_fd(args) as fd:
-            info = ProgInfo.from_fd(fd.fd)
-        if not info.btf_id:
+            pinfo = ProgInfo.from_fd(fd.fd)
+        if not pinfo.btf_id:
             raise CLIError("can't get BTF object id: prog has no BTF")
-        spec = spec_of_id(info.btf_id)
+        spec = spec_of_id(pinfo.btf_id)
     else:
         raise CLIError(f"unrecognized BTF source specifier: '{src}'")
     fmt = "raw"

@@ -23,9 +23,10 @@ class CLIError(Exception):
         self.code = code
 
 
-def errno_code(err: int) -> int:
-    """bpftool's exit status for a failed libbpf call: -errno as an unsigned byte."""
-    return (-err) & 0xFF or 255
+def errno_code(err: Optional[int]) -> int:
+    """bpftool's exit status for a failed libbpf call: -errno as an unsigned byte (255 when
+    the error has no errno)."""
+    return (-(err or 0)) & 0xFF or 255
 
 
 def why(e: BaseException) -> str:
