@@ -158,7 +158,7 @@ def codec_for(spec: CodecSpec, size: int, what: str) -> Codec:
         fmt = values.plain_format(spec)
         codec = ScalarCodec(fmt, what) if fmt is not None else values.codec(spec)
     elif hasattr(spec, "put") and hasattr(spec, "get") and hasattr(spec, "size"):
-        codec = spec  # type: ignore[assignment]
+        codec = spec
     else:
         raise UsageError(f"{what}: a codec is a struct format, a ctypes type, a BTF type or a "
                          f"Codec, not {spec!r}")

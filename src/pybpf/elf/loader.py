@@ -309,8 +309,8 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
             if not ids["btf_value_type_id"]:
                 ids = {}
         numa = ms.numa_node if ms.flags & MapFlag.NUMA_NODE else None  # as libbpf: the flag
-        kw = dict(name=ms.kernel_name, flags=ms.flags, inner_map=inner_map, numa_node=numa,
-                  map_extra=ms.map_extra, **_element_types(ms))
+        kw: dict[str, Any] = dict(name=ms.kernel_name, flags=ms.flags, inner_map=inner_map,
+                                  numa_node=numa, map_extra=ms.map_extra, **_element_types(ms))
         try:
             m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, **kw, **ids)
         except BPFError as e:

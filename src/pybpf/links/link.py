@@ -281,7 +281,7 @@ class LinkGroup(Sequence[Attachment]):
             raise
         return cls(made, name)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):  # noqa: ANN001, ANN204 (Sequence's int and slice overloads)
         return self.links[i]
 
     def __len__(self) -> int:
