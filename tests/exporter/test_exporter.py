@@ -204,3 +204,32 @@ def test_python_decoder_beside_the_configs(run_exporter, named_command, tmp_path
     assert nobody_execs() == before + 2
     text = exp.get()[2].decode()
     assert 'ebpf_exporter_execs_by_user_total{user="root"}' in text
+
+
+def thread_caps(pid: int) -> set[tuple[str, str]]:
+    """(CapEff, CapPrm) of every thread of ``pid``."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        out.add((fields["CapEff"].strip(), fields["CapPrm"].strip()))
+    return out
+
+
+@pytest.mark.parametrize("keep, mask", [("none", 0), ("cap_bpf,CAP_PERFMON", 3 << 38)])
+def test_capabilities_dropped_after_attaching(example_dir, run_exporter, named_command,
+                                              keep, mask):
+    exp = run_exporter(example_dir, "timers,syscalls", "--capabilities.keep", keep)
+    assert thread_caps(exp.proc.pid) == {(f"{mask:016x}", f"{mask:016x}")}
+    subprocess.run([named_command("sleep"), "0.01"], check=True)
+    text = exp.get()[2].decode()          # maps read through the fds opened before
+    assert 'ebpf_exporter_hrtimer_expiries_total{function="hrtimer_wakeup"}' in text  # ksym
+    assert value(text, 'ebpf_exporter_syscalls_total{syscall="clock_nanosleep"}') >= 1
+    status, stderr = exp.stop()
+    assert status == 0, stderr
+
+
+def test_unknown_capability(example_dir):
+    assert start_failure(example_dir, "timers", "--capabilities.keep", "cap_nope") == (
+        "Error: --capabilities.keep: unknown capability 'cap_nope' (cap_bpf, cap_perfmon, "
+        "cap_syslog, ...; or all, none)")

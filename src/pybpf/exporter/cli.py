@@ -2,8 +2,9 @@
 
     pybpf exporter --config.dir DIR --config.names a,b [--web.listen-address HOST:PORT]
                    [--web.telemetry-path /metrics] [--web.config.file FILE] [--debug]
-                   [--btf.path FILE] [--config.strict] [--config.check] [--log.no-timestamps]
+                   [--btf.path FILE] [--config.strict] [--config.check]
                    [--bpf.enable-stats] [--tracing.otlp-endpoint URL]
+                   [--capabilities.keep all|none|cap_a,cap_b] [--log.no-timestamps]
 
 Listens on 127.0.0.1:9435 unless told otherwise (``:9435`` or ``0.0.0.0:9435`` binds every
 interface, explicitly). SIGINT and SIGTERM detach and close everything and exit 0.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from .config import ConfigError
 
 if TYPE_CHECKING:
+    from .events import EventLoop
     from .exporter import Exporter
 
 DEFAULT_LISTEN = "127.0.0.1:9435"
@@ -53,6 +55,9 @@ def _arguments() -> argparse.ArgumentParser:
                    help="exporter-toolkit web config: TLS and basic auth")
     p.add_argument("--debug", action="store_true",
                    help="serve the maps' raw contents at /maps; print verifier logs")
+    p.add_argument("--capabilities.keep", dest="caps", default="all",
+                   help="capabilities kept once loaded and attached: comma-separated "
+                        "(cap_syslog, cap_bpf...), all (default) or none")
     p.add_argument("--log.no-timestamps", dest="no_timestamps", action="store_true",
                    help="log lines without the date and time")
     p.add_argument("--btf.path", dest="btf_path", help="BTF file to relocate CO-RE against")
@@ -77,6 +82,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise ConfigError(f"--web.telemetry-path {args.metrics_path!r}: must be a path other "
                           "than / and /maps")
     host, port = parse_listen(args.listen)
+    from . import capabilities
+    keep = capabilities.parse(args.caps)
 
     from . import config as config_mod
     from .decoders import Decoders
@@ -94,20 +101,31 @@ def main(argv: Optional[list[str]] = None) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     server = None
+    serving = False
     try:
         exporter.load()
         if args.check:
             log(f"configs {', '.join(names)}: loaded and attached")
             return 0
-        _start_events(exporter, args.otlp_endpoint)
+        events = exporter.events = _events(exporter, args.otlp_endpoint)
         try:
             server = make_server(host, port, web, args.metrics_path, _encoder(exporter),
                                  exporter.dump_maps if args.debug else None)
         except OSError as e:
             raise ConfigError(f"--web.listen-address {args.listen}: {e.strerror}") from None
+        if keep is not None:  # everything privileged is done: no thread started yet
+            if not keep >> capabilities.NAMES.index("syslog") & 1:
+                decoders.kernel.load()  # kernel addresses are hidden without CAP_SYSLOG
+            capabilities.keep_only(keep)
+        if events is not None:
+            if events.span_records:
+                from .tracing import SpanSink
+                events.spans = SpanSink(args.otlp_endpoint)
+            events.start()
         thread = threading.Thread(target=server.serve_forever, name="pybpf-exporter-http",
                                   daemon=True)
         thread.start()
+        serving = True
         scheme = "https" if web.tls else "http"
         log(f"listening on {scheme}://{args.listen}{args.metrics_path} "
             f"(configs: {', '.join(names)})")
@@ -116,32 +134,31 @@ def main(argv: Optional[list[str]] = None) -> int:
         log("stopping: detaching programs and closing maps")
         return 0
     finally:
+        if serving and server is not None:
+            server.shutdown()  # waits for serve_forever: only once it runs
         if server is not None:
-            server.shutdown()
             server.server_close()
         exporter.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _start_events(exporter: "Exporter", endpoint: Optional[str]) -> None:
+def _events(exporter: "Exporter", endpoint: Optional[str]) -> Optional["EventLoop"]:
+    """The readers of spans and perf_event_array counters, and the cgroup id maps (none to
+    read: None); spans are read only when an OTLP endpoint is configured."""
     from .events import EventLoop
     from .exporter import log
     from .tracing import endpoint_configured
-    spans = None
-    if any(loaded.config.spans for loaded in exporter.loaded):
-        if endpoint_configured(endpoint):
-            from .tracing import SpanSink
-            spans = SpanSink(endpoint)
-        else:
-            log("tracing.spans configured but no OTLP endpoint (--tracing.otlp-endpoint or "
-                "OTEL_EXPORTER_OTLP_ENDPOINT): spans are not read")
-    events = EventLoop(exporter, spans)
+    with_spans = any(loaded.config.spans for loaded in exporter.loaded)
+    if with_spans and not endpoint_configured(endpoint):
+        log("tracing.spans configured but no OTLP endpoint (--tracing.otlp-endpoint or "
+            "OTEL_EXPORTER_OTLP_ENDPOINT): spans are not read")
+        with_spans = False
+    events = EventLoop(exporter, with_spans)
     if events.active():
-        exporter.events = events
-        events.start()
-    else:
-        events.close()
+        return events
+    events.close()
+    return None
 
 
 def _encoder(exporter: "Exporter") -> Callable[[str], tuple[bytes, str]]:

@@ -176,9 +176,15 @@ class KernelAddresses:
         from ..symbols import KernelSymbols
         try:
             self.symbols = KernelSymbols(text_only=False)
-        except UsageError:  # kptr_restrict: every address reads as 0
-            self.symbols = None
+        except (OSError, UsageError):  # addresses hidden (kptr_restrict, CAP_SYSLOG dropped):
+            pass                       # keep what was read before
         self.read_at = time.monotonic()
+
+    def load(self) -> None:
+        """Read the symbols now (before capabilities are dropped)."""
+        with self.lock:
+            if self.read_at == 0.0:
+                self._read()
 
     def name(self, addr: int, exact: bool = True) -> str:
         """The symbol at ``addr`` (``exact``) or the nearest one below it; "" if none."""

@@ -66,9 +66,12 @@ class _CgroupIdMap:
 class EventLoop:
     """Readers for every span and perf_event_array counter, polled by one thread."""
 
-    def __init__(self, exporter: "Exporter", spans: Optional["SpanSink"]) -> None:
+    def __init__(self, exporter: "Exporter", with_spans: bool) -> None:
+        """Readers opened, nothing started; ``spans`` (the sink) is set before ``start()``
+        when ``with_spans``."""
         from ..events import PerfBuffer, Poller, RingBuffer
-        self.exporter, self.spans = exporter, spans
+        self.exporter = exporter
+        self.spans: Optional["SpanSink"] = None
         self.perf: list[_PerfCounter] = []
         self.span_records: dict[tuple[str, str], int] = {}
         self.cgroup_maps: list[_CgroupIdMap] = []
@@ -85,7 +88,7 @@ class EventLoop:
                         self.perf.append(pc)
                         self.poller.add(PerfBuffer(maps[counter.name], callback=self._counted(pc),
                                                    lost_callback=self._lost(pc)))
-                if spans is not None:
+                if with_spans:
                     for span in loaded.config.spans:
                         self.span_records[(loaded.config.name, span.ringbuf)] = 0
                         self.poller.add(RingBuffer(maps[span.ringbuf],
@@ -161,16 +164,14 @@ class EventLoop:
 
     def _span(self, loaded: "Loaded", span: Span) -> Callable[[Any], None]:
         key = (loaded.config.name, span.ringbuf)
-        sink = self.spans
-        assert sink is not None
 
         def emit(record: Any) -> None:
             self.span_records[key] += 1
             values = self._labels(loaded, span.labels, record, None)
-            if values is None:
+            if values is None or self.spans is None:
                 return
             try:
-                sink.emit(loaded.config.name, span, values)
+                self.spans.emit(loaded.config.name, span, values)
             except ValueError as e:
                 loaded.decoder_errors += 1
                 from .exporter import log
