@@ -4,11 +4,10 @@ A scrape reads each metric's map once with BPF_MAP_LOOKUP_BATCH (raw bytes), dec
 keys with the config's labels (cached per key, as ebpf_exporter does), sums values whose
 labels come out equal: prometheus-client counter and histogram families (``collect()``, its
 Collector protocol), or the same bytes written by :class:`~.exposition.Renderer` for the HTTP
-server (``render()``). Per-CPU
-maps give one value per CPU: summed, or split by a last label named ``cpu`` (a u16 appended
-to the key). A map that cannot be read or decoded is counted in
-``ebpf_exporter_map_read_errors_total`` / ``ebpf_exporter_decoder_errors_total`` and left
-out of that scrape; the others are still served.
+server (``render()``). Per-CPU maps give one value per CPU: summed, or split by a last label
+named ``cpu`` (a u16 appended to the key). A map that cannot be read or decoded is counted
+in ``ebpf_exporter_map_read_errors_total`` / ``ebpf_exporter_decoder_errors_total`` and
+left out of that scrape; the others are still served.
 
 Health metrics, beside ebpf_exporter's own (``enabled_configs``, ``ebpf_program_info``,
 ``ebpf_program_attached``, ``ebpf_program_run_time_seconds``,
