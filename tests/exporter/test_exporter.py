@@ -233,3 +233,33 @@ def test_unknown_capability(example_dir):
     assert start_failure(example_dir, "timers", "--capabilities.keep", "cap_nope") == (
         "Error: --capabilities.keep: unknown capability 'cap_nope' (cap_bpf, cap_perfmon, "
         "cap_syslog, ...; or all, none)")
+
+
+def test_undecodable_map_counted_and_others_served(example_dir, tmp_path, named_command):
+    """A histogram whose bucket label is no number (a ksym here): a decoder error each
+    scrape, the metric left out, the others served."""
+    shutil.copy(example_dir / "timers.bpf.o", tmp_path / "wrong.bpf.o")
+    (tmp_path / "wrong.yaml").write_text(textwrap.dedent("""
+        metrics:
+          histograms:
+            - name: hrtimer_expiries_total
+              help: Not a histogram
+              bucket_type: exp2
+              bucket_max: 3
+              labels:
+                - {name: bucket, size: 8, decoders: [{name: ksym}]}
+        """))
+    shutil.copy(example_dir / "syscalls.bpf.o", tmp_path)
+    shutil.copy(example_dir / "syscalls.yaml", tmp_path)
+    decoders = Decoders()
+    with Exporter(read(str(tmp_path), ["wrong", "syscalls"], decoders.why_unknown),
+                  decoders) as exporter:
+        exporter.load()
+        subprocess.run([named_command("sleep"), "0.01"], check=True)
+        for scrapes in (1, 2):
+            text = scrape(exporter)
+            assert value(text, 'ebpf_exporter_decoder_errors_total{config="wrong"}') == scrapes
+        assert "ebpf_exporter_hrtimer_expiries_total" not in text.replace(
+            'map="hrtimer_expiries_total"', "")
+        assert value(text, 'ebpf_exporter_syscalls_total{syscall="clock_nanosleep"}') >= 1
+        assert value(text, 'ebpf_exporter_decoder_errors_total{config="syscalls"}') == 0
