@@ -33,7 +33,7 @@ import sys
 import tempfile
 import types
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 from . import __version__
 from . import cache
@@ -159,7 +159,7 @@ class _CallableModule(types.ModuleType):
     """Lets ``pybpf.compile(...)`` call :func:`compile` while ``pybpf.compile.vmlinux_header``
     and ``from pybpf.compile import ...`` keep working on the module."""
 
-    def __call__(self, *args, **kwargs) -> Path:  # type: ignore[no-untyped-def]
+    def __call__(self, *args: Any, **kwargs: Any) -> Path:
         return compile(*args, **kwargs)
 
 

@@ -8,6 +8,7 @@ swap with it (``dst_reg:4, src_reg:4`` is a bitfield). The ELF loader and CO-RE
 from __future__ import annotations
 
 import struct
+from typing import Union
 
 from ..sys.uapi import INSN_SIZE
 from .opcodes import LD_IMM64, Class, JmpOp
@@ -19,7 +20,7 @@ POISON_MAP_BASE = 2001000000  # + map index: a ld_imm64 of a map not created (li
 _FMT = {"little": struct.Struct("<BBhi"), "big": struct.Struct(">BBhi")}
 
 
-def fields(code: bytes, idx: int, order: str) -> tuple[int, int, int, int, int]:
+def fields(code: Union[bytes, bytearray], idx: int, order: str) -> tuple[int, int, int, int, int]:
     """(opcode, dst, src, off, imm) of instruction ``idx``."""
     op, regs, off, imm = _FMT[order].unpack_from(code, idx * INSN_SIZE)
     if order == "little":

@@ -188,7 +188,7 @@ def candidates(local: T.Type, targets: Sequence[Spec]) -> list[T.Type]:
     """Target types with ``local``'s essential name (flavors on either side ignored) and a
     compatible kind (enum ~ enum64), in target order (vmlinux first)."""
     name = essential_name(local.name)
-    found = []
+    found: list[T.Type] = []
     for target in targets:
         for full in [name] + _flavored(target, name):
             found.extend(t for t in target.find_all(full) if _kinds_compatible(t, local))

@@ -8,7 +8,8 @@ is ``None`` until an encoder numbers them.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Union
+import typing
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import BTFError
 from ..sys.uapi import BtfKind
@@ -26,7 +27,7 @@ LINKAGE_EXTERN = 2    # BTF_FUNC_EXTERN / BTF_VAR_GLOBAL_EXTERN
 
 MAX_RESOLVE_DEPTH = 32  # libbpf's bound on modifier/typedef chains; deeper means a loop
 
-TypeRef = Union["Type", int]
+TypeRef = typing.Union["Type", int]  # typing's: ``Union`` here is BTF_KIND_UNION
 
 
 class _Ref:

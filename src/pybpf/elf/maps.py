@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from ..btf import types as T
 from ..errors import BTFError, ObjectError
@@ -83,13 +83,13 @@ class VariableSpec:
     offset: int
     size: int
     type: Optional[T.Type] = None
-    byte_order: str = "little"
+    byte_order: Literal["little", "big"] = "little"
 
     @property
     def signed(self) -> bool:
         """Whether the variable's BTF type is a signed int or enum."""
         t = T.skip_qualifiers(self.type) if self.type is not None else None
-        return isinstance(t, (T.Int, T.Enum)) and t.signed  # type: ignore[union-attr]
+        return isinstance(t, (T.Int, T.Enum)) and t.signed
 
     @property
     def value(self) -> bytes:
