@@ -219,3 +219,19 @@ def test_printk_format_warnings(capsys):
     with pytest.raises(DialectError, match="format must be a string literal"):
         translate("int prog(struct xdp_md *ctx) { char f[] = \"x\"; "
                   "bpf_trace_printk(f); return 0; }")
+
+
+def test_conditional_branches_resolved_by_the_preprocessor():
+    """As in BCC (which rewrites preprocessed code), only the branches the preprocessor keeps
+    define tables and programs; cflags, the program's own macros, the kernel's version and
+    configuration decide."""
+    text = ("#define MINE 1\n#ifdef LATENCY\nBPF_HASH(data, u32, u64);\n#else\n"
+            "BPF_HASH(data, u32, u32);\n#endif\n"
+            "#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 0, 0) && MINE\n"
+            "int newer(struct xdp_md *ctx) {\n#else\nint older(struct xdp_md *ctx) {\n#endif\n"
+            "#if 0\n  {{ unbalanced\n#endif\n  return XDP_PASS;\n}\n")
+    tr = translate(text)
+    assert tr.tables["data"].leaf_type == "u32" and list(tr.functions) == ["newer"]
+    assert "unbalanced" not in tr.source
+    assert tr.user_line(tr.source.splitlines().index("  return XDP_PASS;") + 1) == 15
+    assert translate(text, ["-DLATENCY"]).tables["data"].leaf_type == "u64"

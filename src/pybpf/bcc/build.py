@@ -377,6 +377,31 @@ def rewrite_probe_reads(source: str, cflags: Sequence[str], names: Iterable[str]
     return out
 
 
+def live_regions(probe: str, cflags: Sequence[str]) -> set[int]:
+    """The conditional regions of ``probe`` (see :mod:`.dialect.conditionals`) the
+    preprocessor keeps with the runtime headers and ``cflags``; cached."""
+    from .dialect.conditionals import live_regions as parse
+
+    compiler = find_compiler()
+    h = hashlib.sha256()
+    for part in (probe, "\0".join(cflags), "\0".join(base_flags()), kernel_identity(),
+                 compiler.identity, __version__, str(FORMAT), _include_digest()):
+        h.update(part.encode() + b"\0\1")
+    path = cache_dir() / "bcc" / "conditionals" / h.hexdigest()[:32]
+    try:
+        return {int(n) for n in path.read_text().split()}
+    except OSError:
+        pass
+    compiler, flags = _prepare("", (), cflags)
+    res = subprocess.run([*compiler.argv, *flags, "-fsyntax-only", "-x", "c", "-"],
+                         input=probe, capture_output=True, text=True)
+    live = parse(res.stderr)
+    if res.returncode == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, " ".join(map(str, sorted(live))).encode())
+    return live
+
+
 def build(translation: "Translation", cflags: Sequence[str] = (), *,
           name: str = "<text>") -> str:
     """Compile ``translation`` and return the path of the (cached) object file.

@@ -10,6 +10,7 @@ declarations, BCC's macros: see :mod:`pybpf.bcc.build`):
 - each program function gets an ELF section naming its program type (and attach target when
   its name or macro gives one); extra parameters of probes are read from the context;
 - ``#include <...>`` of kernel headers are dropped: kernel types come from vmlinux.h;
+- code in conditional branches the preprocessor skips is blanked (:mod:`.conditionals`);
 - kernel memory read through pointers in tracing programs becomes ``bpf_probe_read_kernel``
   (:mod:`.probe_read`).
 
@@ -23,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
+from .conditionals import resolve as resolve_conditionals
 from .errors import DialectError
 from .kernel_types import kernel_struct_has_field
 from .methods import EVENT_SECTION, rewrite as rewrite_methods
@@ -390,6 +392,9 @@ def translate(text: str, cflags: Sequence[str] = (), *,
     ``"tracepoint:<cat>/<event>"``, ``"xdp"``..., or ``"syscall_tracepoint:<name>"`` /
     ``"syscall_exit_tracepoint:<name>"`` for a kprobe run on the syscall's tracepoint.
     Raises :class:`DialectError` naming what it cannot translate."""
+    if "#" in text:
+        from ..build import live_regions
+        text = resolve_conditionals(text, lambda probe: live_regions(probe, cflags))
     tr = _Translator(text, kind_of)
     tr.run()
     tr.check_calls()

@@ -18,6 +18,20 @@
 #define MINOR(dev) ((unsigned int)((dev) & MINORMASK))
 #define MKDEV(ma, mi) (((ma) << MINORBITS) | (mi))
 
+/* IPv6 address views (uapi/linux/in6.h) */
+#define s6_addr in6_u.u6_addr8
+#define s6_addr16 in6_u.u6_addr16
+#define s6_addr32 in6_u.u6_addr32
+
+/* scatterlist chaining (include/linux/scatterlist.h), reading the kernel's list */
+#define SG_CHAIN 0x01UL
+#define SG_END 0x02UL
+#define __PYBPF_SG_LINK(sg) ({ unsigned long ____l = 0; \
+	bpf_probe_read_kernel(&____l, sizeof(____l), &(sg)->page_link); ____l; })
+#define sg_is_chain(sg) ((__PYBPF_SG_LINK(sg) & SG_CHAIN) != 0)
+#define sg_is_last(sg) ((__PYBPF_SG_LINK(sg) & SG_END) != 0)
+#define sg_chain_ptr(sg) ((struct scatterlist *)(__PYBPF_SG_LINK(sg) & ~(SG_CHAIN | SG_END)))
+
 #ifndef min
 #define min(x, y) ({ __typeof__(x) ____x = (x); __typeof__(y) ____y = (y); \
 	____x < ____y ? ____x : ____y; })
