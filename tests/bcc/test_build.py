@@ -370,3 +370,27 @@ def test_incomplete_table_type_and_kernel_config():
     text = ("#ifndef CONFIG_BPF_SYSCALL\n#error no kernel config\n#endif\n"
             "int prog(struct xdp_md *ctx) { return XDP_PASS; }\n")
     ObjectSpec.from_file(build(translate(text)))
+
+
+ZIG_SCRIPT = r"""
+import struct, sys
+from pybpf.bcc.build import build, find_compiler
+from pybpf.bcc.dialect import translate
+from pybpf.elf import ObjectSpec
+assert find_compiler().argv[1:4] == ("-m", "ziglang", "cc"), find_compiler()
+tr = translate(sys.argv[1])
+with ObjectSpec.from_file(build(tr)).load() as coll:
+    coll.programs["raw_tracepoint__sys_enter"].test_run(ctx_in=struct.pack("<QQ", 0, 41))
+    value = coll.maps["seen"].lookup(struct.pack("<I", 0))
+    print(struct.unpack("<Q", value)[0] if isinstance(value, bytes) else value)
+"""
+
+
+def test_ziglang_compiler():
+    """pybpf[cc]: the ziglang wheel's clang builds the same programs (PYBPF_CC=ziglang)."""
+    import sys
+    env = dict(os.environ, PYBPF_CC="ziglang")
+    res = subprocess.run([sys.executable, "-c", ZIG_SCRIPT, RAW_TP], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["42"]

@@ -86,6 +86,7 @@ int prog(struct __sk_buff *ctx) {
     ta.update(&k, tb.lookup(&k));
     ta.insert(&k, &one); ta.delete(&k); ta.atomic_increment(k, 2);
     u64 *v = ta.lookup_or_try_init(&k, &one);
+    u64 *w = tb.lookup_or_init(&k, &one);
     out.perf_submit(ctx, &e, sizeof(e));
     return 0;
 }
@@ -95,6 +96,8 @@ int prog(struct __sk_buff *ctx) {
            "(void *)&tb, &k)), BPF_ANY)" in src
     assert "BPF_NOEXIST" in src and "bpf_map_delete_elem((void *)&ta, &k)" in src
     assert "__sync_fetch_and_add(____v, 2)" in src
+    # the deprecated lookup_or_init leaves the program when the entry cannot be made
+    assert src.count("if (!____l) return 0;") == 1 and "u64 *w = ({" in src
     assert f'__attribute__((section("{EVENT_SECTION}"), used))' in src
     assert tr.event_types == {"out": "__pybpf_event__out"}
 

@@ -58,10 +58,20 @@ class Compiler:
     pch: bool = True
 
 
+CC_ENV = "PYBPF_CC"   # "clang", "ziglang", or the path of a clang binary
+
+
 @functools.lru_cache(maxsize=None)
-def find_compiler() -> Compiler:
-    """clang on PATH, else the ziglang wheel's clang; ToolchainError naming both if neither."""
-    clang = shutil.which("clang")
+def find_compiler(choice: Optional[str] = None) -> Compiler:
+    """The compiler ``choice`` (default: ``$PYBPF_CC``) names, else clang on PATH, else the
+    ziglang wheel's clang; ToolchainError saying what to install if none is there."""
+    choice = choice if choice is not None else os.environ.get(CC_ENV, "")
+    if choice not in ("", "ziglang"):
+        clang = shutil.which(choice)
+        if clang is None:
+            raise ToolchainError(f"{CC_ENV}={choice}: no such compiler")
+    else:
+        clang = None if choice == "ziglang" else shutil.which("clang")
     if clang is not None:
         st = os.stat(os.path.realpath(clang))
         return Compiler((clang, "-target", "bpf"),

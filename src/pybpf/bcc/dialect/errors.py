@@ -12,5 +12,5 @@ class DialectError(CompileError):
         super().__init__(f"line {line}: {message}" if line else message)
         self.line, self.reason = line, message
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
         return (type(self), (self.reason, self.line))

@@ -37,11 +37,12 @@ def _increment(t: Table, a: list[str], atomic: bool) -> str:
             f"&____k, &____z, BPF_NOEXIST); }} }})")
 
 
-def _lookup_or_init(t: Table, a: list[str]) -> str:
+def _lookup_or_init(t: Table, a: list[str], give_up: str = "") -> str:
     m = f"(void *)&{t.name}"
     return (f"({{ const void *____k = {a[0]}; {_value_ptr(t)} ____l = "
             f"bpf_map_lookup_elem({m}, ____k); if (!____l) {{ bpf_map_update_elem({m}, ____k, "
-            f"{a[1]}, BPF_NOEXIST); ____l = bpf_map_lookup_elem({m}, ____k); }} ____l; }})")
+            f"{a[1]}, BPF_NOEXIST); ____l = bpf_map_lookup_elem({m}, ____k); {give_up}}} "
+            "____l; })")
 
 
 def _submit(t: Table, data: str, call: str) -> str:
@@ -53,7 +54,8 @@ METHODS: dict[str, tuple[tuple[int, ...], Callable[[Table, list[str]], str]]] = 
     "lookup": ((1,), lambda t, a: f"(({_value_ptr(t)})bpf_map_lookup_elem((void *)&{t.name}, "
                                   f"{a[0]}))"),
     "lookup_or_try_init": ((2,), _lookup_or_init),
-    "lookup_or_init": ((2,), _lookup_or_init),
+    # the deprecated form leaves the program (returning 0) when the entry cannot be made
+    "lookup_or_init": ((2,), lambda t, a: _lookup_or_init(t, a, "if (!____l) return 0; ")),
     "update": ((2,), lambda t, a: f"bpf_map_update_elem((void *)&{t.name}, {a[0]}, {a[1]}, "
                                   "BPF_ANY)"),
     "insert": ((2,), lambda t, a: f"bpf_map_update_elem((void *)&{t.name}, {a[0]}, {a[1]}, "
