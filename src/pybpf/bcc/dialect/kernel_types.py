@@ -1,15 +1,14 @@
 """Questions BCC programs ask about the running kernel's types, answered from its BTF."""
 from __future__ import annotations
 
-from typing import Union
-
-from ...btf import types as T
+from typing import Any, Union
 
 
 def kernel_struct_has_field(struct_name: Union[str, bytes], field_name: Union[str, bytes]) -> int:
     """BCC's ``BPF.kernel_struct_has_field``: 1 if ``struct <struct_name>`` of the running
     kernel has a member ``field_name`` (also inside its anonymous structs and unions), 0 if
     not, -1 if the kernel has no such struct (or no BTF)."""
+    from ...btf import types as T
     from ...btf.spec import Spec
     from ...errors import PyBPFError
 
@@ -24,7 +23,9 @@ def kernel_struct_has_field(struct_name: Union[str, bytes], field_name: Union[st
     return int(_has_member(found[0], fname))
 
 
-def _has_member(t: T.Type, name: str) -> bool:
+def _has_member(t: Any, name: str) -> bool:
+    from ...btf import types as T
+
     for m in getattr(t, "members", ()):
         if m.name == name:
             return True
