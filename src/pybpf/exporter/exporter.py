@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Union
 
-from ..errors import BPFError, PyBPFError, VerifierError
+from ..errors import BPFError, CompileError, PyBPFError, VerifierError
 from ..maps import Map, MapType
 from .config import Config, ConfigError, Counter, Histogram, Label
 from .decoders import Decoders, DecodeError
@@ -132,6 +132,10 @@ class Exporter:
             raise ConfigError(f"--btf.path {self.btf_path!r}: {e}") from None
 
     def _load_one(self, cfg: Config, core_btf: Optional[list]) -> Loaded:
+        from . import bcc_program
+        source = bcc_program.source_of(cfg)
+        if source is not None:
+            return self._load_bcc(cfg, source, core_btf)
         from ..elf import ObjectSpec
         path = bpf_object(cfg)
         where = f"config {cfg.name!r}: {path}"
@@ -139,12 +143,8 @@ class Exporter:
             spec = ObjectSpec.from_file(path)
             self._pass_kaddrs(cfg, spec, where)
             coll = spec.load(core_btf=core_btf) if core_btf else spec.load()
-        except VerifierError as e:
-            if self.debug and e.log:
-                sys.stderr.write(e.log.rstrip("\n") + "\n")
-            raise ConfigError(f"{where}: loading: {' '.join(str(e).split())}") from None
         except PyBPFError as e:
-            raise ConfigError(f"{where}: loading: {' '.join(str(e).split())}") from None
+            raise self._load_error(where, "loading", e) from None
         loaded = Loaded(cfg, coll)
         try:
             self._attach(loaded, where)
@@ -154,15 +154,54 @@ class Exporter:
             raise
         return loaded
 
-    def _pass_kaddrs(self, cfg: Config, spec: Any, where: str) -> None:
-        """``kaddrs``: each symbol's address into ``const volatile u64 kaddr_<symbol>``."""
-        if not cfg.kaddrs:
-            return
+    def _load_bcc(self, cfg: Config, source: str, core_btf: Optional[list]) -> Loaded:
+        """``NAME.bcc.c``: compiled, loaded and attached by the BCC front end (any failure
+        stops start-up, as BCC's ``BPF()`` raises), its tables read as an object's maps."""
+        from . import bcc_program
+        where = f"config {cfg.name!r}: {source}"
+        for other in (cfg.bpf_path, cfg.bpf_path[:-2] + ".c"):
+            if os.path.exists(other):
+                raise ConfigError(f"{where}: {other} exists too: a config is one program, "
+                                  "remove one of them")
+        if core_btf:
+            log(f"{where}: --btf.path does not apply: BCC C is compiled for the running kernel")
+        try:
+            program = bcc_program.load(source, self._kaddrs(cfg, where))
+        except PyBPFError as e:
+            raise self._load_error(where, "compiling, loading and attaching", e) from None
+        loaded = Loaded(cfg, program, program.attachments())
+        try:
+            self._check_maps(loaded, where)
+        except BaseException:
+            self._close_loaded(loaded)
+            raise
+        return loaded
+
+    def _load_error(self, where: str, doing: str, e: PyBPFError) -> ConfigError:
+        """One line: the first line of a compiler's diagnostics, the verifier's log (whole
+        on stderr with --debug)."""
+        if isinstance(e, VerifierError) and self.debug and e.log:
+            sys.stderr.write(e.log.rstrip("\n") + "\n")
+        if isinstance(e, CompileError) and e.stderr:
+            errors = [ln for ln in e.stderr.splitlines() if "error:" in ln]
+            return ConfigError(f"{where}: {doing}: {' '.join(e.message.split())}: "
+                               f"{(errors or e.stderr.splitlines())[0].strip()}")
+        return ConfigError(f"{where}: {doing}: {' '.join(str(e).split())}")
+
+    def _kaddrs(self, cfg: Config, where: str) -> dict[str, int]:
+        """``kaddrs``: each symbol's address (/proc/kallsyms)."""
+        out = {}
         for name in cfg.kaddrs:
             addr = self.decoders.kernel.address(name)
             if addr is None:
                 raise ConfigError(f"{where}: field kaddrs: no kernel symbol {name!r} in "
                                   "/proc/kallsyms")
+            out[name] = addr
+        return out
+
+    def _pass_kaddrs(self, cfg: Config, spec: Any, where: str) -> None:
+        """``kaddrs``: each symbol's address into ``const volatile u64 kaddr_<symbol>``."""
+        for name, addr in self._kaddrs(cfg, where).items():
             var = spec.variables.get("kaddr_" + name)
             if var is None:
                 raise ConfigError(f"{where}: field kaddrs: the object has no variable "
