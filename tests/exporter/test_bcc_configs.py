@@ -195,10 +195,34 @@ def test_bcc_and_elf_program_for_one_config_is_an_error(tmp_path):
         "config is one program, remove one of them")
 
 
-def test_bcc_example_runs(run_exporter):
-    """examples/exporter's BCC config starts and serves its metrics."""
+def test_bcc_example_runs(run_exporter, tmp_path):
+    """examples/exporter's BCC config: failed opens of a named process counted by errno, and
+    the read() histogram holding the named process's reads."""
     exp = run_exporter(EXAMPLES, "bcc-files", "--log.no-timestamps")
+    comm = f"pbc{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "data"
+    data.write_bytes(b"y" * 3000)
+    code = textwrap.dedent(f"""
+        import os
+        with open("/proc/self/comm", "w") as f:
+            f.write({comm!r})
+        for _ in range(3):
+            try:
+                os.open({str(tmp_path / "missing")!r}, os.O_RDONLY)
+            except FileNotFoundError:
+                pass
+        fd = os.open({str(data)!r}, os.O_RDONLY)
+        assert len(os.read(fd, 4096)) == 3000
+        """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     status, _, body = exp.get("/metrics")
     assert status == 200
-    names = {f.name for f in text_string_to_metric_families(body.decode())}
-    assert {"ebpf_exporter_bcc_open_failures", "ebpf_exporter_bcc_read_bytes"} <= names
+    got = samples(body.decode())
+    assert got[("ebpf_exporter_bcc_open_failures_total",
+                (("comm", comm), ("error", "ENOENT")))] == 3
+    buckets = sorted((float(dict(labels)["le"]), v) for (name, labels), v in got.items()
+                     if name == "ebpf_exporter_bcc_read_bytes_bucket")
+    assert [le for le, _ in buckets] == [float(2 ** k) for k in range(25)] + [float("inf")]
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts)           # cumulative
+    assert counts[12] - counts[11] >= 1       # 3000 bytes: le 4096 and not le 2048

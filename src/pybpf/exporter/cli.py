@@ -40,7 +40,8 @@ def _arguments() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pybpf exporter", description="Serves eBPF maps as "
                                 "Prometheus metrics, configured as ebpf_exporter is.")
     p.add_argument("--config.dir", dest="config_dir", required=True,
-                   help="directory of NAME.yaml and NAME.bpf.o (or NAME.bpf.c, compiled)")
+                   help="directory of NAME.yaml and NAME.bpf.o (or NAME.bpf.c, compiled; or "
+                        "NAME.bcc.c, BCC C compiled by pybpf.bcc)")
     p.add_argument("--config.names", dest="config_names", required=True,
                    help="comma-separated names of the configs to load")
     p.add_argument("--config.strict", dest="strict", action="store_true",
