@@ -371,8 +371,9 @@ int on_ret(struct pt_regs *ctx) {
         b.attach_kretprobe(event=b.get_syscall_fnname("getppid"), fn_name="on_ret")
         for _ in range(3):
             time.sleep(0.001)
+        ppid = os.getppid()
         assert b["enters"][ct.c_uint(os.getpid())].value >= 3
-        assert b["rets"][ct.c_uint(os.getpid())].value == os.getppid()
+        assert b["rets"][ct.c_uint(os.getpid())].value == ppid
         b.detach_kprobe(event="do_nanosleep")
         assert b.num_open_kprobes() == 1
 

@@ -15,13 +15,14 @@ from pybpf import features
 from .conftest import EXAMPLES, RUNNER, alive, held_objects, run_as
 
 SCRIPT = str(EXAMPLES / "exec_greeter.py")
+COMPILE_S = 600  # a first compile (vmlinux.h, precompiled runtime) is slow in an emulated VM
 EVENT = re.compile(r"^(\d+) (\d+) (\S+) (.*)$", re.M)
 
 
 @pytest.mark.parametrize("ring", [False, True], ids=["perf", "ringbuf"])
 def test_events_per_uid_and_clean_ctrl_c(ring, script_runner, caller, tracefs):
     s = script_runner(SCRIPT, *(["--ringbuf"] if ring else []))
-    s.wait_line(lambda line: line.startswith("tracing execve"))
+    s.wait_line(lambda line: line.startswith("tracing execve"), timeout=COMPILE_S)
     held = held_objects(s.proc.pid)
     assert held["prog"] and held["map"] and held["link"], held
     expected = {0: "Hey root!", 501: "Hi user 501!", 65534: "Hello World"}
@@ -48,7 +49,7 @@ def test_events_per_uid_and_clean_ctrl_c(ring, script_runner, caller, tracefs):
 
 def test_sigterm_ends_cleanly(script_runner, tracefs):
     s = script_runner(SCRIPT)
-    s.wait_line(lambda line: line.startswith("tracing execve"))
+    s.wait_line(lambda line: line.startswith("tracing execve"), timeout=COMPILE_S)
     held = held_objects(s.proc.pid)
     s.proc.send_signal(signal.SIGTERM)
     s.proc.wait(timeout=30)
@@ -61,7 +62,7 @@ def test_trace_shows_the_chapters_sequence(ring, tracefs):
     env = dict(os.environ, PYBPF_TRACE="1")
     res = subprocess.run([*RUNNER, SCRIPT, "--count", "1", "--run", "/bin/true",
                           *(["--ringbuf"] if ring else [])],
-                         capture_output=True, text=True, timeout=120, env=env)
+                         capture_output=True, text=True, timeout=COMPILE_S, env=env)
     assert res.returncode == 0, res.stderr
     calls = re.findall(r"^bpf\((BPF_\w+), (.*)\) = (-?\d+)", res.stderr, re.M)
     names = [c for c, _, _ in calls]
