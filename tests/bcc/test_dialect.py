@@ -108,8 +108,6 @@ int prog(struct __sk_buff *ctx) {
     ("BPF_TABLE(\"extern\", u32, u32, t, 4);", ["extern"]),
     ("BPF_TABLE(\"nosuch\", u32, u32, t, 4);", ["nosuch"]),
     ("BPF_HASH_OF_MAPS(m, \"x\", 4);", ["BPF_HASH_OF_MAPS"]),
-    ("int f(struct __sk_buff *skb) {\n u8 *c = cursor_advance(x, 4); return 0; }",
-     ["cursor_advance", "line 2"]),
 ])
 def test_unsupported_or_malformed_is_named(text, words):
     with pytest.raises(DialectError) as ei:

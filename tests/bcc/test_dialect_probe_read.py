@@ -263,3 +263,42 @@ def test_kernel_struct_has_field():
     assert kernel_struct_has_field("task_struct", "no_such_member_here") == 0
     assert kernel_struct_has_field("sk_buff", "len") == 1
     assert kernel_struct_has_field("no_such_struct_here", "x") == -1
+
+
+CURSOR = r"""
+#include <bcc/proto.h>
+int rewrite_ip(struct __sk_buff *skb) {
+    u8 *cursor = 0;
+    struct ethernet_t *ethernet = cursor_advance(cursor, sizeof(*ethernet));
+    if (ethernet->type != ETH_P_IP)
+        return -1;
+    struct ip_t *ip = cursor_advance(cursor, sizeof(*ip));
+    ip->src = ip->dst;
+    if (ip->nextp == IPPROTO_TCP) {
+        struct tcp_t *tcp = cursor_advance(cursor, sizeof(*tcp));
+        tcp->flag_fin = 1;
+        return tcp->dst_port * 10 + tcp->flag_syn;
+    }
+    return ip->ver * 100 + ip->hlen;
+}
+"""
+
+
+def test_packet_cursor_fields():
+    """bcc/proto.h's header structs through a packet cursor: reads (bytes, words, bit fields)
+    become bpf_dext_pkt, writes bpf_dins_pkt, on a tc program run with BPF_PROG_TEST_RUN."""
+    tr = translate(CURSOR, kind_of={"rewrite_ip": "sched_cls"})
+    assert "if (bpf_dext_pkt(skb, (u64)(ethernet) + 12, 0, 16) != ETH_P_IP)" in tr.source
+    assert "bpf_dins_pkt(skb, (u64)(ip) + 12, 0, 32, (bpf_dext_pkt(skb, (u64)(ip) + 16, 0, " \
+           "32)));" in tr.source
+    eth = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+    ip = bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+    tcp = struct.pack(">HHIIBBHHH", 1234, 443, 1, 0, 0x50, 0x02, 1024, 0, 0)   # SYN
+    packet = eth + ip + tcp + b"\0" * 10
+    with ObjectSpec.from_file(build(tr)).load() as coll:
+        res = coll.programs["rewrite_ip"].test_run(packet, data_out_size=len(packet) + 64)
+    assert res.retval == 443 * 10 + 1
+    out = res.data_out
+    assert out[26:30] == bytes([10, 0, 0, 2]) and out[30:34] == bytes([10, 0, 0, 2])
+    assert out[14 + 20 + 13] == 0x03                      # FIN set next to SYN
+    assert out[:26] == packet[:26] and out[34:47] == packet[34:47]

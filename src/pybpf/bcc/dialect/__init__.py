@@ -11,8 +11,9 @@ declarations, BCC's macros: see :mod:`pybpf.bcc.build`):
   its name or macro gives one); extra parameters of probes are read from the context;
 - ``#include <...>`` of kernel headers are dropped: kernel types come from vmlinux.h;
 - code in conditional branches the preprocessor skips is blanked (:mod:`.conditionals`);
-- kernel memory read through pointers in tracing programs becomes ``bpf_probe_read_kernel``
-  (:mod:`.probe_read`).
+- kernel memory read through pointers in tracing programs becomes ``bpf_probe_read_kernel``,
+  packet header fields read or written through packet cursors ``bpf_dext_pkt``/
+  ``bpf_dins_pkt`` (:mod:`.probe_read`).
 
 Every rewrite keeps the user's line breaks, so line ``n`` of the user's text is line
 ``n + len(prelude)`` of the result; ``Translation.line_map`` records it for diagnostics.
@@ -47,12 +48,6 @@ _BTF_PROBES = {"KFUNC_PROBE": ("kfunc", "fentry/", "kfunc__"),
                "KMOD_RET": ("kmod_ret", "fmod_ret/", "kmod_ret__"),
                "LSM_PROBE": ("lsm", "lsm/", "lsm__")}
 _HELPER_SPECIFIERS = {"static", "inline", "__always_inline", "__inline", "__inline__", "extern"}
-# dialect features pybpf does not translate: identifier -> what it is
-UNSUPPORTED_FEATURES = {
-    "cursor_advance": "packet cursors (cursor_advance and bcc/proto.h's header structs)",
-    "bpf_dext_pkt": "packet field extraction (bpf_dext_pkt)",
-    "bpf_dins_pkt": "packet field insertion (bpf_dins_pkt)",
-}
 _ANGLE_INCLUDE = re.compile(r"#\s*include\s*<([^>]+)>")
 # kernel headers that define (or include) net/sock.h's field aliases
 SOCK_HEADERS = {"net/sock.h", "net/inet_sock.h", "net/tcp.h", "linux/tcp.h",
@@ -137,18 +132,16 @@ class _Translator:
 
     def run(self) -> None:
         toks, i, decl = self.tokens, 0, 0
-        for t in toks:
-            if t.kind == "id" and t.text in UNSUPPORTED_FEATURES:
-                raise DialectError(f"{UNSUPPORTED_FEATURES[t.text]} is not supported by "
-                                   "pybpf's BCC front end", self.line(t))
         while i < len(toks):
             t = toks[i]
             nxt = toks[i + 1].text if i + 1 < len(toks) else ""
             if t.kind == "pp":
                 m = _ANGLE_INCLUDE.match(t.text)
                 if m:   # kernel types are vmlinux.h's; some headers bring macros
-                    self.edits.append((t.start, t.end, "#include <bcc/sock.h>"
-                                       if m.group(1) in SOCK_HEADERS else ""))
+                    header = m.group(1).strip()
+                    keep = "#include <bcc/sock.h>" if header in SOCK_HEADERS else \
+                        t.text if header == "bcc/proto.h" else ""
+                    self.edits.append((t.start, t.end, keep))
                 decl = i + 1
             elif t.kind == "id" and nxt == "(" and (t.text in MACROS or t.text in UNSUPPORTED):
                 i = self.table(i)
@@ -411,7 +404,7 @@ def translate(text: str, cflags: Sequence[str] = (), *,
     line_map = [0] * prelude_lines + list(range(1, user_lines + 1)) + [0] * len(suffix)
     contexts = {f.name for f in tr.functions.values()
                 if f.section.split("/")[0] in TRACING_SECTIONS and f.params}
-    if contexts or "bpf_get_current_task" in text:
+    if contexts or "bpf_get_current_task" in text or "bcc/proto.h" in text:
         from ..build import rewrite_probe_reads
         try:
             source = rewrite_probe_reads(source, cflags,

@@ -18,6 +18,10 @@ read into a stack copy). What counts as a pointer into kernel memory ("external"
 Loads from the stack, map values and the context itself stay plain; ``&``, ``sizeof`` and
 arrays (whose address is taken, not their content) read nothing. A load the pass cannot
 rewrite (inside a macro's body) is an error naming its line.
+
+Fields of bcc/proto.h's packet headers reached through a packet cursor (an offset, not an
+address) are read with ``bpf_dext_pkt`` and written with ``bpf_dins_pkt``
+(:mod:`.packets`).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import re
 import subprocess
 from typing import Any, Optional
 
+from . import packets
 from .errors import DialectError
 
 TRACING_SECTIONS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "tracepoint",
@@ -37,6 +42,7 @@ _MAP_READS = {"bpf_map_lookup_elem"}
 _TRANSPARENT_CASTS = {"NoOp", "BitCast", "IntegralToPointer", "PointerToIntegral",
                       "IntegralCast", "LValueToRValue", "ArrayToPointerDecay"}
 _ACCESSOR = re.compile(r"PT_REGS_(?:PARM[1-6]|RC|IP|SP|FP|RET)\s*\(")
+_STRUCT_PTR = re.compile(r"struct (\w+) \*")
 _FIELD_ALIAS = re.compile(r"(?:sk|inet|ir)_\w+")   # bcc/sock.h's object-like field macros
 
 
@@ -128,6 +134,8 @@ class _Analysis:
                 self.ctx_ids.add(params[0]["id"])
         self.changed = False
         self.loads: list[tuple[dict[str, Any], dict[str, Any]]] = []   # (load, lvalue)
+        # (read | write, field lvalue, base, struct, packet variable, assigned value)
+        self.packets: list[tuple[str, dict[str, Any], dict[str, Any], str, str, Any]] = []
 
     # -- taint of values (rvalues) and memory (lvalues) ------------------------------------
     def value(self, n: dict[str, Any]) -> Level:
@@ -292,10 +300,51 @@ class _Analysis:
             if isinstance(c, dict):
                 self.propagate(c, fn_id)
 
+    # -- packet cursors ----------------------------------------------------------------------
+    @staticmethod
+    def packet_field(lv: dict[str, Any]) -> Optional[tuple[str, dict[str, Any]]]:
+        """(struct, base expression) if ``lv`` is ``p->field`` with ``p`` a pointer to one
+        of bcc/proto.h's packet header structs."""
+        while lv.get("kind") == "ParenExpr":
+            lv = lv["inner"][0]
+        if lv.get("kind") != "MemberExpr" or not lv.get("isArrow"):
+            return None
+        base = lv["inner"][0]
+        m = _STRUCT_PTR.fullmatch(base.get("type", {}).get("qualType", ""))
+        if m is None or m.group(1) not in packets.layouts():
+            return None
+        return m.group(1), base
+
+    def packet_access(self, n: dict[str, Any], skb: str) -> bool:
+        """Record a read (load) or write (assignment) of a packet header field; True if ``n``
+        is one (its children are then collected by the caller)."""
+        k = n.get("kind")
+        if k == "ImplicitCastExpr" and n.get("castKind") == "LValueToRValue":
+            lv = n["inner"][0]
+            found = self.packet_field(lv)
+            if found:
+                self.packets.append(("read", lv, found[1], found[0], skb, None))
+                return True
+        if k == "BinaryOperator" and n.get("opcode") == "=":
+            lhs = n["inner"][0]
+            found = self.packet_field(lhs)
+            if found:
+                self.packets.append(("write", lhs, found[1], found[0], skb, n["inner"][1]))
+                return True
+        return False
+
     # -- the loads to rewrite ----------------------------------------------------------------
-    def collect(self, n: dict[str, Any], unevaluated: bool = False) -> None:
+    def collect(self, n: dict[str, Any], unevaluated: bool = False, skb: str = "") -> None:
         k = n.get("kind")
         inner = n.get("inner", [])
+        if k == "FunctionDecl":
+            params = [c for c in inner if c.get("kind") == "ParmVarDecl"]
+            skb = params[0].get("name", "") if params else ""
+        if not unevaluated and self.packet_access(n, skb):
+            for c in inner:
+                if isinstance(c, dict):
+                    self.collect(c, unevaluated, skb)
+            return
         if k == "UnaryExprOrTypeTraitExpr":   # sizeof, alignof: nothing is read
             unevaluated = True
         if not unevaluated and k == "ImplicitCastExpr" and n.get("castKind") == "LValueToRValue":
@@ -303,11 +352,11 @@ class _Analysis:
             if lv.get("kind") != "DeclRefExpr" and self.memory(lv) == EXT:
                 self.loads.append((n, lv))
                 for c in lv.get("inner", []):   # nested loads in the address computation
-                    self.collect(c, unevaluated)
+                    self.collect(c, unevaluated, skb)
                 return
         for c in inner:
             if isinstance(c, dict):
-                self.collect(c, unevaluated)
+                self.collect(c, unevaluated, skb)
 
 
 def rewrite(text: str, ast: dict[str, Any], contexts: set[str]) -> str:
@@ -322,7 +371,7 @@ def rewrite(text: str, ast: dict[str, Any], contexts: set[str]) -> str:
             break
     for fn in a.functions:
         a.collect(fn)
-    inserts: list[tuple[int, int, int, str]] = []   # (offset, order, -length, text)
+    edits: list[tuple[int, int, int, int, str]] = []   # (start, rank, tie, end, text)
     for load, lv in a.loads:
         rng = _range(lv, text) or _accessor_macro(lv, text)
         if rng is None:
@@ -330,15 +379,29 @@ def rewrite(text: str, ast: dict[str, Any], contexts: set[str]) -> str:
                                "expansion cannot be rewritten to bpf_probe_read_kernel: read it "
                                "with bpf_probe_read_kernel() explicitly", _line(lv, text))
         start, end = rng
-        inserts.append((start, 1, -(end - start), KREAD))
-        inserts.append((end, 0, end - start, ")"))
+        edits.append((start, 2, -(end - start), start, KREAD))
+        edits.append((end, 0, end - start, end, ")"))
+    for kind, lv, base, struct, skb, value in a.packets:
+        field, brange = _range(lv, text), _range(base, text)
+        vrange = _range(value, text) if value is not None else (0, 0)
+        if field is None or brange is None or vrange is None or not skb:
+            raise DialectError(f"a packet header field ({struct}) used in a macro's expansion "
+                               "or outside a program cannot be rewritten", _line(lv, text))
+        byte, bit, width = packets.position(struct, lv["name"])
+        edits.append((brange[0], 2, -(field[1] - brange[0]), brange[0],
+                      f"bpf_{'dext' if kind == 'read' else 'dins'}_pkt({skb}, (u64)("))
+        if kind == "read":
+            edits.append((brange[1], 1, 0, field[1], f") + {byte}, {bit}, {width})"))
+        else:
+            edits.append((brange[1], 1, 0, vrange[0], f") + {byte}, {bit}, {width}, ("))
+            edits.append((vrange[1], 0, 0, vrange[1], "))"))
     out, pos = [], 0
-    # at one offset: closers before openers; openers of longer spans first, closers of
-    # shorter spans first
-    for off, _, _, s in sorted(inserts):
-        out.append(text[pos:off])
-        out.append(s)
-        pos = off
+    # at one offset: closers first (of shorter spans first), then replacements, then openers
+    # (of longer spans first)
+    for start, _, _, end, new in sorted(edits):
+        out.append(text[pos:start])
+        out.append(new)
+        pos = end
     out.append(text[pos:])
     return "".join(out)
 
