@@ -38,6 +38,7 @@ from .sys.kallsyms import KALLSYMS
 
 DEBUG_ROOT = "/usr/lib/debug"
 _PAGE_SHIFT = 12
+_bisect_right = bisect.bisect_right  # bound once: kernel look-ups are the hot path
 NT_GNU_BUILD_ID = 3
 VDSO = "[vdso]"
 MAPS_REFRESH_INTERVAL = 0.1
@@ -80,9 +81,10 @@ class KernelSymbols:
         below the first symbol."""
         span = self._pages.get(addr >> _PAGE_SHIFT)
         if span is None:
-            return bisect.bisect_right(self.addresses, addr) - 1
-        i = bisect.bisect_right(self.addresses, addr, span[0], span[1]) - 1
-        return i if i >= span[0] else span[0] - 1
+            return _bisect_right(self.addresses, addr) - 1
+        lo, hi = span
+        i = _bisect_right(self.addresses, addr, lo, hi) - 1
+        return i if i >= lo else lo - 1
 
     def resolve(self, addr: int) -> Optional[tuple[str, int, str]]:
         """(name, offset from its start, module) of the symbol holding ``addr``, or None."""

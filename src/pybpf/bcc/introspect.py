@@ -18,8 +18,6 @@ from ..sys.uapi import ProgType
 from .utils import _as_path, _as_str, _assert_is_bytes
 
 DEFAULT_PROBE_LIMIT = 1000
-_KSYM_MEMO_LIMIT = 1 << 16
-_ksym_memo: dict[int, bytes] = {}
 
 
 def _format(name: Optional[str], offset: int, module: Optional[str], show_module: bool,
@@ -93,22 +91,14 @@ class IntrospectionMixin:
     def ksym(addr: int, show_module: bool = False, show_offset: bool = False) -> bytes:
         """The kernel function holding ``addr``: ``b"name"``, ``b"name+0x1a [kernel]"`` with
         both flags, ``b"[unknown]"`` below every symbol."""
-        plain = not (show_module or show_offset)
-        if plain:
-            found = _ksym_memo.get(addr)
-            if found is not None:
-                return found
         ks = symbols.kernel_symbols()
         i = ks.index(addr)
         if i < 0:
             return b"[unknown]"
-        if not plain:
+        if show_module or show_offset:
             return _format(ks.names[i], addr - ks.addresses[i], ks.modules[i], show_module,
                            show_offset)
-        if len(_ksym_memo) >= _KSYM_MEMO_LIMIT:  # stacks repeat their frames: remember names
-            _ksym_memo.clear()
-        out = _ksym_memo[addr] = ks.raw_names[i]
-        return out
+        return ks.raw_names[i]
 
     @staticmethod
     def ksymname(name: Union[str, bytes]) -> int:
