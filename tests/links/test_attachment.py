@@ -16,7 +16,10 @@ from pybpf.errors import BPFError
 from pybpf.links import (Attachment, Link, LinkGroup, PerfEventAttachment, attach_cgroup,
                          attach_raw_tracepoint, attach_socket_filter, attach_tc_filter,
                          attach_tcx, attach_tracepoint, attach_xdp, list_xdp, query_cgroup)
+from pybpf.links import btf_tracing
 from pybpf.links.attach import ProgAttachment
+from pybpf.links.iter import IterLink, attach_iter
+from pybpf.links.netns import attach_flow_dissector, query_netns
 from pybpf.links.socket import SocketFilterAttachment
 from pybpf.links.tc import TcFilterAttachment, list_tc
 from pybpf.links.xdp import XdpAttachment
@@ -26,6 +29,8 @@ from pybpf.sys.uapi import AttachType, XdpAction
 from tests.links.netfixtures import (cgroup, cgroup2_root, make_netns, netns,  # noqa: F401
                                      received, veth)
 from tests.links.progs import count_per_tgid, run_children
+from tests.links.test_iter import task_iter_insns
+from tests.links.test_netns import FLOW_DISSECTOR_OK
 
 NO_PIN = "no BPF link to pin|nothing to pin|held by its socket"
 
@@ -202,3 +207,27 @@ def test_socket_filter(counter, pin_dir):
                 att.detach()
                 assert att.closed
                 assert received(tx, rx, 3) == 3 and counter[0] == 3
+
+
+def test_iterator_link_is_released_by_detach(pin_dir):
+    with btf_tracing.load("iter", "task", task_iter_insns(), name="att_iter") as prog:
+        with attach_iter(prog) as link:
+            assert isinstance(link, IterLink)
+            through_protocol(link, prog, pin_dir, True)
+            link_id = link.info().id
+            assert link.read()
+            link.detach()
+            assert link.closed and not link_exists(link_id)
+
+
+@pytest.mark.parametrize("link", [True, False], ids=["link", "prog_attach"])
+def test_flow_dissector(netns, pin_dir, link):
+    with Program.load("flow_dissector", FLOW_DISSECTOR_OK, name="att_dissect") as prog:
+        with netns.entered():
+            att = attach_flow_dissector(prog, link=link)
+        with att:
+            assert isinstance(att, Link if link else ProgAttachment)
+            through_protocol(att, prog, pin_dir, link)
+            assert query_netns(AttachType.FLOW_DISSECTOR, netns.path).prog_ids == (prog.id,)
+            att.detach()
+            assert query_netns(AttachType.FLOW_DISSECTOR, netns.path).prog_ids == ()
