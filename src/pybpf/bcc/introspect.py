@@ -304,12 +304,12 @@ class IntrospectionMixin:
 
     @staticmethod
     def support_raw_tracepoint_in_module() -> bool:
-        """Raw tracepoints of modules: raw tracepoint programs load, and the kernel keeps
-        its list of modules' tracepoints for them (``bpf_trace_modules``, Linux 5.0+)."""
-        if not IntrospectionMixin.support_raw_tracepoint():
-            return False
-        with open(symbols.KALLSYMS, "rb") as f:
-            return any(line.rstrip().endswith(b" bpf_trace_modules") for line in f)
+        """Raw tracepoints of modules: raw tracepoint programs load, and the kernel looks
+        modules' tracepoints up for them (Linux 5.0+; BCC asks kallsyms for
+        ``bpf_trace_modules``, a data symbol kernels without CONFIG_KALLSYMS_ALL omit)."""
+        from ..sys.host import kernel_version_code
+        return IntrospectionMixin.support_raw_tracepoint() and \
+            kernel_version_code() >= 0x050000
 
     @staticmethod
     def support_kfunc() -> bool:
