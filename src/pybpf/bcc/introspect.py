@@ -14,6 +14,7 @@ import time
 from typing import Any, Optional, Union
 
 from .. import features, symbols
+from ..errors import BTFError, UsageError
 from ..sys.uapi import ProgType
 from .utils import _as_path, _as_str, _assert_is_bytes
 
@@ -48,7 +49,6 @@ def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
     lib = lib or IntrospectionMixin.find_library(text.encode())
     if lib is not None:
         return lib.decode()
-    from ..errors import UsageError
     if text.startswith("lib") and ".so" in text:  # a full soname: libc.so.6
         from ..links.uprobe import resolve_binary
         try:
@@ -266,7 +266,6 @@ class IntrospectionMixin:
         anonymous structs and unions), 0 when not, -1 without vmlinux BTF or such a struct:
         asked of the running kernel's BTF, as BCC does."""
         from ..btf import Spec, types as T
-        from ..errors import BTFError
         try:
             found = Spec.vmlinux().find_all(_as_str(struct_name), T.Struct)
         except BTFError:
@@ -285,7 +284,6 @@ class IntrospectionMixin:
         vmlinux type: seconds) has enumerator ``value_name``, 0 when not, -1 without vmlinux
         BTF or such an enum."""
         from ..btf import Spec, types as T
-        from ..errors import BTFError
         name, value = _as_str(enum_name), _as_str(value_name)
         try:
             spec = Spec.vmlinux()
