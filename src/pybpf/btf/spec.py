@@ -29,9 +29,10 @@ _HEADER_SIZE = struct.calcsize("<" + _HEADER)
 _INDEX_MAGIC = b"pybpf-btf-index-1\0"
 
 # Words (u32) that follow the 3-word struct btf_type: fixed per kind, and per vlen entry.
-_FIXED_WORDS = {BtfKind.INT: 1, BtfKind.ARRAY: 3, BtfKind.VAR: 1, BtfKind.DECL_TAG: 1}
-_VLEN_WORDS = {BtfKind.STRUCT: 3, BtfKind.UNION: 3, BtfKind.ENUM: 2, BtfKind.FUNC_PROTO: 2,
-               BtfKind.DATASEC: 3, BtfKind.ENUM64: 3}
+_FIXED_WORDS: dict[int, int] = {BtfKind.INT: 1, BtfKind.ARRAY: 3, BtfKind.VAR: 1,
+                                BtfKind.DECL_TAG: 1}
+_VLEN_WORDS: dict[int, int] = {BtfKind.STRUCT: 3, BtfKind.UNION: 3, BtfKind.ENUM: 2,
+                               BtfKind.FUNC_PROTO: 2, BtfKind.DATASEC: 3, BtfKind.ENUM64: 3}
 _INVALID_STEP = 1 << 40  # an unknown kind ends the walk short of the section's end: an error
 _STEP = [3 + _FIXED_WORDS.get(k, 0) if 1 <= k <= BtfKind.MAX else _INVALID_STEP for k in range(32)]
 _PER = [_VLEN_WORDS.get(k, 0) if 1 <= k <= BtfKind.MAX else 0 for k in range(32)]
