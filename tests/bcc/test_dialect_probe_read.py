@@ -273,7 +273,9 @@ int rewrite_ip(struct __sk_buff *skb) {
     if (ethernet->type != ETH_P_IP)
         return -1;
     struct ip_t *ip = cursor_advance(cursor, sizeof(*ip));
-    ip->src = ip->dst;
+    u32 old_src = ip->src, new_src = ip->dst;
+    ip->src = new_src;
+    incr_cksum_l3(&ip->hchecksum, old_src, new_src);
     if (ip->nextp == IPPROTO_TCP) {
         struct tcp_t *tcp = cursor_advance(cursor, sizeof(*tcp));
         tcp->flag_fin = 1;
@@ -286,13 +288,21 @@ int rewrite_ip(struct __sk_buff *skb) {
 
 def test_packet_cursor_fields():
     """bcc/proto.h's header structs through a packet cursor: reads (bytes, words, bit fields)
-    become bpf_dext_pkt, writes bpf_dins_pkt, on a tc program run with BPF_PROG_TEST_RUN."""
+    become bpf_dext_pkt, writes bpf_dins_pkt, incr_cksum_l3 updates the checksum; a tc program
+    run with BPF_PROG_TEST_RUN."""
     tr = translate(CURSOR, kind_of={"rewrite_ip": "sched_cls"})
     assert "if (bpf_dext_pkt(skb, (u64)(ethernet) + 12, 0, 16) != ETH_P_IP)" in tr.source
-    assert "bpf_dins_pkt(skb, (u64)(ip) + 12, 0, 32, (bpf_dext_pkt(skb, (u64)(ip) + 16, 0, " \
-           "32)));" in tr.source
+    assert "bpf_dins_pkt(skb, (u64)(ip) + 12, 0, 32, (new_src));" in tr.source
+    assert "__pybpf_incr_cksum_l3(skb, &ip->hchecksum, old_src, new_src);" in tr.source
+
+    def checksum(header: bytes) -> int:
+        total = sum(struct.unpack(f">{len(header) // 2}H", header))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return total
     eth = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
     ip = bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+    ip = ip[:10] + struct.pack(">H", 0xFFFF - checksum(ip)) + ip[12:]
     tcp = struct.pack(">HHIIBBHHH", 1234, 443, 1, 0, 0x50, 0x02, 1024, 0, 0)   # SYN
     packet = eth + ip + tcp + b"\0" * 10
     with ObjectSpec.from_file(build(tr)).load() as coll:
@@ -301,4 +311,5 @@ def test_packet_cursor_fields():
     out = res.data_out
     assert out[26:30] == bytes([10, 0, 0, 2]) and out[30:34] == bytes([10, 0, 0, 2])
     assert out[14 + 20 + 13] == 0x03                      # FIN set next to SYN
-    assert out[:26] == packet[:26] and out[34:47] == packet[34:47]
+    assert out[:24] == packet[:24] and out[34:47] == packet[34:47]
+    assert out[24:26] != packet[24:26] and checksum(out[14:34]) == 0xFFFF   # still valid

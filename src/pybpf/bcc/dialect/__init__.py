@@ -300,6 +300,7 @@ class _Translator:
         if k.args in ("sys_enter", "sys_exit"):
             self.syscall_tracepoint_body(fn, k, body, end, ctx)
         self.usdt_reads(name, body, end)
+        self.checksum_updates(body, end, ctx)
         if len(params) > 1 or k.args in ("sys_enter", "sys_exit"):
             if not ctx:
                 raise DialectError(f"function {name}: the context parameter has no name", line)
@@ -308,6 +309,18 @@ class _Translator:
             reads = param_reads(k, name, ctx, params, line)
             if reads:
                 self.edits.append((toks[body].end, toks[body].end, " " + reads))
+
+    def checksum_updates(self, body: int, end: int, ctx: str) -> None:
+        """``incr_cksum_l3(off, old, new)``/``incr_cksum_l4(...)`` (bcc/proto.h) act on the
+        program's packet, its context ``ctx``."""
+        toks = self.tokens
+        for j in range(body, end):
+            t = toks[j]
+            if t.text in ("incr_cksum_l3", "incr_cksum_l4") and toks[j + 1].text == "(":
+                if not ctx:
+                    raise DialectError(f"{t.text}() in a program without a context parameter",
+                                       self.line(t))
+                self.replace(t, toks[j + 1], f"__pybpf_{t.text}({ctx}, ")
 
     def usdt_reads(self, fname: str, body: int, end: int) -> None:
         """``bpf_usdt_readarg(N, ctx, &v)`` -> the probe's reader of argument N for function

@@ -165,4 +165,20 @@ static __always_inline void bpf_dins_pkt(void *pkt, u64 off, u64 bofs, u64 bsz, 
 	}
 }
 
+/* checksum updates after a field at packet offset off changed from old to new (host order
+ * values, as read with bpf_dext_pkt): the helpers take network order and the field's size in
+ * the flags' low bits. BCC's incr_cksum_l3(&ip->..., old, new) and incr_cksum_l4(&udp->crc,
+ * old, new, pseudo) name no packet: the translator passes the program's context. */
+static __always_inline u64 __pybpf_csum_be(u64 v, u64 size)
+{
+	return size == 2 ? bpf_htons(v) : size == 4 ? bpf_htonl(v) : size == 8 ? bpf_htonll(v) : v;
+}
+
+#define __pybpf_incr_cksum_l3(skb, off, old, new) \
+	bpf_l3_csum_replace(skb, (u64)(off), __pybpf_csum_be(old, sizeof(new)), \
+			    __pybpf_csum_be(new, sizeof(new)), sizeof(new))
+#define __pybpf_incr_cksum_l4(skb, off, old, new, pseudo) \
+	bpf_l4_csum_replace(skb, (u64)(off), __pybpf_csum_be(old, sizeof(new)), \
+			    __pybpf_csum_be(new, sizeof(new)), (((pseudo) & 1ULL) << 4) | sizeof(new))
+
 #endif /* __PYBPF_BCC_PROTO_H */
