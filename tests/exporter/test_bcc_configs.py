@@ -226,3 +226,31 @@ def test_bcc_example_runs(run_exporter, tmp_path):
     counts = [v for _, v in buckets]
     assert counts == sorted(counts)           # cumulative
     assert counts[12] - counts[11] >= 1       # 3000 bytes: le 4096 and not le 2048
+
+
+def test_bcc_kprobe_prefix_auto_attached(tmp_path, run_exporter):
+    """``kprobe__<function>`` attaches at BPF() as in BCC: served where the kernel has
+    kprobes, else start-up stops with one line giving the kprobes probe's reason."""
+    from pybpf import features
+    write_config(tmp_path, "kprobed", textwrap.dedent("""\
+        BPF_ARRAY(bcc_hrtimer_starts_total, u64, 1);
+
+        int kprobe__hrtimer_start_range_ns(struct pt_regs *ctx)
+        {
+            bcc_hrtimer_starts_total.increment(0);
+            return 0;
+        }
+        """), "metrics: {counters: [{name: bcc_hrtimer_starts_total, help: H}]}")
+    support = features.kprobes()
+    if not support:
+        line = start_failure(tmp_path, "kprobed")
+        assert line.startswith(f"Error: config 'kprobed': {tmp_path}/kprobed.bcc.c: ")
+        assert "hrtimer_start_range_ns" in line and support.reason in line
+        return
+    exp = run_exporter(tmp_path, "kprobed", "--log.no-timestamps")
+    subprocess.run(["sleep", "0.01"], check=True)
+    got = samples(exp.get("/metrics")[2].decode())
+    assert got[("ebpf_exporter_bcc_hrtimer_starts_total", ())] >= 1
+    ids = [dict(labels)["id"] for (name, labels), _ in got.items()
+           if name == "ebpf_exporter_ebpf_program_info" and ("config", "kprobed") in labels]
+    assert [got[("ebpf_exporter_ebpf_program_attached", (("id", i),))] for i in ids] == [1]

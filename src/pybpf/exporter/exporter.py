@@ -7,7 +7,8 @@ Collector protocol), or the same bytes written by :class:`~.exposition.Renderer`
 server (``render()``). Per-CPU maps give one value per CPU: summed, or split by a last label
 named ``cpu`` (a u16 appended to the key). A map that cannot be read or decoded is counted
 in ``ebpf_exporter_map_read_errors_total`` / ``ebpf_exporter_decoder_errors_total`` and
-left out of that scrape; the others are still served.
+left out of that scrape; the others are still served. A config with ``NAME.bcc.c`` (BCC's C
+dialect) is compiled, loaded and attached by pybpf's BCC front end instead (``bcc_program``).
 
 Health metrics, beside ebpf_exporter's own (``enabled_configs``, ``ebpf_program_info``,
 ``ebpf_program_attached``, ``ebpf_program_run_time_seconds``,
