@@ -21,6 +21,7 @@ pybpf dependency: ``pip install matplotlib``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -161,9 +162,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "exporter-histogram.png")
     args = p.parse_args()
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         print("matplotlib is needed to draw the chart; it is not a pybpf dependency: "
               "pip install matplotlib", file=sys.stderr)
         return 2
@@ -174,6 +173,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pybpf-histogram-"))
     exporter: Optional[subprocess.Popen] = None
     prom: Optional[subprocess.Popen] = None
+    logs = {name: open(tmp / f"{name}.log", "w") for name in ("exporter", "prometheus")}
     try:
         eport, pport = free_port(), free_port()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -182,7 +182,7 @@ def main() -> int:
             [sys.executable, "-m", "pybpf.cli", "exporter", "--config.dir",
              str(ROOT / "examples" / "exporter"), "--config.names", "sleep-latency",
              "--web.listen-address", f"127.0.0.1:{eport}"], env=env,
-            stdout=subprocess.DEVNULL, stderr=open(tmp / "exporter.log", "w"))
+            stdout=subprocess.DEVNULL, stderr=logs["exporter"])
         wait_http(f"http://127.0.0.1:{eport}/", exporter, "pybpf exporter")
         (tmp / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
@@ -191,7 +191,7 @@ def main() -> int:
         prom = subprocess.Popen(
             [prometheus, f"--config.file={tmp / 'prometheus.yml'}",
              f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{pport}"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
+            stdout=subprocess.DEVNULL, stderr=logs["prometheus"])
         url = f"http://127.0.0.1:{pport}"
         wait_http(f"{url}/-/ready", prom, "prometheus")
         with urllib.request.urlopen(f"{url}/api/v1/status/buildinfo", timeout=10) as r:
@@ -225,9 +225,17 @@ def main() -> int:
                 print(f"le={le:g}: {c:g}")
         print(f"{total} sleeps over {run} s; query at {end:.0f}: {promql}\nwrote {args.out}")
         return 0
+    except BaseException:
+        for log in ("exporter.log", "prometheus.log"):   # what the processes said, for why
+            lines = (tmp / log).read_text(errors="replace").splitlines() \
+                if (tmp / log).exists() else []
+            print(f"--- {log} (last lines)", *lines[-10:], sep="\n", file=sys.stderr)
+        raise
     finally:
         stop(exporter)
         stop(prom)
+        for f in logs.values():
+            f.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
