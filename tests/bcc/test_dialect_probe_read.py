@@ -257,14 +257,6 @@ def test_pointer_levels_fields_and_returns():
         assert "levels" in coll.programs
 
 
-def test_kernel_struct_has_field():
-    from pybpf.bcc.dialect import kernel_struct_has_field
-    assert kernel_struct_has_field(b"task_struct", b"pid") == 1
-    assert kernel_struct_has_field("task_struct", "no_such_member_here") == 0
-    assert kernel_struct_has_field("sk_buff", "len") == 1
-    assert kernel_struct_has_field("no_such_struct_here", "x") == -1
-
-
 CURSOR = r"""
 #include <bcc/proto.h>
 int rewrite_ip(struct __sk_buff *skb) {

@@ -27,7 +27,6 @@ from typing import Mapping, Optional, Sequence
 
 from .conditionals import resolve as resolve_conditionals
 from .errors import DialectError
-from .kernel_types import kernel_struct_has_field
 from .methods import EVENT_SECTION, rewrite as rewrite_methods
 from .probe_read import TRACING_SECTIONS
 from .programs import Function, Kind, kind as program_kind, param_reads
@@ -35,8 +34,7 @@ from .scan import Token, closing, line_of, span, split_args, tokenize
 from .tables import MACROS, UNSUPPORTED, Table, define
 from .tracepoints import record_struct
 
-__all__ = ["DialectError", "EVENT_SECTION", "Function", "Table", "Translation", "translate",
-           "kernel_struct_has_field"]
+__all__ = ["DialectError", "EVENT_SECTION", "Function", "Table", "Translation", "translate"]
 
 PROBE_MACROS = {
     "TRACEPOINT_PROBE", "RAW_TRACEPOINT_PROBE", "KFUNC_PROBE", "KRETFUNC_PROBE", "LSM_PROBE",
