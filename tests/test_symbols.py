@@ -253,3 +253,17 @@ def test_vdso_symbols():
     name, off, module = symbols.ProcessSymbols(os.getpid()).resolve(base + offset + 2)
     assert name in ("__vdso_clock_gettime", "clock_gettime") and off == 2
     assert module == "[vdso]"
+
+
+def test_process_cache_is_bounded(monkeypatch, binaries, run):
+    """The most recently asked processes are kept, up to PROCESS_CACHE_SIZE."""
+    monkeypatch.setattr(symbols, "PROCESS_CACHE_SIZE", 2)
+    symbols._processes.clear()
+    procs = [run(binaries["pie"]) for _ in range(3)]
+    first = symbols.process_symbols(procs[0].pid)
+    symbols.process_symbols(procs[1].pid)
+    assert symbols.process_symbols(procs[0].pid) is first  # kept, now the most recent
+    symbols.process_symbols(procs[2].pid)  # evicts procs[1]
+    assert list(symbols._processes) == [procs[0].pid, procs[2].pid]
+    assert symbols.process_symbols(procs[1].pid).resolve(procs[1].target)[0] == \
+        "pybpf_sym_target"

@@ -28,7 +28,7 @@ import struct
 import subprocess
 import time
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -408,14 +408,21 @@ def vdso_image() -> Optional[str]:
     return path if os.path.isfile(path) else None
 
 
-_processes: dict[int, ProcessSymbols] = {}
+PROCESS_CACHE_SIZE = 1024
+_processes: OrderedDict[int, ProcessSymbols] = OrderedDict()
 
 
 def process_symbols(pid: int) -> ProcessSymbols:
-    """The symbol cache of process ``pid`` (kept while the process lives)."""
+    """The symbol cache of process ``pid``: the ``PROCESS_CACHE_SIZE`` most recently asked
+    processes are kept (a profile of many short-lived processes does not grow it forever;
+    their files' symbols stay cached by file)."""
     syms = _processes.get(pid)
     if syms is None:
         syms = _processes[pid] = ProcessSymbols(pid)
+        if len(_processes) > PROCESS_CACHE_SIZE:
+            _processes.popitem(last=False)
+    else:
+        _processes.move_to_end(pid)
     return syms
 
 
