@@ -270,6 +270,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) { jmp.call(args, 2); return 0; }
         fn = b.load_func("tail", BPF.TRACEPOINT)
         assert fn.name == b"tail" and fn.fd > 0
         assert b.load_func(b"tail", BPF.TRACEPOINT) is fn
+        other = b.load_func("tail", BPF.RAW_TRACEPOINT)  # another type: another program
+        assert other is not fn and other.program.info().type == BPF.RAW_TRACEPOINT
         before = b["hits"][0].value
         b["jmp"][ct.c_int(2)] = ct.c_int(fn.fd)
         assert 2 in b["jmp"] and 1 not in b["jmp"] and len(b["jmp"]) == 4

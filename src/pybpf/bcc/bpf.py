@@ -254,10 +254,10 @@ class BPF(IntrospectionMixin):
     def load_func(self, func_name: StrLike, prog_type: int, device: Any = None,
                   attach_type: int = -1) -> BPFFunction:
         """Load function ``func_name`` as a ``prog_type`` program (BPF.KPROBE, BPF.XDP,
-        ...); a function loads once, later calls return it."""
+        ...); a function loads once per program type, later calls return it."""
         name = _str(func_name)
         fn = self.funcs.get(name)
-        if fn is not None:
+        if fn is not None and fn.program.prog_type == prog_type:
             return fn
         return self._load(name, ProgType(prog_type),
                           None if attach_type == -1 else AttachType(attach_type))
