@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from ..asm import rewrite as I
 from ..btf import types as T
+from ..btf.encode import encode_spec
 from ..btf.ext import encode_core_relos, encode_func_info, encode_line_info
 from ..btf.kernel import BTF
 from ..btf.probes import kernel_core
+from ..btf.sanitize import fixup_datasecs, sanitize
 from ..btf.spec import Spec
 from ..errors import (BPFError, BTFError, ObjectError, UnsupportedFeatureError, UsageError,
                       VerifierError)
@@ -31,6 +33,7 @@ from ..maps import Map, MapInfo
 from ..programs import Program
 from ..sys import probes
 from ..sys.uapi import ENOTSUPP, MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
+from .attach import auto_attach, auto_attach_kind
 from .linker import LinkedProgram, link
 from .maps import MapSpec, Pinning
 from .reader import STT_FUNC, STT_SECTION
@@ -62,7 +65,6 @@ class ObjectProgram(Program):
     def attach(self) -> "Attachment":
         """Attach by the program's SEC() name (``tracepoint/<cat>/<name>``, ``raw_tp/<name>``
         ...); UsageError for sections that need a target given in code (xdp, tc, cgroup...)."""
-        from .attach import auto_attach
         return auto_attach(self)
 
 
@@ -81,7 +83,6 @@ class Collection:
         """Auto-attach every loaded program whose section says where (tracepoints, raw
         tracepoints, ...), and register every struct_ops map; the links are kept and closed
         with the collection."""
-        from .attach import auto_attach_kind
         out: list[Attachment] = []
         for p in self.programs.values():
             if auto_attach_kind(p) is not None:
@@ -223,8 +224,6 @@ def object_btf(spec: ObjectSpec) -> bytes:
     one, their FUNCs static), as libbpf does, since the kernel refuses extern linkage; then
     ``sanitize`` rewrites what the running kernel's BTF lacks.
     """
-    from ..btf.encode import encode_spec
-    from ..btf.sanitize import fixup_datasecs, sanitize
     assert spec.btf is not None
     elf = spec.elf
     sizes = {s.name: s.size for s in elf.sections if s.size}
