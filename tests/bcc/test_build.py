@@ -333,7 +333,8 @@ def test_no_system_headers_used():
     flags = base_flags()
     assert "-nostdinc" in flags and not any(f.startswith("/usr/include") for f in flags)
     nested = Path(__file__).parent / "dialect" / "uses_kernel_headers.h"
-    text = f'#include "{nested}"\nint prog(void *ctx) {{ return TASK_RUNNING + AF_INET; }}\n'
+    text = f'#include "{nested}"\nint prog(void *ctx) {{ uint32_t x = AF_INET; bool y = true; ' \
+           f'return TASK_RUNNING + x + y + sizeof(size_t); }}\n'
     ObjectSpec.from_file(build(translate(text)))
     with pytest.raises(CompileError, match="'bpf/bpf_helpers.h' file not found"):
         build(translate(f'#include "{nested.with_name("uses_libbpf.h")}"\nint x;\n'))

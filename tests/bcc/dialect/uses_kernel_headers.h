@@ -3,3 +3,6 @@
 #include <uapi/linux/ptrace.h>
 #include <linux/fs.h>
 #include <bcc/proto.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
