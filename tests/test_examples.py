@@ -61,18 +61,27 @@ def _config_map_ids() -> set[int]:
     return {info.id for info in list_maps() if info.name == "config"}
 
 
+def _map_ids_held_by(pid: int) -> set[int]:
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+            m = re.search(r"^map_id:\s*(\d+)", f.read(), re.M)
+        if m:
+            ids.add(int(m.group(1)))
+    return ids
+
+
 def test_bpftool_update_changes_what_uid_2_gets(bpffs, tracefs):
     """The seed's bpftool command, while the example runs, gives uid 2 the message "Hello 2"."""
-    others = _config_map_ids()
     proc = subprocess.Popen([sys.executable, str(EXAMPLES / "hello_buffer_config.py"),
                              "--forever"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert "hooked execve" in proc.stderr.readline()
         # the chapter's handle, `name config`; by id when another tenant has a map so named
-        ours = _config_map_ids() - others
+        ours = _config_map_ids() & _map_ids_held_by(proc.pid)
         assert len(ours) == 1, ours
-        handle = ["name", "config"] if not others else ["id", str(ours.pop())]
+        handle = ["name", "config"] if _config_map_ids() == ours else ["id", str(ours.pop())]
         update = subprocess.run(["bpftool", "map", "update", *handle, "key", "0x2", "0",
                                  "0", "0", "value", "hex", "48", "65", "6c", "6c", "6f", "20",
                                  "32", "0", "0", "0", "0", "0"], capture_output=True, text=True,
