@@ -179,10 +179,10 @@ UNSUPPORTED = {
 def _int(expr: str) -> int:
     """The value of a simple integer expression (literals, PAGE_SIZE, BPF_F_* map flags, with
     arithmetic and |), else 0 (the value is then known only to the compiler)."""
-    from ...sys.uapi import MapFlag
-
-    names = {f"BPF_F_{f.name}": int(f) for f in MapFlag}
-    names["PAGE_SIZE"] = 4096
+    names = {"PAGE_SIZE": 4096}
+    if "BPF_F_" in expr:
+        from ...sys.uapi import MapFlag
+        names.update((f"BPF_F_{f.name}", int(f)) for f in MapFlag)
     if not re.fullmatch(r"[\w\s()*+|<>-]*", expr):
         return 0
     try:
