@@ -7,10 +7,11 @@ cursor become ``bpf_dext_pkt``/``bpf_dins_pkt`` calls on those positions
 from __future__ import annotations
 
 import functools
+import os
 import re
-from pathlib import Path
 
-PROTO_H = Path(__file__).resolve().parent.parent / "include" / "bcc" / "proto.h"
+PROTO_H = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "include",
+                       "bcc", "proto.h")
 _STRUCT = re.compile(r"struct (\w+) \{(.*?)\} BPF_PACKET_HEADER;", re.S)
 _FIELD = re.compile(r"([\w ]+?)\s+(\w+)\s*(?:\[(\d+)\])?\s*(?::\s*(\d+))?;")
 _BITS = {"unsigned char": 8, "unsigned short": 16, "unsigned int": 32,
@@ -21,7 +22,9 @@ _BITS = {"unsigned char": 8, "unsigned short": 16, "unsigned int": 32,
 def layouts() -> dict[str, dict[str, tuple[int, int]]]:
     """struct name -> field -> (bit offset in the header, width in bits)."""
     out: dict[str, dict[str, tuple[int, int]]] = {}
-    for name, body in _STRUCT.findall(PROTO_H.read_text()):
+    with open(PROTO_H) as f:
+        text = f.read()
+    for name, body in _STRUCT.findall(text):
         at, fields = 0, {}
         for ctype, field, count, bits in _FIELD.findall(body):
             width = int(bits) if bits else _BITS[ctype.strip()] * int(count or 1)

@@ -25,9 +25,7 @@ address) are read with ``bpf_dext_pkt`` and written with ``bpf_dins_pkt``
 """
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from typing import Any, Optional
 
 from . import packets
@@ -427,6 +425,9 @@ def _accessor_macro(lv: dict[str, Any], text: str) -> Optional[tuple[int, int]]:
 def ast_of(argv: list[str], text: str) -> Optional[dict[str, Any]]:
     """clang's JSON syntax tree of ``text`` (compiled by ``argv`` reading stdin), or None if
     clang fails (the build then reports the program's errors)."""
+    import json
+    import subprocess
+
     res = subprocess.run([*argv, "-fsyntax-only", "-Xclang", "-ast-dump=json", "-x", "c", "-"],
                          input=text, capture_output=True, text=True)
     if res.returncode != 0:
