@@ -395,3 +395,44 @@ def test_ziglang_compiler():
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["42"]
+
+
+MAPS_OF_MAPS = r"""
+BPF_ARRAY(ex1, u64, 4);
+BPF_ARRAY(ex2, u64, 4);
+BPF_ARRAY_OF_MAPS(outer, "ex1", 2);
+BPF_HASH_OF_MAPS(houter, u32, "ex1", 8);
+int prog(struct xdp_md *ctx) {
+    int k = 0, i = 1;
+    void *inner = outer.lookup(&k);
+    if (!inner)
+        return 1;
+    u64 *v = bpf_map_lookup_elem(inner, &i);
+    if (!v)
+        return 0;
+    *v += 7;
+    u32 hk = 3;
+    return houter.lookup(&hk) ? 2 : 3;
+}
+"""
+
+
+def test_maps_of_maps():
+    """BPF_ARRAY_OF_MAPS/BPF_HASH_OF_MAPS: outer maps whose inner maps are made like the named
+    table; the program reaches an inner map set from user space."""
+    tr = translate(MAPS_OF_MAPS)
+    assert (tr.tables["outer"].map_type, tr.tables["outer"].bcc_class) == \
+        ("ARRAY_OF_MAPS", "MapInMapArray")
+    assert (tr.tables["houter"].map_type, tr.tables["houter"].key_type) == ("HASH_OF_MAPS", "u32")
+    with ObjectSpec.from_file(build(tr)).load() as coll:
+        info = coll.maps["outer"].info()
+        assert (info.type, info.key_size, info.value_size, info.max_entries) == \
+            (MapType.ARRAY_OF_MAPS, 4, 4, 2)
+        assert coll.maps["houter"].info().type == MapType.HASH_OF_MAPS
+        assert coll.programs["prog"].test_run(b"\0" * 64).retval == 1     # no inner map yet
+        coll.maps["outer"][struct.pack("<i", 0)] = coll.maps["ex2"]
+        assert coll.programs["prog"].test_run(b"\0" * 64).retval == 3
+        assert num(coll.maps["ex2"].lookup(struct.pack("<i", 1))) == 7
+    with pytest.raises(CompileError, match="inner table 'later' of 'outer' must be defined "
+                                           "before it"):
+        translate('BPF_ARRAY_OF_MAPS(outer, "later", 2);\nBPF_ARRAY(later, u64, 4);\n')

@@ -107,7 +107,7 @@ int prog(struct __sk_buff *ctx) {
     ("BPF_HASH(a);\nint f(void *c) { a.update(1); return 0; }", ["update", "2", "not 1"]),
     ("BPF_TABLE(\"extern\", u32, u32, t, 4);", ["extern"]),
     ("BPF_TABLE(\"nosuch\", u32, u32, t, 4);", ["nosuch"]),
-    ("BPF_HASH_OF_MAPS(m, \"x\", 4);", ["BPF_HASH_OF_MAPS"]),
+    ("BPF_CGROUP_STORAGE(m, u64);", ["BPF_CGROUP_STORAGE"]),
 ])
 def test_unsupported_or_malformed_is_named(text, words):
     with pytest.raises(DialectError) as ei:

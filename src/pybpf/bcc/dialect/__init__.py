@@ -199,7 +199,7 @@ class _Translator:
         close = self.closing(i + 1)
         args = [span(self.text, toks, r) for r in split_args(toks, i + 1, close)]
         try:
-            table, c = define(toks[i].text, args)
+            table, c = define(toks[i].text, args, self.tables)
         except DialectError as e:
             raise DialectError(e.reason, self.line(toks[i])) from None
         if table.name in self.tables:

@@ -16,7 +16,8 @@ from .tables import Table
 EVENT_SECTION = ".pybpf.events"
 EVENT_PREFIX = "__pybpf_event__"
 _SIZES_ONLY_VALUE = {"PERF_EVENT_ARRAY", "PROG_ARRAY", "CGROUP_ARRAY", "STACK_TRACE",
-                     "DEVMAP", "DEVMAP_HASH", "CPUMAP", "XSKMAP", "SOCKMAP", "SOCKHASH"}
+                     "DEVMAP", "DEVMAP_HASH", "CPUMAP", "XSKMAP", "SOCKMAP", "SOCKHASH",
+                     "ARRAY_OF_MAPS", "HASH_OF_MAPS"}   # lookups give void * (inner: a map)
 
 
 def _event(table: str, ptr: str) -> str:

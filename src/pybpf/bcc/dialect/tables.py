@@ -53,6 +53,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "task_storage": ("TASK_STORAGE", "TaskStorage"),
     "cgroup_storage": ("CGROUP_STORAGE", "CgroupStorage"),
     "percpu_cgroup_storage": ("PERCPU_CGROUP_STORAGE", "PerCpuCgroupStorage"),
+    "array_of_maps": ("ARRAY_OF_MAPS", "MapInMapArray"),
+    "hash_of_maps": ("HASH_OF_MAPS", "MapInMapHash"),
 }
 _NO_KEY = {"QUEUE", "STACK", "RINGBUF"}
 _NO_VALUE = {"RINGBUF"}
@@ -168,9 +170,21 @@ MACROS: dict[str, Callable[..., tuple]] = {
     "BPF_TABLE_PUBLIC": _bpf_table,
     "BPF_TABLE_SHARED": _bpf_table,
 }
+def _array_of_maps(name: str, inner: str, size: str) -> tuple:
+    return _table_macro(f"array_of_maps${_unquote(inner, 'the inner table')}", "int", "int",
+                        name, size)
+
+
+def _hash_of_maps(name: str, *rest: str) -> tuple:
+    key, inner, size = ("int", rest[0], str(DEFAULT_SIZE)) if len(rest) == 1 else \
+        (rest[0], rest[1], str(DEFAULT_SIZE)) if len(rest) == 2 else rest
+    return _table_macro(f"hash_of_maps${_unquote(inner, 'the inner table')}", key, "int", name,
+                        size)
+
+
+MACROS["BPF_ARRAY_OF_MAPS"] = _array_of_maps
+MACROS["BPF_HASH_OF_MAPS"] = _hash_of_maps
 UNSUPPORTED = {
-    "BPF_HASH_OF_MAPS": "maps of maps (BPF_HASH_OF_MAPS)",
-    "BPF_ARRAY_OF_MAPS": "maps of maps (BPF_ARRAY_OF_MAPS)",
     "BPF_CGROUP_STORAGE": "BPF_CGROUP_STORAGE",
     "BPF_PERCPU_CGROUP_STORAGE": "BPF_PERCPU_CGROUP_STORAGE",
 }
@@ -191,8 +205,9 @@ def _int(expr: str) -> int:
         return 0
 
 
-def define(macro: str, args: list[str]) -> tuple[Table, str]:
-    """The :class:`Table` and the C definition (one line) for ``macro(args...)``."""
+def define(macro: str, args: list[str], known: "dict[str, Table]" = {}) -> tuple[Table, str]:
+    """The :class:`Table` and the C definition (one line) for ``macro(args...)``; ``known``:
+    the tables defined before (the inner tables of maps of maps)."""
     if macro in UNSUPPORTED:
         raise DialectError(f"{UNSUPPORTED[macro]} is not supported by pybpf's BCC front end")
     try:
@@ -204,6 +219,12 @@ def define(macro: str, args: list[str]) -> tuple[Table, str]:
     if kind == "extern":
         raise DialectError(f"{macro}(\"extern\", ...) (a table shared with another BPF "
                            "module) is not supported by pybpf's BCC front end")
+    inner = ""
+    if "$" in kind:   # "array_of_maps$<inner table>": its maps are made like that table
+        kind, inner = kind.split("$", 1)
+        if inner not in known:
+            raise DialectError(f"{macro}: the inner table {inner!r} of {name!r} must be "
+                               "defined before it")
     if kind == "histogram":
         map_type, bcc_class = ("ARRAY", "Array") if key.strip() in _INT_KEYS else \
             ("HASH", "HashTable")
@@ -214,7 +235,9 @@ def define(macro: str, args: list[str]) -> tuple[Table, str]:
     if not name.isidentifier():
         raise DialectError(f"{macro}: table name {name!r} is not a C identifier")
     members = [f"__uint(type, BPF_MAP_TYPE_{map_type});"]
-    if map_type in _SIZES_ONLY:
+    if inner:
+        members += [f"__type(key, {key});", f"__uint(key_size, sizeof({key}));"]
+    elif map_type in _SIZES_ONLY:
         members += [f"__uint(key_size, sizeof({key}));", f"__uint(value_size, sizeof({leaf}));"]
     else:
         # the sizes too: an incomplete key or leaf type is a compile error on this line
@@ -226,5 +249,7 @@ def define(macro: str, args: list[str]) -> tuple[Table, str]:
         members.append(f"__uint(max_entries, {size});")
     if flags.strip() not in ("0", ""):
         members.append(f"__uint(map_flags, {flags});")
+    if inner:   # the inner maps' definition: a flexible array member, last
+        members.append(f"__array(values, __typeof__({inner}));")
     table = Table(name, map_type, key, leaf, _int(size), _int(flags), pinned, False, bcc_class)
     return table, f"struct {{ {' '.join(members)} }} {name} SEC(\".maps\")"
