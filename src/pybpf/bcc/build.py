@@ -428,7 +428,8 @@ def build(translation: "Translation", cflags: Sequence[str] = (), *,
     with tempfile.TemporaryDirectory(prefix="pybpf-bcc-") as tmp:
         src = Path(tmp) / PROGRAM_NAME
         src.write_text(translation.source)
-        obj = Path(tmp) / "program.o"
+        # written next to its place in the cache, then renamed: readers see all or nothing
+        obj = out.with_name(f".tmp-{os.getpid()}-{os.path.basename(tmp)}.o")
         cmd = (*compiler.argv, *flags, "-c", str(src), "-o", str(obj))
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0 and compiler.pch and ("precompiled header" in res.stderr
@@ -444,14 +445,11 @@ def build(translation: "Translation", cflags: Sequence[str] = (), *,
             cmd = (*compiler.argv, *flags, "-c", str(src), "-o", str(obj))
             res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
+            obj.unlink(missing_ok=True)
             raise CompileError(f"Failed to compile BPF module {name}",
                                map_diagnostics(res.stderr, translation, str(src), name), cmd)
-        os.replace(obj, out) if _same_fs(obj, out) else shutil.move(str(obj), str(out))
+        os.replace(obj, out)
     return str(out)
-
-
-def _same_fs(a: Path, b: Path) -> bool:
-    return os.stat(a).st_dev == os.stat(b.parent).st_dev
 
 
 def map_diagnostics(stderr: str, translation: "Translation", path: str, name: str) -> str:
