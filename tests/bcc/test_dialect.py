@@ -24,6 +24,7 @@ BPF_PERF_OUTPUT(events);
 BPF_RINGBUF_OUTPUT(rb, 8);
 BPF_PROG_ARRAY(jumps, 4);
 BPF_STACK_TRACE(stacks, 1024);
+BPF_STACK_TRACE_BUILDID(build_stacks, 128);
 BPF_LPM_TRIE(trie, struct key_t, u32, 64);
 BPF_QUEUE(q, u32, 16);
 BPF_STACK(st, u64, 16);
@@ -52,6 +53,8 @@ BPF_TABLE_PINNED("array", u32, u64, pinned, 2, "/sys/fs/bpf/x");
     assert (t["jumps"].map_type, t["jumps"].bcc_class) == ("PROG_ARRAY", "ProgArray")
     assert (t["stacks"].map_type, t["stacks"].leaf_type) == ("STACK_TRACE",
                                                              "struct bpf_stacktrace")
+    assert (t["build_stacks"].leaf_type, t["build_stacks"].flags) == \
+        ("struct bpf_stacktrace_buildid", 32)                    # BPF_F_STACK_BUILD_ID
     assert (t["trie"].map_type, t["trie"].flags) == ("LPM_TRIE", 1)
     assert (t["q"].map_type, t["st"].map_type, t["q"].bcc_class) == ("QUEUE", "STACK",
                                                                     "QueueStack")

@@ -59,8 +59,8 @@ KINDS: dict[str, tuple[str, str]] = {
 _NO_KEY = {"QUEUE", "STACK", "RINGBUF"}
 _NO_VALUE = {"RINGBUF"}
 # fd arrays: sizes only (the kernel takes no BTF for their keys and values)
-_SIZES_ONLY = {"PERF_EVENT_ARRAY", "PROG_ARRAY", "CGROUP_ARRAY", "STACK_TRACE", "DEVMAP",
-               "DEVMAP_HASH", "CPUMAP", "XSKMAP", "SOCKMAP", "SOCKHASH"}
+_SIZES_ONLY = {"PERF_EVENT_ARRAY", "PROG_ARRAY", "CGROUP_ARRAY", "DEVMAP", "DEVMAP_HASH",
+               "CPUMAP", "XSKMAP", "SOCKMAP", "SOCKHASH"}
 _INT_KEYS = {"int", "unsigned int", "u32", "__u32", "s32", "__s32", "uint32_t", "int32_t",
              "unsigned"}
 _NO_PREALLOC = 1        # BPF_F_NO_PREALLOC
@@ -150,6 +150,8 @@ MACROS: dict[str, Callable[..., tuple]] = {
     "BPF_RINGBUF_OUTPUT": _ringbuf,
     "BPF_PROG_ARRAY": _sized("prog", "int", "u32"),
     "BPF_STACK_TRACE": _sized("stacktrace", "int", "struct bpf_stacktrace"),
+    "BPF_STACK_TRACE_BUILDID": lambda name, size: _table_macro(
+        "stacktrace", "int", "struct bpf_stacktrace_buildid", name, size, "BPF_F_STACK_BUILD_ID"),
     "BPF_QUEUE": _leaf_sized("queue", ""),
     "BPF_STACK": _leaf_sized("stack", ""),
     "BPF_DEVMAP": _sized("devmap", "int", "int"),

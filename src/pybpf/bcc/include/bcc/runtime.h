@@ -61,6 +61,13 @@
 struct bpf_stacktrace {
 	u64 ip[BPF_MAX_STACK_DEPTH];
 };
+/* the value of a BPF_STACK_TRACE_BUILDID map: (build id, offset) frames */
+struct bpf_stacktrace_buildid {
+	struct bpf_stack_build_id trace[BPF_MAX_STACK_DEPTH];
+};
+
+/* perf_read()'s index of the running CPU's counter */
+#define CUR_CPU_IDENTIFIER BPF_F_CURRENT_CPU
 
 /* registers of struct pt_regs (kprobe context) by role */
 #if defined(__TARGET_ARCH_x86)
