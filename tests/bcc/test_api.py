@@ -17,7 +17,7 @@ from pybpf import features
 from pybpf.bcc import BPF
 from pybpf.errors import CompileError, PyBPFError, UsageError
 from pybpf.sys.cpus import possible_cpus
-from tests.links.netfixtures import make_netns, netns  # noqa: F401 (fixtures)
+from tests.links.netfixtures import cgroup2_root, make_netns, netns  # noqa: F401 (fixtures)
 
 COUNTER = r"""
 BPF_ARRAY(target, u32, 1);
@@ -471,3 +471,23 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
         assert b.perf_buffer_consume() == 2 and got == [os.getpid()] * 2
         with pytest.raises(UsageError, match="no ring buffer is open"):
             b.ring_buffer_poll(0)
+
+
+def test_cgroup_array_and_devmap_take_what_bcc_scripts_give(cgroup2_root):
+    """``cgroups[0] = "/sys/fs/cgroup/..."`` (a path, opened for its fd) and
+    ``devmap[i] = ct.c_int(ifindex)``."""
+    text = r"""
+BPF_CGROUP_ARRAY(cgroups, 2);
+BPF_DEVMAP(ports, 4);
+int unused(struct xdp_md *ctx) { return XDP_PASS; }
+"""
+    with BPF(text=text) as b:
+        b["cgroups"][0] = str(cgroup2_root)
+        with pytest.raises(UsageError, match="cannot be read"):
+            b["cgroups"][0]
+        ports = b["ports"]
+        ports[ct.c_int(2)] = ct.c_int(socket.if_nametoindex("lo"))
+        assert ports[2].value == socket.if_nametoindex("lo")
+        assert len(ports) == 4 and 2 in ports
+        del ports[2]
+        assert 2 not in ports

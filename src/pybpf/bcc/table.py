@@ -176,6 +176,8 @@ class TableBase(MutableMapping):
         return data[:size].ljust(size, b"\0")
 
     def _leaf(self, raw: Any) -> Any:
+        if isinstance(raw, int):  # maps of fds, ifindexes, CPUs: the map gives the number
+            return self.Leaf(raw)
         return self.Leaf.from_buffer_copy(raw)
 
     def __getitem__(self, key: Any) -> Any:
@@ -370,18 +372,12 @@ class CgroupArray(ArrayBase):
         raise UsageError(f"{self.name.decode()}: a cgroup array cannot be read from user space")
 
 
-class ProgArray(ArrayBase):
-    """Tail-call table: ``t[ct.c_int(i)] = ct.c_int(fn.fd)`` (or a Function)."""
+class _NumberArray(ArrayBase):
+    """Arrays whose elements hold a number the kernel resolves (a program fd, an ifindex, a
+    queue size, a socket fd): ``t[i] = ct.c_int(n)``; deleting empties the slot."""
 
     def __setitem__(self, key: Any, leaf: Any) -> None:
-        fd = leaf.fd if hasattr(leaf, "fd") else int(getattr(leaf, "value", leaf))
-        self.map[self._key(key)] = fd
-
-    def __getitem__(self, key: Any) -> Any:
-        try:
-            return self.Leaf(self.map[self._key(key)])
-        except MapKeyError:
-            raise KeyError(key) from None
+        self.map[self._key(key)] = int(getattr(leaf, "value", leaf))
 
     def __delitem__(self, key: Any) -> None:
         try:
@@ -397,15 +393,22 @@ class ProgArray(ArrayBase):
                 pass
 
 
-class DevMap(ArrayBase):
+class ProgArray(_NumberArray):
+    """Tail-call table: ``t[ct.c_int(i)] = ct.c_int(fn.fd)`` (or the function object)."""
+
+    def __setitem__(self, key: Any, leaf: Any) -> None:
+        super().__setitem__(key, leaf.fd if hasattr(leaf, "fd") else leaf)
+
+
+class DevMap(_NumberArray):
     """Device map: ``t[i] = ct.c_int(ifindex)``."""
 
 
-class CpuMap(ArrayBase):
+class CpuMap(_NumberArray):
     """CPU map: ``t[cpu] = ct.c_int(queue_size)``."""
 
 
-class XskMap(ArrayBase):
+class XskMap(_NumberArray):
     """AF_XDP socket map: ``t[i] = ct.c_int(xsk_fd)``."""
 
 
