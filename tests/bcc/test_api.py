@@ -95,6 +95,8 @@ def test_kprobe_elsewhere_without_kprobes_is_a_clear_error():
     with BPF(text=text) as b:
         with pytest.raises(PyBPFError, match="kprobes are not available.*vfs_read.*not one"):
             b.attach_kprobe(event="vfs_read", fn_name="f")
+        with pytest.raises(PyBPFError, match=r"\+0x4: kprobes are not available.*no offsets"):
+            b.attach_kprobe(event=b.get_syscall_fnname("getppid"), event_off=4, fn_name="f")
         assert b.num_open_kprobes() == 0
 
 

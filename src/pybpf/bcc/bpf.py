@@ -344,6 +344,10 @@ class BPF(IntrospectionMixin):
             raise UsageError(f"attach_{kind}: {fn_name!r} is already attached to {event}")
         if fallback is not None:
             form, tp = fallback
+            if event_off:
+                raise UnsupportedFeatureError(
+                    f"attach_{kind}: {event}+{event_off:#x}: {features.kprobes().reason}; the "
+                    f"syscall tracepoint that stands in for {event} has no offsets")
             fn = self.funcs.get(fn_name)
             if fn is None or self._kind_of.get(fn_name) != form:
                 previous = self._kind_of.get(fn_name)
