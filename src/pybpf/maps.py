@@ -295,8 +295,8 @@ class Map(KernelObject):
                         f"BPF_MAP_CREATE on {what}: map type {int(mtype)} is unknown to pybpf and "
                         f"not supported by this kernel ({os.uname().release}: BPF_MAP_CREATE "
                         f"gives {_errno.errorcode.get(-ret, 'ENOTSUPP')})")
-                from .btf.probes import map_type  # on a refusal only (start-up)
-                support = map_type(mtype)
+                from .btf.probes import map_type as probe  # on a refusal only (start-up)
+                support = probe(mtype)
                 if not support:
                     raise UnsupportedFeatureError(f"BPF_MAP_CREATE on {what}: {support.reason}")
             raise BPFError(-ret, "BPF_MAP_CREATE", what)

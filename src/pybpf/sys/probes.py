@@ -302,9 +302,10 @@ def perf_link() -> Support:
                           "used instead")
 
 
-def map_batch(t: MapType) -> Support:
+def map_batch(t: int) -> Support:
     """Batch operations exist for hash, array, LPM and map-in-map types (kernel >= 5.6)."""
-    return Support(t in _BATCH_TYPES, f"{t.name.lower()} maps have no batch operations")
+    name = t.name.lower() if isinstance(t, MapType) else f"type {t}"
+    return Support(t in _BATCH_TYPES, f"{name} maps have no batch operations")
 
 
 _BATCH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
