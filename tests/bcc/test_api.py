@@ -3,6 +3,7 @@ auto-attach, per-CPU values, LPM tries, queues, stack traces, prog arrays, batch
 XDP and raw sockets, errors naming what is wrong."""
 from __future__ import annotations
 
+import ast
 import ctypes as ct
 import os
 import re
@@ -435,10 +436,14 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
             os.getppid()
         assert b["dist"][ct.c_int(7)].value == 7  # 64 <= 100 < 128
         b["dist"].print_log2_hist("usecs")
-        b["lin"].print_linear_hist("calls")
-    out = capsys.readouterr().out
-    assert "usecs" in out and re.search(r"64 -> 127\s*: 7\s", out)
-    assert "calls" in out and re.search(r"\b5\s*: 7\s", out)
+        b["lin"].print_linear_hist("calls", bucket_sort_fn=sorted)
+        out = capsys.readouterr().out
+        assert "usecs" in out and re.search(r"64 -> 127\s*: 7\s", out)
+        assert "calls" in out and re.search(r"\b5\s*: 7\s", out)
+        b["dist"].print_json_hist("usecs")
+        doc = ast.literal_eval(capsys.readouterr().out)  # a dict printed, as BCC prints it
+        assert doc["val_type"] == "usecs"
+        assert {"interval-start": 64, "interval-end": 127, "count": 7} in doc["data"]
 
 
 @pytest.mark.skipif(bool(features.fentry()), reason="checks the error where fentry is refused")

@@ -277,8 +277,9 @@ class TableBase(MutableMapping):
                         strip_leading_zero: Optional[bool] = None,
                         bucket_sort_fn: Optional[Callable[[Any], Any]] = None) -> None:
         from .hist import print_log2_hist
-        print_log2_hist(self, val_type, section_header, section_print_fn, bucket_fn,
-                        strip_leading_zero, bucket_sort_fn)
+        print_log2_hist(self, val_type=val_type, section_header=section_header,
+                        section_print_fn=section_print_fn, bucket_fn=bucket_fn,
+                        strip_leading_zero=strip_leading_zero, bucket_sort_fn=bucket_sort_fn)
 
     def print_linear_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                           section_print_fn: Optional[Callable[[Any], Any]] = None,
@@ -286,16 +287,18 @@ class TableBase(MutableMapping):
                           strip_leading_zero: Optional[bool] = None,
                           bucket_sort_fn: Optional[Callable[[Any], Any]] = None) -> None:
         from .hist import print_linear_hist
-        print_linear_hist(self, val_type, section_header, section_print_fn, bucket_fn,
-                          strip_leading_zero, bucket_sort_fn)
+        print_linear_hist(self, val_type=val_type, section_header=section_header,
+                          section_print_fn=section_print_fn, bucket_fn=bucket_fn,
+                          strip_leading_zero=strip_leading_zero, bucket_sort_fn=bucket_sort_fn)
 
     def print_json_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                         section_print_fn: Optional[Callable[[Any], Any]] = None,
                         bucket_fn: Optional[Callable[[Any], Any]] = None,
                         bucket_sort_fn: Optional[Callable[[Any], Any]] = None) -> None:
         from .hist import print_json_hist
-        print_json_hist(self, val_type, section_header, section_print_fn, bucket_fn,
-                        bucket_sort_fn)
+        print_json_hist(self, val_type=val_type, section_header=section_header,
+                        section_print_fn=section_print_fn, bucket_fn=bucket_fn,
+                        bucket_sort_fn=bucket_sort_fn)
 
     # events
     def event(self, data: Any) -> Any:
