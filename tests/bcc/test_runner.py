@@ -135,3 +135,20 @@ def test_trace_print_with_format(tmp_path: Path, script_runner, tracefs) -> None
     s.proc.send_signal(signal.SIGINT)
     s.proc.wait(timeout=30)
     assert s.proc.returncode == -signal.SIGINT
+
+
+def test_installed_bcc_is_shadowed_in_the_runner_only(tmp_path: Path) -> None:
+    """With another ``bcc`` package importable (Debian's python3-bpfcc, here a stand-in on
+    PYTHONPATH), the runner's script gets pybpf's and a plain interpreter still gets it."""
+    site = tmp_path / "site"
+    (site / "bcc").mkdir(parents=True)
+    (site / "bcc" / "__init__.py").write_text("WHO = 'installed bcc'\n")
+    script = tmp_path / "which.py"
+    script.write_text("import bcc\nprint(getattr(bcc, 'WHO', bcc.__name__))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    ours = subprocess.run([*RUNNER, str(script)], capture_output=True, text=True, env=env)
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                           env=env)
+    assert ours.stdout == "pybpf.bcc\n", ours.stderr
+    assert plain.stdout == "installed bcc\n", plain.stderr
