@@ -213,6 +213,9 @@ class Map(KernelObject):
     """
 
     kind = "map"
+    # the first thread's element buffers, set (before ``_owner``) on its first element
+    # access: read only when ``_owner`` is the calling thread, so never before it is set
+    _own: _Scratch
 
     def __init__(self, fd: FD, name: str, map_type: Union[MapType, int], key_size: int,
                  value_size: int, max_entries: int, flags: Optional[int],
@@ -235,10 +238,10 @@ class Map(KernelObject):
         if self.map_type in PERCPU_TYPES:
             vcodec = _PerCpuCodec(vcodec, f"{what}: value")
         self.value_codec: Codec = vcodec
-        # element scratch: the first thread's, and one per other thread (weakly listed for
-        # close()); made on first use, so maps never accessed by element cost nothing
+        # element scratch: the first thread's (``_own``), and one per other thread; all
+        # weakly listed for close(); made on first use, so maps never accessed by element
+        # cost nothing
         self._owner: Optional[int] = None
-        self._own: Optional[_Scratch] = None
         self._local = threading.local()
         self._others: "weakref.WeakSet[_Scratch]" = weakref.WeakSet()
         # lookup/update pack keys unchecked and fall back to the checked put on error
@@ -370,15 +373,14 @@ class Map(KernelObject):
     def close(self) -> None:
         """Drop this reference; element access afterwards raises ValueError."""
         super().close()
-        for scratch in (self._own, *self._others):
-            if scratch is not None:
-                scratch.attr.map_fd = _CLOSED_FD
+        for scratch in self._others:
+            scratch.attr.map_fd = _CLOSED_FD
 
     def _scratch(self) -> _Scratch:
         """This thread's element buffers (ValueError once the map is closed)."""
         me = _get_ident()
         if me == self._owner:
-            return self._own  # type: ignore[return-value]
+            return self._own
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = _Scratch(self.fd, self.key_size, self.value_codec.size)
@@ -388,7 +390,7 @@ class Map(KernelObject):
                     self._owner = me
                 else:
                     self._local.scratch = scratch
-                    self._others.add(scratch)
+                self._others.add(scratch)
                 if self.closed:  # closed meanwhile by another thread
                     scratch.attr.map_fd = _CLOSED_FD
         return scratch
