@@ -311,11 +311,11 @@ def _dump_all(maps: list, opts: Options) -> int:
     if opts.json:
         parts = []
         for m, info, fmt in zip(maps, infos, formatters):
-            elems = "[" + ",".join(_json_entries(m, info, ncpus, fmt)) + "]"
+            text = "[" + ",".join(_json_entries(m, info, ncpus, fmt)) + "]"
             if many:
                 head = jsonw(_header_json(info, None), False)[:-1]
-                elems = head + ',"elements":' + elems + "}"
-            parts.append(elems)
+                text = head + ',"elements":' + text + "}"
+            parts.append(text)
         write(("[" + ",".join(parts) + "]" if many else parts[0]) + "\n")
         return 0
     for n, (m, info) in enumerate(zip(maps, infos)):
@@ -392,7 +392,7 @@ def _print_key_value(info: Any, key: bytes, value: bytes, opts: Options) -> None
 
 # -- key/value arguments --------------------------------------------------------------------------
 def _parse_elem(args: Args, info: Any, want_key: bool, want_value: bool,
-                want_flags: bool) -> tuple[Optional[bytes], Any, int]:
+                want_flags: bool) -> tuple[bytes, Any, int]:
     """``key DATA``, ``value VALUE`` and ``any|exist|noexist`` in any order, as bpftool's
     ``parse_elem``: a map-in-map value is a MAP handle, a prog array value a PROG handle."""
     from ..maps import MapType
