@@ -400,7 +400,7 @@ def do_run(args: Args, opts: Options) -> int:
     args.require(4)
     prog = open_prog(args)
     with prog:
-        params: dict[str, Optional[str]] = {}
+        params: dict[str, str] = {}
         sizes: dict[str, int] = {}
         repeat = 1
         while len(args):
