@@ -6,7 +6,7 @@ The object (compiled here with ``clang -g -O2 -target bpf``) has two BTF-defined
 tracepoint program with CO-RE relocations (``struct task_struct`` fields): the loader parses
 the ELF and BTF, loads the object's BTF, creates the maps, relocates (CO-RE against the
 kernel's BTF), patches and loads the program. pybpf does
-``ObjectSpec.from_file(path).load()`` then closes the collection; the C peer ``benchmarks/peers/load.c`` does ``bpf_object__open_file`` +
+``load(ObjectSpec.from_file(path))`` then closes the collection; the C peer ``benchmarks/peers/load.c`` does ``bpf_object__open_file`` +
 ``bpf_object__load`` then ``bpf_object__close`` (compiled with ``cc -O2 ... -lbpf``).
 
 Which side relocates CO-RE: by default the kernel does, in BPF_PROG_LOAD (``core_relos``,
@@ -95,10 +95,10 @@ char LICENSE[] SEC("license") = "GPL";
 COLD_PYBPF = """
 import json, sys, time
 t0 = time.perf_counter()
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 import pybpf.elf.loader  # pybpf.elf exports the loader on first use: imported here, as before
 t1 = time.perf_counter()
-with ObjectSpec.from_file(sys.argv[1]).load() as obj:
+with load(ObjectSpec.from_file(sys.argv[1])) as obj:
     assert len(obj.programs) == 1 and len(obj.maps) == 2
 print(json.dumps({"import": t1 - t0, "load": time.perf_counter() - t1}))
 """
@@ -141,7 +141,7 @@ def run_peer(exe: Path, obj: Path, rounds: int) -> tuple[list[float], int]:
 def run_pybpf_warm(obj: Path, rounds: int, in_kernel: bool, fresh_btf: bool = False,
                    empty_cache: Optional[Path] = None) -> list[float]:
     from pybpf.btf import spec as btf_spec  # noqa: PLC0415 - after argument parsing
-    from pybpf.elf import ObjectSpec  # noqa: PLC0415
+    from pybpf.elf import ObjectSpec, load  # noqa: PLC0415
 
     times = []
     for r in range(rounds):
@@ -150,7 +150,7 @@ def run_pybpf_warm(obj: Path, rounds: int, in_kernel: bool, fresh_btf: bool = Fa
         if empty_cache is not None:
             os.environ["XDG_CACHE_HOME"] = str(empty_cache / str(r))
         t0 = time.perf_counter()
-        coll = ObjectSpec.from_file(obj).load(core_in_kernel=in_kernel)
+        coll = load(ObjectSpec.from_file(obj), core_in_kernel=in_kernel)
         times.append(time.perf_counter() - t0)
         if (len(coll.programs), len(coll.maps)) != (1, 2):
             fail(f"pybpf loaded {sorted(coll.programs)} and {sorted(coll.maps)}")

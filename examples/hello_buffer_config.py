@@ -26,7 +26,7 @@ from typing import Any
 import pybpf
 from pybpf import features
 from pybpf.btf import types as T
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.events import PerfBuffer, RingBuffer
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def run(ring: bool, seconds: float, forever: bool, count: int) -> int:
     hook = "hello_kprobe" if kprobes else "hello_tp"
     spec.programs["hello_tp" if kprobes else "hello_kprobe"].autoload = False
     data_t = spec.btf.find("data_t", T.Struct)
-    with spec.load() as obj:
+    with load(spec) as obj:
         for uid, text in MESSAGES.items():
             obj.maps["config"][uid] = message(text)
         prog = obj.programs[hook]

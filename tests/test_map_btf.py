@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from pybpf.btf import values
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.errors import BTFError, UsageError
 from pybpf.events import PerfBuffer, RingBuffer
 from pybpf.maps import Map
@@ -19,7 +19,7 @@ FLOW = {"saddr": 0x0100007F, "port": 443, "proto": 6, "comm": "curl"}
 
 @pytest.fixture
 def obj(bpf_objects):
-    with ObjectSpec.from_file(bpf_objects["map_values"]).load() as coll:
+    with load(ObjectSpec.from_file(bpf_objects["map_values"])) as coll:
         yield coll
 
 

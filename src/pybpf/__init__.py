@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 
 
 def load(path: Union[str, os.PathLike, bytes], **kwargs: Any) -> Collection:
-    """Load the BPF object file at ``path``: ``pybpf.elf.load`` (maps, programs, by name)."""
+    """Load the BPF object file at ``path`` (or its bytes, or a parsed ``ObjectSpec``):
+    ``pybpf.elf.load`` (maps, programs, by name)."""
     from .elf import load as _load  # the ELF loader only when used
     return _load(path, **kwargs)
 

@@ -15,7 +15,7 @@ import pytest
 from pybpf.bcc.build import base_flags, build
 from pybpf.bcc.dialect import EVENT_SECTION, translate
 from pybpf.btf import types as T
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.errors import CompileError
 from pybpf.sys.uapi import MapType
 
@@ -177,7 +177,7 @@ def xdp_object() -> tuple[object, ObjectSpec]:
 
 def test_maps_as_the_kernel_sees_them(xdp_object):
     tr, spec = xdp_object
-    with spec.load() as coll:
+    with load(spec) as coll:
         for name, (mtype, ksize, vsize, entries) in SIZES.items():
             info = coll.maps[name].info()
             assert (info.name, info.type, info.key_size, info.value_size, info.max_entries) \
@@ -190,7 +190,7 @@ def test_maps_as_the_kernel_sees_them(xdp_object):
 def test_xdp_methods_run(xdp_object):
     tr, spec = xdp_object
     packet = b"\xff" * 12 + b"\x08\x00" + b"\x00" * 50       # IPv4 ethertype, 64 bytes
-    with spec.load() as coll:
+    with load(spec) as coll:
         m = coll.maps
         m["trie"][struct.pack("<I4B", 24, 10, 1, 2, 0)] = struct.pack("<I", 77)
         res = coll.programs["xdp_counter"].test_run(packet, repeat=1)
@@ -244,7 +244,7 @@ def test_raw_tracepoint_probe_runs_with_test_run():
     tr = translate(RAW_TP)
     fn = tr.functions["raw_tracepoint__sys_enter"]
     assert fn.auto_attach == ("raw_tracepoint", "sys_enter")
-    with ObjectSpec.from_file(build(tr)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr))) as coll:
         coll.programs["raw_tracepoint__sys_enter"].test_run(ctx_in=struct.pack("<QQ", 0, 41))
         got = [num(coll.maps["seen"].lookup(struct.pack("<I", i))) for i in range(4)]
         assert got == [42, 0x04030201 + 0x0201, 0 + 100 + 41, 1]
@@ -266,7 +266,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_openat) {
 def test_tracepoint_probe_sees_real_events():
     tr = translate(OPENAT)
     target = Path(f"/tmp/pybpf-bcc-{uuid.uuid4().hex[:10]}")   # fits the 64-byte key
-    with ObjectSpec.from_file(build(tr)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr))) as coll:
         try:
             with coll.programs["tracepoint__syscalls__sys_enter_openat"].attach():
                 os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -285,7 +285,7 @@ def test_book_program_as_syscall_tracepoint(caller):
     spec = ObjectSpec.from_file(build(tr))
     record = _event_type(spec, "output")
     assert record.name == "data_t"
-    with spec.load() as coll:
+    with load(spec) as coll:
         assert coll.maps["config"].info().type == MapType.HASH
         assert (coll.maps["config"].info().key_size, coll.maps["config"].info().value_size) \
             == (4, 12)
@@ -351,7 +351,7 @@ def test_cflags_changing_language_options_and_a_stale_runtime():
     pch = Path(flags[flags.index("-include-pch") + 1])
     helpers = pch.with_name("helpers.h")
     os.utime(helpers, ns=(time.time_ns(), time.time_ns()))
-    with ObjectSpec.from_file(build(tr)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr))) as coll:
         assert coll.programs["prog"].test_run(b"\0" * 64).retval == 2
     assert pch.stat().st_mtime_ns >= helpers.stat().st_mtime_ns
 
@@ -377,10 +377,10 @@ ZIG_SCRIPT = r"""
 import struct, sys
 from pybpf.bcc.build import build, find_compiler
 from pybpf.bcc.dialect import translate
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 assert find_compiler().argv[1:4] == ("-m", "ziglang", "cc"), find_compiler()
 tr = translate(sys.argv[1])
-with ObjectSpec.from_file(build(tr)).load() as coll:
+with load(ObjectSpec.from_file(build(tr))) as coll:
     coll.programs["raw_tracepoint__sys_enter"].test_run(ctx_in=struct.pack("<QQ", 0, 41))
     value = coll.maps["seen"].lookup(struct.pack("<I", 0))
     print(struct.unpack("<Q", value)[0] if isinstance(value, bytes) else value)
@@ -424,7 +424,7 @@ def test_maps_of_maps():
     assert (tr.tables["outer"].map_type, tr.tables["outer"].bcc_class) == \
         ("ARRAY_OF_MAPS", "MapInMapArray")
     assert (tr.tables["houter"].map_type, tr.tables["houter"].key_type) == ("HASH_OF_MAPS", "u32")
-    with ObjectSpec.from_file(build(tr)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr))) as coll:
         info = coll.maps["outer"].info()
         assert (info.type, info.key_size, info.value_size, info.max_entries) == \
             (MapType.ARRAY_OF_MAPS, 4, 4, 2)

@@ -10,7 +10,7 @@ import pytest
 
 from pybpf.bcc.build import build
 from pybpf.bcc.dialect import DialectError, translate
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 
 KREAD = "__PYBPF_KREAD("
 
@@ -82,10 +82,9 @@ def test_rewritten_text(task_translation):
 
 
 def test_rewritten_reads_run_on_real_syscalls(task_translation):
-    with ObjectSpec.from_file(build(task_translation,
+    with load(ObjectSpec.from_file(build(task_translation,
                                     [f"-DWANT_TGID={os.getpid()}", "-DWANT_NR=" +
-                                     ("3" if os.uname().machine == "x86_64" else "57")])) \
-            .load() as coll:
+                                     ("3" if os.uname().machine == "x86_64" else "57")]))) as coll:
         with coll.programs["raw_tracepoint__sys_enter"].attach():
             try:
                 os.close(987654)
@@ -125,7 +124,7 @@ int syscall__openat(struct pt_regs *ctx, int dfd, const char __user *filename, i
     assert "__PYBPF_KREAD(__PYBPF_KREAD(file->f_inode)->i_ino)" in tr.source
     assert "__PYBPF_KREAD(PT_REGS_PARM2(__PYBPF_SYSCALL_REGS(ctx)))" in tr.source
     assert tr.functions["syscall__openat"].is_syscall
-    with ObjectSpec.from_file(build(tr)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr))) as coll:
         assert set(coll.programs) == {"kprobe__vfs_read", "syscall__openat"}
 
 
@@ -174,7 +173,7 @@ def test_program_redefining_a_kernel_struct():
     flags = [f"-DWANT_TGID={os.getpid()}"]
     tr = translate(MNT_NS, flags)
     assert "__PYBPF_KREAD(mnt->ns.inum)" in tr.source
-    with ObjectSpec.from_file(build(tr, flags)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr, flags))) as coll:
         with coll.programs["raw_tracepoint__sys_enter"].attach():
             os.getppid()
         got = coll.maps["found"].lookup(struct.pack("<I", 0))
@@ -210,7 +209,7 @@ def test_usdt_argument_reads():
     tr = translate(USDT, kind_of={"on_probe": "uprobe"})
     assert "_bpf_readarg_on_probe_1(ctx, &v, sizeof(*(&v)))" in tr.source
     assert "bpf_probe_read_user(&buf, sizeof(buf), (void *)____addr)" in tr.source
-    with ObjectSpec.from_file(build(tr)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr))) as coll:
         assert "on_probe" in coll.programs
     with pytest.raises(DialectError, match=r"line 2: bpf_usdt_readarg\(\) must be called in "
                                            r"the probe's own function, not in helper\(\)"):
@@ -253,7 +252,7 @@ def test_pointer_levels_fields_and_returns():
     assert "return __PYBPF_KREAD(skb->head) + __PYBPF_KREAD(skb->transport_header);" in src
     assert "+ __PYBPF_KREAD(th->dest);" in src
     assert "*p2 = sk;" in src and "hp->sk = sk;" in src        # stores to the stack: direct
-    with ObjectSpec.from_file(build(translate(LEVELS))).load() as coll:
+    with load(ObjectSpec.from_file(build(translate(LEVELS)))) as coll:
         assert "levels" in coll.programs
 
 
@@ -297,7 +296,7 @@ def test_packet_cursor_fields():
     ip = ip[:10] + struct.pack(">H", 0xFFFF - checksum(ip)) + ip[12:]
     tcp = struct.pack(">HHIIBBHHH", 1234, 443, 1, 0, 0x50, 0x02, 1024, 0, 0)   # SYN
     packet = eth + ip + tcp + b"\0" * 10
-    with ObjectSpec.from_file(build(tr)).load() as coll:
+    with load(ObjectSpec.from_file(build(tr))) as coll:
         res = coll.programs["rewrite_ip"].test_run(packet, data_out_size=len(packet) + 64)
     assert res.retval == 443 * 10 + 1
     out = res.data_out

@@ -14,7 +14,7 @@ import pytest
 
 import pybpf
 from pybpf import features
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.links.uprobe import attach_uprobe
 from pybpf.symbols import ProcessSymbols
 from pybpf.sys.uapi import ProgType
@@ -166,7 +166,7 @@ def test_generated_readers_run_at_the_site(probe_target):  # noqa: F811
         " size_t len) {\n  if (len != sizeof(int32_t)) return -1;\n  *((int32_t *)dest) = -7;" \
         "\n  return 0;\n}\n" in text
     spec = _program(u, "pybpf:hit", "on_hit")
-    with spec.load() as coll:
+    with load(spec) as coll:
         bpf = types.SimpleNamespace(KPROBE=ProgType.KPROBE, load_func=lambda name, t: types.
                                     SimpleNamespace(program=coll.programs[name]))
         attachments = u.attach(bpf)
@@ -193,7 +193,7 @@ def test_one_probe_two_sites(twice):
     u.enable_probe("pybpf:twice", "on_twice")
     assert "switch (PT_REGS_IP(ctx) % 0x1000ULL) {" in u.get_text()
     spec = _program(u, "pybpf:twice", "on_twice")
-    with spec.load() as coll:
+    with load(spec) as coll:
         prog = coll.programs["on_twice"]
         links = [attach_uprobe(prog, s.path, offset=s.offset, pid=s.pid) for s in u.sites()]
         try:

@@ -18,7 +18,7 @@ from elftools.elf.elffile import ELFFile
 from pybpf import features
 from pybpf.btf import Spec, core
 from pybpf.btf.ext import parse_ext
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.errors import BTFError, ObjectError, UnsupportedFeatureError, UsageError, VerifierError
 from pybpf.programs import Program
 from pybpf.sys.uapi import CoreReloKind, MapType
@@ -179,7 +179,7 @@ def loadable(bpf_objects) -> ObjectSpec:
 def test_kernel_relocates_every_kind_like_pybpf(bpf_objects, obj):
     """Same translated code and same result for every program, kernel or pybpf relocating."""
     spec = loadable(bpf_objects)
-    with spec.load(core_in_kernel=True) as by_kernel, spec.load(core_in_kernel=False) as by_us:
+    with load(spec, core_in_kernel=True) as by_kernel, load(spec, core_in_kernel=False) as by_us:
         assert set(by_kernel.programs) == set(by_us.programs) == set(obj.code) - {
             "unguarded_missing"}
         for name, prog in by_kernel.programs.items():
@@ -197,7 +197,7 @@ def test_kernel_poisoned_relocation_is_explained(bpf_objects):
     for p in spec.programs.values():
         p.autoload = p.name == "unguarded_missing"
     with pytest.raises(ObjectError, match="no_such_member.*cannot be satisfied") as e:
-        spec.load(core_in_kernel=True)
+        load(spec, core_in_kernel=True)
     assert isinstance(e.value.__cause__, VerifierError)
     assert str(core.POISON_HELPER) in e.value.__cause__.log  # the kernel's own poison
 
@@ -208,14 +208,14 @@ def test_kernel_relocation_when_asked_for(bpf_objects, obj):
     while the default still relocates in Python."""
     spec = loadable(bpf_objects)
     with pytest.raises(UsageError, match="core_btf"):
-        spec.load(core_in_kernel=True, core_btf=[Spec.vmlinux()])
+        load(spec, core_in_kernel=True, core_btf=[Spec.vmlinux()])
     support = features.kernel_core()
     if support:
         with pytest.raises(UnsupportedFeatureError, match="func_info"):
-            spec.load(core_in_kernel=True, btf=False)
+            load(spec, core_in_kernel=True, btf=False)
     else:
         assert "5.17" in support.reason
         with pytest.raises(UnsupportedFeatureError, match="5.17"):
-            spec.load(core_in_kernel=True)
-    with spec.load() as coll:
+            load(spec, core_in_kernel=True)
+    with load(spec) as coll:
         assert coll.programs["off_tgid"].test_run(ctx_in=bytes(8)).retval == obj.run("off_tgid")

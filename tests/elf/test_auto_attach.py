@@ -1,6 +1,6 @@
 """Programs by section name on the ELF path: the BTF hooks the loader resolves for them, clear
 errors for sections that do not say where to attach, and real auto-attachment
-(``ObjectSpec(...).load()`` + ``program.attach()``) of uprobes, USDT, iterators and, where the
+(``load(ObjectSpec(...))`` + ``program.attach()``) of uprobes, USDT, iterators and, where the
 kernel has them, kprobes. Tracepoints, raw tracepoints and tp_btf: test_load.py; fentry/fexit:
 test_load.py; the table itself: test_sections.py."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from pybpf import features
 from pybpf.btf import Spec
 from pybpf.btf import types as T
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.elf.loader import attach_btf_target
 from pybpf.elf.sections import SECTION_DEFS, section
 from pybpf.errors import ObjectError, UnsupportedFeatureError, UsageError
@@ -100,7 +100,7 @@ def test_btf_hook_errors():
 
 def test_sections_that_do_not_say_where_to_attach(clang, tmp_path):
     spec = build(clang, tmp_path / "bad.o", "-DBAD")
-    with spec.load() as obj:
+    with load(spec) as obj:
         p = obj.programs
         for prog, match in [
             ("no_category", r"SEC\('tracepoint/sys_enter_execve'\) should read "
@@ -115,12 +115,12 @@ def test_sections_that_do_not_say_where_to_attach(clang, tmp_path):
             with pytest.raises(UsageError, match=match) as e:
                 p[prog].attach()
             assert str(e.value).startswith(p[prog].describe())
-    with only(spec, "bare_tracepoint", "on_perf_event").load() as obj:
+    with load(only(spec, "bare_tracepoint", "on_perf_event")) as obj:
         assert obj.attach_all() == []  # attach_all skips what names no target
 
 
 def test_uprobe_and_usdt(auto_attach_spec, probe_target):  # noqa: F811
-    with only(auto_attach_spec, "on_uprobe", "on_usdt").load() as obj:
+    with load(only(auto_attach_spec, "on_uprobe", "on_usdt")) as obj:
         counts = obj.maps["counts"]
         with obj.programs["on_uprobe"].attach() as up, \
                 obj.programs["on_usdt"].attach() as group:
@@ -134,7 +134,7 @@ def test_uprobe_and_usdt(auto_attach_spec, probe_target):  # noqa: F811
 
 
 def test_task_iterator(auto_attach_spec):
-    with only(auto_attach_spec, "dump_task").load() as obj:
+    with load(only(auto_attach_spec, "dump_task")) as obj:
         with obj.programs["dump_task"].attach() as link:
             out = link.read()
     ids = set(struct.iter_unpack("=II", out))
@@ -142,7 +142,7 @@ def test_task_iterator(auto_attach_spec):
 
 
 def _kprobe_counts(spec: ObjectSpec) -> int:
-    with only(spec, "on_ksyscall", "on_kprobe").load() as obj:
+    with load(only(spec, "on_ksyscall", "on_kprobe")) as obj:
         with obj.programs["on_ksyscall"].attach(), obj.programs["on_kprobe"].attach():
             pids = run_children(1)
         return int(obj.maps["counts"].get(pids[0], 0))  # u32 -> u64 by its BTF types
@@ -153,7 +153,7 @@ def test_kprobe_sections_or_the_reason_they_cannot_attach(auto_attach_spec):
     if support:
         assert _kprobe_counts(auto_attach_spec) == 2
         return
-    with only(auto_attach_spec, "on_ksyscall", "on_kprobe").load() as obj:
+    with load(only(auto_attach_spec, "on_ksyscall", "on_kprobe")) as obj:
         for name in ("on_ksyscall", "on_kprobe"):
             with pytest.raises(UnsupportedFeatureError,
                                match=r"kprobes are not available on this kernel .*CONFIG_KPROBES"):

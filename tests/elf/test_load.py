@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import pybpf
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.errors import ObjectError, UsageError, VerifierError
 from pybpf.maps import Map
 from pybpf.programs import kernel_version_code
@@ -36,9 +36,9 @@ def test_map_kinds(bpf_objects):
     from pybpf.errors import UnsupportedFeatureError
     if not features.map_type(MapType.BLOOM_FILTER):  # 5.16
         with pytest.raises(UnsupportedFeatureError, match="bloom_filter"):
-            spec_of(bpf_objects, "elf_maps").load()
+            load(spec_of(bpf_objects, "elf_maps"))
         return
-    with spec_of(bpf_objects, "elf_maps").load() as obj:
+    with load(spec_of(bpf_objects, "elf_maps")) as obj:
         info = {name: m.info() for name, m in obj.maps.items()}
         assert (info["by_type"].type, info["by_type"].key_size, info["by_type"].value_size,
                 info["by_type"].max_entries, info["by_type"].flags) == \
@@ -74,7 +74,7 @@ def test_global_data(bpf_objects):
     spec.variables["adjust"].value = -10
     with pytest.raises(ObjectError, match="does not fit"):
         spec.variables["verdict"].value = 1 << 40
-    with spec.load() as obj:
+    with load(spec) as obj:
         prog = obj.programs["globals"]
         assert prog.test_run(PACKET).retval == XdpAction.DROP
         assert prog.test_run(PACKET).retval == XdpAction.DROP
@@ -109,8 +109,8 @@ def test_kconfig_without_a_readable_config(bpf_objects):
     if not os.path.exists("/proc/config.gz") and \
             not os.path.exists(f"/boot/config-{os.uname().release}"):
         with pytest.raises(ObjectError, match="CONFIG_.*kernel configuration is not readable"):
-            spec.load()
-    with spec.load(kconfig=given) as obj:  # every non-__weak value given: no config read
+            load(spec)
+    with load(spec, kconfig=given) as obj:  # every non-__weak value given: no config read
         obj.programs["read_kconfig"].test_run(PACKET)
         bss, v = obj.maps["elf_kcon.bss"][ZERO], spec.variables
         assert [u64(bss, v[n].offset) for n in ("seen_syscall", "seen_jit", "seen_hz")] == \
@@ -124,7 +124,7 @@ def test_kconfig(bpf_objects):
     config = _config()
     spec = spec_of(bpf_objects, "elf_kconfig")
     assert spec.maps["elf_kco.kconfig"].value_size == 33  # libbpf's layout
-    with spec.load() as obj:
+    with load(spec) as obj:
         obj.programs["read_kconfig"].test_run(PACKET)
         bss, v = obj.maps["elf_kcon.bss"][ZERO], spec.variables
         assert u64(bss, v["seen_version"].offset) == kernel_version_code()
@@ -137,11 +137,11 @@ def test_kconfig(bpf_objects):
         off = v["seen_localversion"].offset
         assert bss[off:off + 16].rstrip(b"\0") == local
         assert obj.maps["elf_kco.kconfig"].info().frozen
-    with spec.load(kconfig={"CONFIG_HZ": "1234", "CONFIG_BPF_SYSCALL": "y"}) as obj:
+    with load(spec, kconfig={"CONFIG_HZ": "1234", "CONFIG_BPF_SYSCALL": "y"}) as obj:
         obj.programs["read_kconfig"].test_run(PACKET)
         assert u64(obj.maps["elf_kcon.bss"][ZERO], spec.variables["seen_hz"].offset) == 1234
     with pytest.raises(ObjectError, match="CONFIG_HZ.*integer"):
-        spec.load(kconfig={"CONFIG_HZ": '"text"', "CONFIG_BPF_SYSCALL": "y"})
+        load(spec, kconfig={"CONFIG_HZ": '"text"', "CONFIG_BPF_SYSCALL": "y"})
 
 
 def test_ksyms_and_kfuncs(bpf_objects):
@@ -151,11 +151,11 @@ def test_ksyms_and_kfuncs(bpf_objects):
     spec = spec_of(bpf_objects, "elf_ksyms")
     if kernel_btf_id("bpf_task_from_pid", T.Func) is None:  # a kfunc since 6.2
         with pytest.raises(ObjectError, match="kfunc 'bpf_task_from_pid' is not in the kernel"):
-            spec.load()
+            load(spec)
         return
     for pid, found in ((os.getpid(), 1), (0, 0)):
         spec.variables["lookup_pid"].value = pid
-        with spec.load() as obj:
+        with load(spec) as obj:
             assert obj.programs["use_ksyms"].test_run(PACKET).retval == XdpAction.PASS
             bss, v = obj.maps["elf_ksym.bss"][ZERO], obj.spec.variables
             assert u64(bss, v["start_rodata_addr"].offset) == addr
@@ -170,21 +170,21 @@ def test_typed_ksym(bpf_objects):
     spec = spec_of(bpf_objects, "elf_ksyms_typed")
     if kernel_btf_id("bpf_prog_active", T.Var) is None:  # per-CPU variables in BTF: 5.11
         with pytest.raises(ObjectError, match="'bpf_prog_active' is not a variable"):
-            spec.load()
+            load(spec)
         return
     if not listed:
         with pytest.raises(VerifierError, match="bpf_prog_active") as e:
-            spec.load()
+            load(spec)
         assert e.value.errno == 2
         return
-    with spec.load() as obj:
+    with load(spec) as obj:
         obj.programs["typed_ksym"].test_run(PACKET)
         assert u64(obj.maps["elf_ksym.bss"][ZERO]) >= 1
 
 
 def test_subprograms(bpf_objects):
     spec = spec_of(bpf_objects, "elf_subprogs")
-    with spec.load() as obj:
+    with load(spec) as obj:
         a, b = obj.programs["calls_a"], obj.programs["calls_b"]
         assert a.info().nr_func_info == 3  # calls_a, sum_of_squares, square
         assert b.info().nr_func_info == 2
@@ -201,16 +201,16 @@ def test_callback(bpf_objects):
     spec = spec_of(bpf_objects, "elf_callbacks")
     if not support:  # bpf_loop and BPF_PSEUDO_FUNC came in 5.17 (libbpf fails there too)
         with pytest.raises(VerifierError):
-            spec.load()
+            load(spec)
         return
-    with spec.load() as obj:
+    with load(spec) as obj:
         assert obj.programs["sum_loop"].info().nr_func_info == 2
         obj.programs["sum_loop"].test_run(PACKET)
         assert u64(obj.maps["elf_call.bss"][ZERO]) == 0 + 1 + 2 + 3 + 4
 
 
 def test_global_functions(bpf_objects):
-    with spec_of(bpf_objects, "elf_global_funcs").load() as obj:
+    with load(spec_of(bpf_objects, "elf_global_funcs")) as obj:
         xdp, tc = obj.programs["by_length"], obj.programs["doubled"]
         assert xdp.test_run(bytes(32)).retval == XdpAction.DROP
         assert xdp.test_run(bytes(100)).retval == XdpAction.PASS
@@ -222,12 +222,12 @@ def test_global_functions(bpf_objects):
 
 def test_pinning_reuses_compatible_and_refuses_incompatible(bpf_objects, pin_dir):
     spec = spec_of(bpf_objects, "elf_pinning")
-    with spec.load(pin_root=pin_dir) as obj:
+    with load(spec, pin_root=pin_dir) as obj:
         obj.programs["bump"].test_run(PACKET)
         first_id = obj.maps["shared_counter"].info().id
         assert (pin_dir / "shared_counter").exists()
         assert not (pin_dir / "private_counter").exists()
-    with spec.load(pin_root=pin_dir) as obj:
+    with load(spec, pin_root=pin_dir) as obj:
         assert obj.maps["shared_counter"].info().id == first_id
         obj.programs["bump"].test_run(PACKET)
         assert obj.maps["shared_counter"][0] == 2  # reused pins convert by the object's
@@ -236,7 +236,7 @@ def test_pinning_reuses_compatible_and_refuses_incompatible(bpf_objects, pin_dir
     with Map.create("array", 4, 4, 1) as wrong:
         wrong.pin(pin_dir / "shared_counter")
     with pytest.raises(ObjectError, match="value_size 4 \\(wanted 8\\)"):
-        spec.load(pin_root=pin_dir)
+        load(spec, pin_root=pin_dir)
 
 
 def test_given_maps_are_used_instead_of_created(bpf_objects, pin_dir):
@@ -245,7 +245,7 @@ def test_given_maps_are_used_instead_of_created(bpf_objects, pin_dir):
             Map.create("array", 4, 8, 1, name="given_shared") as shared:
         shared[ZERO] = (41).to_bytes(8, sys.byteorder)
         before = len(os.listdir("/proc/self/fd"))
-        with spec.load(pin_root=pin_dir, maps={"private_counter": priv,
+        with load(spec, pin_root=pin_dir, maps={"private_counter": priv,
                                                "shared_counter": shared}) as obj:
             assert obj.maps["private_counter"].id == priv.id
             assert obj.maps["shared_counter"].id == shared.id
@@ -270,7 +270,7 @@ def test_given_map_must_match_the_definition(bpf_objects, pin_dir, create, diffe
         before = len(os.listdir("/proc/self/fd"))
         with pytest.raises(ObjectError, match=f"map 'private_counter': the given map \\(id "
                                               f"{wrong.id}\\) is incompatible.*{differs}"):
-            spec.load(pin_root=pin_dir, maps={"private_counter": wrong})
+            load(spec, pin_root=pin_dir, maps={"private_counter": wrong})
         assert len(os.listdir("/proc/self/fd")) == before
         assert not wrong.closed
         assert not (pin_dir / "shared_counter").exists()  # pinned, then unpinned on failure
@@ -279,11 +279,11 @@ def test_given_map_must_match_the_definition(bpf_objects, pin_dir, create, diffe
 def test_given_map_of_an_unknown_name(bpf_objects, pin_dir):
     with Map.create("array", 4, 8, 1) as m, \
             pytest.raises(UsageError, match="no map named 'nope'.*private_counter"):
-        spec_of(bpf_objects, "elf_pinning").load(pin_root=pin_dir, maps={"nope": m})
+        load(spec_of(bpf_objects, "elf_pinning"), pin_root=pin_dir, maps={"nope": m})
 
 
 def test_map_in_map_slots(bpf_objects):
-    with spec_of(bpf_objects, "elf_map_in_map").load() as obj:
+    with load(spec_of(bpf_objects, "elf_map_in_map")) as obj:
         outer = obj.maps["outer"]
         ids = {m: obj.maps[m].info().id for m in ("first", "second")}
         assert outer[ZERO] == ids["first"]
@@ -298,14 +298,14 @@ def test_map_in_map_slots(bpf_objects):
 def test_prog_array_slots_and_autoload(bpf_objects):
     spec = spec_of(bpf_objects, "elf_prog_array")
     assert spec.maps["jump_table"].contents == {1: "tail_pass", 3: "tail_drop"}
-    with spec.load() as obj:
+    with load(spec) as obj:
         assert obj.programs["entry"].test_run(PACKET).retval == XdpAction.PASS
         assert u64(obj.maps["elf_prog.bss"][ZERO]) == 1 | 2
     spec.variables["slot"].value = 3
-    with spec.load() as obj:
+    with load(spec) as obj:
         assert obj.programs["entry"].test_run(PACKET).retval == XdpAction.DROP
     spec.programs["tail_drop"].autoload = False
-    with spec.load() as obj:
+    with load(spec) as obj:
         assert set(obj.programs) == {"entry", "tail_pass"}
         assert obj.programs["entry"].test_run(PACKET).retval == XdpAction.ABORTED
 
@@ -316,7 +316,7 @@ def test_core_relocations_and_attach(bpf_objects):
     assert [r.access_str for r in spec.programs["core_read"].function.core_relos][:3] == \
         ["0:0", "0:1", "0:2"]
     spec.programs["core_unsatisfiable"].autoload = False
-    with spec.load() as obj:
+    with load(spec) as obj:
         with obj.programs["core_read"].attach():
             os.getppid()
         tgids = dict(obj.maps["tgid_of"].items())  # u32 -> u32: ints
@@ -327,7 +327,7 @@ def test_core_relocations_and_attach(bpf_objects):
     spec.programs["core_unsatisfiable"].autoload = True
     spec.programs["core_read"].autoload = False
     with pytest.raises(ObjectError, match="pybpf_no_such_field.*cannot be satisfied") as e:
-        spec.load()
+        load(spec)
     assert isinstance(e.value.__cause__, VerifierError)
 
 
@@ -360,12 +360,12 @@ def test_failed_load_closes_everything(bpf_objects):
     before = len(os.listdir("/proc/self/fd"))
     spec = spec_of(bpf_objects, "elf_core")
     with pytest.raises(ObjectError):
-        spec.load()  # core_unsatisfiable fails after maps and core_read were loaded
+        load(spec)  # core_unsatisfiable fails after maps and core_read were loaded
     assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_program_names_are_cut_like_libbpf(bpf_objects):
-    with spec_of(bpf_objects, "elf_attach").load() as obj:
+    with load(spec_of(bpf_objects, "elf_attach")) as obj:
         p = obj.programs["count_raw_sys_enter_calls"]
         assert p.info().name == "count_raw_sys_e"
 
@@ -383,7 +383,7 @@ def test_big_endian_object_parses_but_does_not_load(clang, tmp_path):
     assert spec.variables["packets"].value == (100).to_bytes(8, "big")
     assert [r.kind.value for r in spec.programs["globals"].function.refs][:1] == ["map_value"]
     with pytest.raises(ObjectError, match="big-endian object cannot be loaded"):
-        spec.load()
+        load(spec)
 
 
 def _unlink_and_count(bpf_objects, tmp_path) -> tuple[int, int]:
@@ -419,7 +419,7 @@ def test_map_not_created_poisons_its_uses(bpf_objects):
     when the verifier reaches it, and the error names the map."""
     spec = spec_of(bpf_objects, "elf_autocreate")
     spec.maps["counts"].autocreate = False
-    with spec.load() as obj:  # use_counts is 0: the poisoned code is dead
+    with load(spec) as obj:  # use_counts is 0: the poisoned code is dead
         assert "counts" not in obj.maps
         assert obj.programs["count_if_asked"].test_run(PACKET).retval == XdpAction.PASS
         for map_id in obj.programs["count_if_asked"].info().map_ids:  # .rodata only
@@ -427,9 +427,9 @@ def test_map_not_created_poisons_its_uses(bpf_objects):
                 assert m.name != "counts"
     spec.variables["use_counts"].value = 1
     with pytest.raises(ObjectError, match="use of map 'counts', which was not created") as e:
-        spec.load()
+        load(spec)
     assert isinstance(e.value.__cause__, VerifierError)
     spec.maps["counts"].autocreate = True
-    with spec.load() as obj:
+    with load(spec) as obj:
         obj.programs["count_if_asked"].test_run(PACKET)
         assert obj.maps["counts"][0] == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pybpf.elf import ObjectSpec, Pinning
+from pybpf.elf import ObjectSpec, Pinning, load
 from pybpf.errors import PyBPFError
 
 CORPUS = sorted(p.stem for p in (Path(__file__).parent.parent / "bpf").glob("elf_*.c"))
@@ -73,7 +73,7 @@ def test_same_as_bpftool(bpf_objects, bpffs, pin_dir, name: str) -> None:
     finally:
         shutil.rmtree(peer_dir, ignore_errors=True)
     try:
-        coll = spec.load(pin_root=pin_dir)
+        coll = load(spec, pin_root=pin_dir)
     except PyBPFError as e:
         assert not ok, f"pybpf failed where bpftool loaded {sorted(peer_progs)}: {e}"
         return

@@ -14,7 +14,7 @@ import pytest
 
 from pybpf import features
 from pybpf.btf import types as T
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.elf.struct_ops import StructOpsSpec, resolve
 from pybpf.errors import BPFError, ObjectError, UnsupportedFeatureError
 from pybpf.links.link import Link
@@ -88,7 +88,7 @@ def test_spec_maps_programs_and_members(spec):
 
 def test_registered_without_link(usable):
     name = ca_name(usable, "pybpf_reg")
-    with usable.load() as coll:
+    with load(usable) as coll:
         assert "ca_unused" not in coll.programs
         with coll.attach_struct_ops("pybpf_reg") as reg:
             assert isinstance(reg, StructOpsRegistration)
@@ -105,7 +105,7 @@ def test_registered_without_link(usable):
 @pytest.mark.kernel("struct_ops_link")
 def test_registered_through_a_link(spec, kernel_value_type):
     name = ca_name(spec, "pybpf_link")
-    with spec.load() as coll:
+    with load(spec) as coll:
         info = coll.maps["pybpf_link"].info()
         assert (info.btf_vmlinux_value_type_id, info.value_size) == kernel_value_type
         with coll.attach_struct_ops("pybpf_link") as link:
@@ -120,7 +120,7 @@ def test_registered_through_a_link(spec, kernel_value_type):
 @pytest.mark.kernel("struct_ops_link")
 def test_attach_all_registers_both_and_close_unregisters(spec):
     names = [ca_name(spec, n) for n in ("pybpf_reg", "pybpf_link")]
-    coll = spec.load()
+    coll = load(spec)
     try:
         attached = coll.attach_all()
         assert len(attached) == 2 and all(n in available() for n in names)
@@ -137,7 +137,7 @@ def test_link_maps_on_a_kernel_without_them(spec):
         return
     assert "6.4" in support.reason
     with pytest.raises(UnsupportedFeatureError, match="struct_ops.link.*6.4"):
-        spec.load()
+        load(spec)
 
 
 @pytest.fixture(scope="module")
@@ -155,14 +155,14 @@ def test_member_the_kernel_lacks_is_an_error_when_set(usable):
     before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(ObjectError, match="'pybpf_extra' is set but the kernel's struct "
                                           "tcp_congestion_ops has no such member"):
-        usable.load()
+        load(usable)
     assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_program_with_autoload_off_is_an_error(usable):
     usable.programs["ca_init"].autoload = False
     with pytest.raises(ObjectError, match="needs program 'ca_init', whose autoload is off"):
-        usable.load()
+        load(usable)
 
 
 def test_kernel_struct_must_exist_and_be_struct_ops():
@@ -179,17 +179,17 @@ def test_program_loads_for_one_member(usable):
     """A program attaches to one member of one kernel struct: set to two is an error."""
     usable.struct_ops["pybpf_reg"].programs["ssthresh"] = "ca_init"
     with pytest.raises(ObjectError, match="'ca_init' is set to two members"):
-        usable.load()
+        load(usable)
     if usable.maps["pybpf_link"].autocreate:  # kernels with struct_ops links: across two maps
         usable.struct_ops["pybpf_reg"].programs["ssthresh"] = "ca_ssthresh"
         usable.struct_ops["pybpf_link"].programs.update(init="ca_ssthresh", ssthresh="ca_init")
         with pytest.raises(ObjectError, match="different kernel structs or positions"):
-            usable.load()
+            load(usable)
 
 
 def test_struct_ops_maps_not_created_load_no_programs(spec):
     for name in spec.struct_ops:
         spec.maps[name].autocreate = False
-    with spec.load() as coll:
+    with load(spec) as coll:
         assert coll.struct_ops == {} and not [m for m in coll.maps if m.startswith("pybpf_")]
         assert set(coll.programs) == set()  # each is a struct_ops program of those maps

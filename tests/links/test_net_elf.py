@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.links import attach_cgroup, attach_tc, attach_xdp
 from tests.links.netfixtures import (cgroup, cgroup2_root, make_netns, received,  # noqa: F401
                                      veth)
@@ -30,7 +30,7 @@ def test_c_program_drops_one_port_only(bpf_objects, veth, hook):
     _, other = veth.udp_pair()
     with tx, rx, other:
         spec = spec_for(bpf_objects, rx.getsockname()[1])
-        with spec.load() as obj:
+        with load(spec) as obj:
             prog = obj.programs[f"{hook}_drop_port"]
             with veth.ns_b.entered():
                 att = attach_xdp(prog, veth.b) if hook == "xdp" else attach_tc(prog, veth.b)
@@ -52,7 +52,7 @@ def test_c_cgroup_program_refuses_one_port(bpf_objects, cgroup):
             "        print(errno.errorcode[e.errno])\n")
     with listener:
         spec = spec_for(bpf_objects, port)
-        with spec.load() as obj:
+        with load(spec) as obj:
             prog = obj.programs["refuse_port"]
             code = code.format(port=port, free=9)
             assert cgroup.run(code).split() == ["ok", "ECONNREFUSED"]

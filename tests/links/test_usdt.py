@@ -18,7 +18,7 @@ from pybpf import features
 from pybpf.asm import R6
 from pybpf.btf import types as T
 from pybpf.btf.spec import Spec
-from pybpf.elf import ObjectSpec
+from pybpf.elf import ObjectSpec, load
 from pybpf.elf.loader import object_btf
 from pybpf.errors import UsageError
 from pybpf.links.usdt import (IP_MAP, MAX_SPEC_ARGS, PT_REGS_X86_64, SPEC_SIZE, SPECS_MAP,
@@ -222,7 +222,7 @@ def test_libbpf_usdt_auto_attach_and_cookie(build, request, clang, tmp_path):
     bpf_usdt_arg() reads registers (-O2) or stack slots (-O0) and constants."""
     target = request.getfixturevalue(build)
     obj = build_libbpf_usdt(clang, target, tmp_path / "usdt.o")
-    with ObjectSpec.from_file(obj).load() as coll:
+    with load(ObjectSpec.from_file(obj)) as coll:
         cookies = bpf_cookies()
         if not cookies:  # spec ids by address: a PIE target's are known in one process only
             with pytest.raises(UsageError, match="position-independent.*give pid="):
@@ -244,7 +244,7 @@ def test_libbpf_usdt_auto_attach_and_cookie(build, request, clang, tmp_path):
 def test_libbpf_usdt_by_address_without_cookies(bpf_objects, probe_target):
     """Loaded as on a kernel without BPF cookies (LINUX_HAS_BPF_COOKIE false): the spec ids
     are found by the probe's address in __bpf_usdt_ip_to_spec_id, entries removed on close."""
-    with ObjectSpec.from_file(bpf_objects["elf_usdt"]).load(
+    with load(ObjectSpec.from_file(bpf_objects["elf_usdt"]), 
             kconfig={"LINUX_HAS_BPF_COOKIE": "n"}) as coll:
         prog = coll.programs["on_plain"]
         maps = UsdtSpecMaps(coll.maps[SPECS_MAP], coll.maps[IP_MAP], by_cookie=False)
@@ -281,7 +281,7 @@ def test_libbpf_usdt_spec_ids_are_freed_and_reused(bpf_objects, probe_target):
     cookies = bpf_cookies()
     if not cookies:
         pytest.skip(f"{cookies.reason} (BPF cookies carry the spec ids)")
-    with ObjectSpec.from_file(bpf_objects["elf_usdt"]).load() as coll, \
+    with load(ObjectSpec.from_file(bpf_objects["elf_usdt"])) as coll, \
             Map.from_fd(coll.maps[SPECS_MAP].fd, key="i", value=f"{SPEC_SIZE}s") as specs:
         prog = coll.programs["on_plain"]
         first = attach_usdt(prog, str(probe_target), "pybpf", "plain", cookie=1)

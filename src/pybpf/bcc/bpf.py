@@ -209,7 +209,7 @@ class BPF(IntrospectionMixin):
     def _build(self, translation: Optional["Translation"] = None) -> _Built:
         """Translate with the current load forms (unless given), compile, create the maps
         (the first build's maps are reused by later ones) and the BTF."""
-        from ..elf import ObjectSpec
+        from ..elf import ObjectSpec, load
         from .build import build
         from .dialect import translate
         kind_of = dict(self._kind_of)
@@ -222,7 +222,7 @@ class BPF(IntrospectionMixin):
         reuse = {}
         if self._built:
             reuse = {n: m for n, m in self._built[0].collection.maps.items() if n in spec.maps}
-        built = _Built(kind_of, tr, spec.load(maps=reuse))
+        built = _Built(kind_of, tr, load(spec, maps=reuse))
         self._built.append(built)
         return built
 

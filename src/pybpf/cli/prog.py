@@ -501,7 +501,7 @@ def _load(args: Args, opts: Options, first_only: bool) -> int:
 
 
 def _load_object(params: dict, opts: Options, first_only: bool) -> int:
-    from ..elf import ObjectSpec, find_section
+    from ..elf import ObjectSpec, find_section, load
     from ..errors import VerifierError
     try:
         spec = ObjectSpec.from_file(params["obj"])
@@ -519,7 +519,7 @@ def _load_object(params: dict, opts: Options, first_only: bool) -> int:
     try:
         kw: dict[str, Any] = {"log_level": 7} if opts.debug else {}
         try:
-            coll = spec.load(maps=given, **kw)
+            coll = load(spec, maps=given, **kw)
         except VerifierError as e:
             if opts.debug and e.log:
                 sys.stderr.write(e.log.rstrip("\n") + "\n")

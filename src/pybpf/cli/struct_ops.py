@@ -72,7 +72,7 @@ def do_show(args: Args, opts: Options) -> int:
 def do_register(args: Args, opts: Options) -> int:
     """Load OBJ and register each struct_ops map: one of SEC(".struct_ops") stays registered;
     one of SEC(".struct_ops.link") through its link, pinned in LINK_DIR under the map's name."""
-    from ..elf import ObjectSpec
+    from ..elf import ObjectSpec, load
     args.require(1)
     path = args.next("object file")
     link_dir = args.next("link directory") if len(args) else None
@@ -86,7 +86,7 @@ def do_register(args: Args, opts: Options) -> int:
             raise CLIError(f"struct_ops map {linked[0]!r} registers through a BPF link, which "
                            "pybpf must pin to keep: give LINK_DIR (a bpffs directory)")
         lines = []
-        with spec.load() as coll:
+        with load(spec) as coll:
             for name in spec.struct_ops:
                 attached = coll.attach_struct_ops(name)
                 coll.links.remove(attached)  # outlives this process: not closed with coll

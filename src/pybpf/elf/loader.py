@@ -136,12 +136,14 @@ class Collection:
                 f"maps {sorted(self.maps)}>")
 
 
-def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_ROOT,
+def load(spec: Union[ObjectSpec, str, os.PathLike, bytes], *,
+         pin_root: Union[str, os.PathLike] = DEFAULT_PIN_ROOT,
          maps: Optional[Mapping[str, Map]] = None, log_level: int = 0,
          kconfig: Optional[dict[str, str]] = None, btf: bool = True,
          core_btf: Optional[list[Spec]] = None,
          core_in_kernel: Optional[bool] = None) -> Collection:
-    """Create ``spec``'s maps and load its autoload programs.
+    """Create ``spec``'s maps and load its autoload programs (``spec``: an ``ObjectSpec``, or
+    the path of an object file, or its bytes, parsed first).
 
     ``pin_root``: directory of maps with ``pinning = LIBBPF_PIN_BY_NAME``. ``maps``: existing
     maps to use instead of creating the object's maps of those names (libbpf's
@@ -157,6 +159,9 @@ def load(spec: ObjectSpec, *, pin_root: Union[str, os.PathLike] = DEFAULT_PIN_RO
     relocation is also the reference a program the kernel refuses is loaded again with; False:
     always pybpf; True: the kernel or UnsupportedFeatureError.
     """
+    if not isinstance(spec, ObjectSpec):
+        spec = (ObjectSpec.from_bytes(spec) if isinstance(spec, bytes)
+                else ObjectSpec.from_file(spec))
     if spec.byte_order != sys.byteorder:
         raise ObjectError(f"{spec.path}: a {spec.byte_order}-endian object cannot be loaded "
                           f"into this {sys.byteorder}-endian kernel: compile with -target "
@@ -608,7 +613,8 @@ def _patch_kfunc(code: bytearray, i: int, order: str, spec: ObjectSpec, name: st
     from ..btf.core import types_compatible
     from .externs import kernel_type
     local, kernel = spec.externs[name].type, kernel_type(found)
-    if not types_compatible(local.proto, kernel.proto):  # type: ignore[union-attr]
+    assert isinstance(local, T.Func) and isinstance(kernel, T.Func)  # a kfunc's; found as one
+    if not types_compatible(local.proto, kernel.proto):
         raise ObjectError(f"{what}: kfunc {name!r} is declared with a prototype that does not "
                           f"match the kernel's ({_signature(kernel)}); fix the extern "
                           "declaration")
@@ -625,8 +631,8 @@ def _patch_kfunc(code: bytearray, i: int, order: str, spec: ObjectSpec, name: st
     I.patch(code, i, order, src=PseudoCall.KFUNC_CALL, imm=found.type_id, off=off)
 
 
-def _signature(func: T.Type) -> str:
-    proto = func.proto  # type: ignore[attr-defined]
+def _signature(func: T.Func) -> str:
+    proto = func.proto
     params = ", ".join(p.type.name or p.type.kind.name.lower() for p in proto.params)
     ret = proto.return_type
     return f"{func.name}({params}) -> {ret.name or ret.kind.name.lower()}"

@@ -4,7 +4,7 @@
 programs (one per global function in a SEC() section; ``.text`` functions are subprograms),
 the maps (``maps``), global variables and externs, and for every function the references
 its instructions make (maps, data, subprograms, externs) from the ELF relocations.
-``spec.load()`` creates the kernel objects (``loader``).
+``pybpf.elf.load(spec)`` creates the kernel objects (``loader``).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import os
 import struct
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 from ..asm import rewrite as I
 from ..asm.opcodes import LD_IMM64
@@ -28,8 +28,6 @@ from .reader import (SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_O
 from .sections import Section, section
 from .struct_ops import SECTIONS as STRUCT_OPS_SECTIONS, StructOpsSpec
 
-if TYPE_CHECKING:
-    from .loader import Collection
 
 KSYMS_SECTION = ".ksyms"
 TEXT = ".text"
@@ -195,11 +193,6 @@ class ObjectSpec:
     def from_bytes(cls, data: bytes, name: str = "object") -> "ObjectSpec":
         return cls(data, name)
 
-    def load(self, **kwargs: Any) -> "Collection":
-        """Create the maps and load the programs (see ``pybpf.elf.loader.load``)."""
-        from .loader import load
-        return load(self, **kwargs)
-
     def _where(self, what: str = "") -> str:
         return f"{self.path}{': ' + what if what else ''}"
 
@@ -208,7 +201,7 @@ class ObjectSpec:
         if self.btf is None:
             return None
         found = self.btf.find_all(name, T.Datasec)
-        return found[0] if found else None  # type: ignore[return-value]
+        return found[0] if found else None
 
     def _parse_data_maps(self) -> None:
         elf = self.elf
@@ -278,7 +271,8 @@ class ObjectSpec:
         starts = {name: off for (_, off), name in self._map_at.items()}
         for vs in ds.vars if ds is not None else []:
             st = T.skip_qualifiers(vs.type.type)
-            values = [m for m in st.members if m.name == "values"]
+            values = [m for m in st.members if m.name == "values"] \
+                if isinstance(st, T.Composite) else []  # a map definition is a struct
             start = starts.get(vs.type.name)
             if values and start is not None:
                 layout.append((start, start + vs.size, vs.type.name, values[0].offset // 8))
@@ -370,12 +364,12 @@ class ObjectSpec:
                      if s.shndx == SHN_UNDEF and s.bind in (STB_GLOBAL, STB_WEAK) and s.name]
         if not undefined:
             return
-        kinds: dict[str, tuple[str, T.Type]] = {}
+        kinds: dict[str, tuple[str, Union[T.Var, T.Func]]] = {}  # a DATASEC's entries
         for sec in (KCONFIG_SECTION, KSYMS_SECTION):
             ds = self._datasec(sec)
             for vs in ds.vars if ds is not None else []:
                 kinds[vs.type.name] = (sec, vs.type)
-        kcfg: list[ExternSpec] = []
+        kcfg: list[tuple[int, ExternSpec]] = []  # (alignment, extern)
         for sym in undefined:
             if sym.name not in kinds:
                 raise ObjectError(self._where(f"extern {sym.name!r} is neither __kconfig nor "
@@ -386,27 +380,26 @@ class ObjectSpec:
             if isinstance(t, T.Func):
                 self.externs[sym.name] = ExternSpec(sym.name, RefKind.KFUNC, t, weak)
             elif sec == KCONFIG_SECTION:
-                vt = t.type  # type: ignore[attr-defined]
+                vt = t.type
                 ext = ExternSpec(sym.name, RefKind.KCONFIG, vt, weak, size=T.sizeof(vt))
-                kcfg.append(ext)
+                kcfg.append((T.alignof(vt), ext))
                 self.externs[sym.name] = ext
             else:
-                vt = T.skip_qualifiers(t.type)  # type: ignore[attr-defined]
+                vt = T.skip_qualifiers(t.type)
                 self.externs[sym.name] = ExternSpec(sym.name, RefKind.KSYM,
                                                     None if isinstance(vt, T.Void) else vt, weak)
         if kcfg:
             # libbpf's layout: by alignment (largest first), then size, then name
-            kcfg.sort(key=lambda e: (-T.alignof(e.type), e.size, e.name))
+            kcfg.sort(key=lambda x: (-x[0], x[1].size, x[1].name))
             off = 0
-            for e in kcfg:
-                a = T.alignof(e.type)
+            for a, e in kcfg:
                 off = (off + a - 1) // a * a
                 e.offset = off
                 off += e.size
             m = data_map(self.name, KCONFIG_SECTION, off, b"")
             m.value_type = self._datasec(KCONFIG_SECTION)
             self._add_map(m)
-            for e in kcfg:
+            for _, e in kcfg:
                 self.variables[e.name] = VariableSpec(e.name, m, e.offset, e.size, e.type,
                                                       self.byte_order)
 

@@ -137,13 +137,13 @@ class Exporter:
         source = bcc_program.source_of(cfg)
         if source is not None:
             return self._load_bcc(cfg, source, core_btf)
-        from ..elf import ObjectSpec
+        from ..elf import ObjectSpec, load
         path = bpf_object(cfg)
         where = f"config {cfg.name!r}: {path}"
         try:
             spec = ObjectSpec.from_file(path)
             self._pass_kaddrs(cfg, spec, where)
-            coll = spec.load(core_btf=core_btf) if core_btf else spec.load()
+            coll = load(spec, core_btf=core_btf) if core_btf else load(spec)
         except PyBPFError as e:
             raise self._load_error(where, "loading", e) from None
         loaded = Loaded(cfg, coll)
