@@ -60,7 +60,7 @@ def eperm_reason(needs: Iterable[str] = (), caps: Optional[int] = None) -> str:
     if lacking:
         have = held(caps, "CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN")
         holds = f" (it holds {', '.join(have)})" if have else ""
-        return (f"not permitted: this process lacks {' and '.join(lacking)}{holds}; run as root "
+        return (f"this process lacks {' and '.join(lacking)}{holds}; run as root "
                 "or grant CAP_BPF (+CAP_PERFMON for tracing, CAP_NET_ADMIN for networking) or "
                 "CAP_SYS_ADMIN")
     have = held(caps, "CAP_BPF", "CAP_SYS_ADMIN", *needs)

@@ -7,7 +7,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, TypeVar, Union
 
 from . import caps as _caps
 from .errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
@@ -116,31 +116,35 @@ class TestRunResult:
     ctx_out: bytes
 
 
+P = TypeVar("P", bound="Program")
+
+
 class Program(KernelObject):
     """A loaded BPF program. ``verifier_log`` holds the log when one was requested;
-    ``expected_attach_type`` is the one it was loaded with (None when unknown: opened by
-    fd, pin or id, since the kernel does not report it)."""
+    ``expected_attach_type`` is the one it was loaded with (a struct_ops program: the index
+    of its member; None when unknown: opened by fd, pin or id, since the kernel does not
+    report it)."""
 
     kind = "prog"
 
     def __init__(self, fd: FD, name: str, prog_type: Union[ProgType, int],
                  verifier_log: str = "",
-                 expected_attach_type: Optional[AttachType] = None) -> None:
+                 expected_attach_type: Union[AttachType, int, None] = None) -> None:
         super().__init__(fd, name)
         self.prog_type = prog_type
         self.verifier_log = verifier_log
         self.expected_attach_type = expected_attach_type
 
     @classmethod
-    def load(cls, prog_type: ProgTypeLike, insns: Any, *, license: str = "GPL",
-             name: str = "", expected_attach_type: Optional[AttachType] = None,
+    def load(cls: type[P], prog_type: ProgTypeLike, insns: Any, *, license: str = "GPL",
+             name: str = "", expected_attach_type: Union[AttachType, int, None] = None,
              attach_btf_id: int = 0, attach_btf_obj_fd: int = 0, attach_prog_fd: int = 0,
              kern_version: Optional[int] = None, flags: int = 0, ifindex: int = 0,
              btf: Any = None, func_info: bytes = b"", func_info_rec_size: int = 8,
              line_info: bytes = b"", line_info_rec_size: int = 16,
              core_relos: bytes = b"", core_relo_rec_size: int = 16,
              fd_array: Optional[list[int]] = None, log_level: int = 0,
-             log_size: int = _LOG_START, log_size_max: int = LOG_BUF_MAX) -> "Program":
+             log_size: int = _LOG_START, log_size_max: int = LOG_BUF_MAX) -> P:
         """BPF_PROG_LOAD.
 
         ``insns`` is bytes of ``struct bpf_insn`` or anything ``bytes()`` turns into them
@@ -351,8 +355,10 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
     missing, or that the kernel refused although they are held."""
     from .btf.probes import prog_load  # the BTF layer only to explain a refusal (start-up)
     needs = probes.prog_caps(attr.prog_type)
+    eperm = BPFError(err, "BPF_PROG_LOAD", what,
+                     detail=f"operation not permitted: {_caps.eperm_reason(needs)}")
     if err == _errno.EPERM and _caps.missing(needs):
-        raise BPFError(err, "BPF_PROG_LOAD", what, detail=_caps.eperm_reason(needs))
+        raise eperm
     try:
         support = prog_load(attr.prog_type, attr.expected_attach_type, attr.attach_btf_id)
     except ValueError:
@@ -360,7 +366,7 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
     if not support:
         raise UnsupportedFeatureError(f"BPF_PROG_LOAD on {what}: {support.reason}")
     if err == _errno.EPERM:
-        raise BPFError(err, "BPF_PROG_LOAD", what, detail=_caps.eperm_reason(needs))
+        raise eperm
 
 
 def enable_stats() -> FD:
