@@ -293,15 +293,15 @@ def types_match(local: T.Type, target: T.Type, behind_ptr: bool = False,
                        for n in target.members) for m in local.members)
     if local.kind != target.kind:
         return False
-    if isinstance(local, T.Int):
-        return local.size == target.size and local.signed == target.signed  # type: ignore[attr-defined]
-    if isinstance(local, T.Pointer):
-        return types_match(local.target, target.target, True, depth - 1)  # type: ignore[attr-defined]
-    if isinstance(local, T.Array):
+    # one kind from here: each test of local's class holds for target's too
+    if isinstance(local, T.Int) and isinstance(target, T.Int):
+        return local.size == target.size and local.signed == target.signed
+    if isinstance(local, T.Pointer) and isinstance(target, T.Pointer):
+        return types_match(local.target, target.target, True, depth - 1)
+    if isinstance(local, T.Array) and isinstance(target, T.Array):
         return local.nelems == target.nelems and \
-            types_match(local.type, target.type, behind_ptr, depth - 1)  # type: ignore[attr-defined]
-    if isinstance(local, T.FuncProto):
-        assert isinstance(target, T.FuncProto)
+            types_match(local.type, target.type, behind_ptr, depth - 1)
+    if isinstance(local, T.FuncProto) and isinstance(target, T.FuncProto):
         return len(local.params) == len(target.params) and \
             all(types_match(a.type, b.type, behind_ptr, depth - 1)
                 for a, b in zip(local.params, target.params)) and \

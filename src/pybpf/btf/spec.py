@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 from array import array
-from typing import BinaryIO, Iterator, Optional, Sequence, Union
+from typing import Any, BinaryIO, Iterator, Optional, Sequence, TypeVar, Union, overload
 
 from .. import cache
 from ..errors import BTFError
@@ -39,6 +39,7 @@ _PER = [_VLEN_WORDS.get(k, 0) if 1 <= k <= BtfKind.MAX else 0 for k in range(32)
 _STEP8, _PER8 = [_STEP[k & 31] for k in range(256)], [_PER[k & 31] for k in range(256)]  # info>>24
 
 KindLike = Union[BtfKind, "type[T.Type]", None]
+K = TypeVar("K", bound=T.Type)  # a types class given as the kind: what is found is of it
 
 
 class Spec:
@@ -124,6 +125,14 @@ class Spec:
         except FileNotFoundError:
             return []
 
+    @overload
+    @staticmethod
+    def find_kernel(name: str, kind: type[K],
+                    module: Optional[str] = None) -> Optional[tuple[str, K]]: ...
+    @overload
+    @staticmethod
+    def find_kernel(name: str, kind: Optional[BtfKind] = None,
+                    module: Optional[str] = None) -> Optional[tuple[str, T.Type]]: ...
     @staticmethod
     def find_kernel(name: str, kind: KindLike = None,
                     module: Optional[str] = None) -> Optional[tuple[str, T.Type]]:
@@ -132,8 +141,7 @@ class Spec:
         None when no kernel BTF has it."""
         for place in [module] if module else ["", *Spec.module_names()]:
             spec = Spec.module(place) if place else Spec.vmlinux()
-            own = [t for t in spec.find_all(name, kind)
-                   if not place or t.id >= len(Spec.vmlinux())]  # not the base's types
+            own = spec.find_all(name, kind, own=True)
             if own:
                 return place, own[0]
         return None
@@ -346,16 +354,28 @@ class Spec:
         self._by_name[name] = ids
         return ids
 
-    def find_all(self, name: str, kind: KindLike = None) -> list[T.Type]:
-        """Every type called ``name`` (of ``kind``: a BtfKind or a types class), in id order."""
-        found = [self.type_by_id(i) for i in self._ids_named(name)]
+    @overload
+    def find_all(self, name: str, kind: type[K], own: bool = False) -> list[K]: ...
+    @overload
+    def find_all(self, name: str, kind: Optional[BtfKind] = None,
+                 own: bool = False) -> list[T.Type]: ...
+    def find_all(self, name: str, kind: KindLike = None, own: bool = False) -> list[Any]:
+        """Every type called ``name`` (of ``kind``: a BtfKind or a types class), in id order;
+        ``own``: only this spec's, not its base's (split BTF)."""
+        ids = self._ids_named(name)
+        first = self._first_id if own else 0
+        found = [self.type_by_id(i) for i in ids if i >= first]
         if kind is None:
             return found
         if isinstance(kind, type):
             return [t for t in found if isinstance(t, kind)]
         return [t for t in found if t.kind == kind]
 
-    def find(self, name: str, kind: KindLike = None) -> T.Type:
+    @overload
+    def find(self, name: str, kind: type[K]) -> K: ...
+    @overload
+    def find(self, name: str, kind: Optional[BtfKind] = None) -> T.Type: ...
+    def find(self, name: str, kind: KindLike = None) -> Any:  # T.Type, as the overloads say
         """The first type called ``name`` of ``kind``; without ``kind`` the name must not belong
         to types of different kinds (``typedef struct foo foo``)."""
         found = self.find_all(name, kind)

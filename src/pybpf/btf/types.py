@@ -369,6 +369,13 @@ class DeclTag(Type):
         self.type, self.component_idx, self.attribute = type, component_idx, attribute
 
 
+def type_id(t: Type) -> int:
+    """``t``'s id in the spec it was parsed from or encoded into (BTFError before it has one)."""
+    if t.id is None:
+        raise BTFError(f"{t!r} has no type id (built in Python): encode it first")
+    return t.id
+
+
 def skip_qualifiers(t: Type, typedefs: bool = True) -> Type:
     """``t`` without const/volatile/restrict/type tags (and typedefs, unless ``typedefs`` is
     False)."""
