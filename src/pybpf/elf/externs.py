@@ -149,7 +149,7 @@ class KernelBTFId:
     module: str = ""
 
 
-def kernel_btf_id(name: str, kind: type) -> Optional[KernelBTFId]:
+def kernel_btf_id(name: str, kind: type[T.Type]) -> Optional[KernelBTFId]:
     """The BTF id of kernel ``name`` of ``kind`` (T.Func, T.Var, T.Typedef) in vmlinux or,
     failing that, the first module that has one (``Spec.find_kernel``)."""
     try:
@@ -159,7 +159,7 @@ def kernel_btf_id(name: str, kind: type) -> Optional[KernelBTFId]:
     if found is None:
         return None
     module, t = found
-    return KernelBTFId(t.id, module)  # type: ignore[arg-type]
+    return KernelBTFId(T.type_id(t), module)
 
 
 def kernel_type(found: KernelBTFId) -> T.Type:

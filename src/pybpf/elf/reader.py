@@ -16,7 +16,7 @@ import mmap
 import operator
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Literal, Optional, Union
 
 from ..errors import ObjectError
 
@@ -173,7 +173,7 @@ class ElfFile:
             raise ObjectError(f"{name}: malformed ELF object: class {elfclass}, data encoding "
                               f"{encoding} in its identification bytes")
         self.elf_class = 64 if elfclass == ELFCLASS64 else 32
-        self.byte_order = "little" if encoding == ELFDATA2LSB else "big"
+        self.byte_order: Literal["little", "big"] = "little" if encoding == ELFDATA2LSB else "big"
         self._e = e = "<" if self.byte_order == "little" else ">"
         self._layout = lay = _LAYOUTS[elfclass]
         size = struct.calcsize(e + lay.ehdr)

@@ -85,16 +85,16 @@ def resolve(so: StructOpsSpec, where: str) -> KernelStructOps:
         raise ObjectError(f"{what}: the kernel's BTF has no struct {tname} (vmlinux or modules)")
     module, ktype = found
     kspec = Spec.module(module) if module else Spec.vmlinux()
-    vtypes = [t for t in kspec.find_all(VALUE_PREFIX + tname, T.Struct)
-              if not module or t.id >= len(Spec.vmlinux())]
+    vtypes = kspec.find_all(VALUE_PREFIX + tname, T.Struct, own=bool(module))
     data = next((m for m in vtypes[0].members if m.type.id == ktype.id), None) if vtypes \
         else None
     if data is None:
         raise ObjectError(f"{what}: struct {tname} is not a struct_ops type of this kernel (no "
                           f"struct {VALUE_PREFIX}{tname} holding it)")
-    out = KernelStructOps(ktype.id, vtypes[0].id, module, bytearray(vtypes[0].size))
+    out = KernelStructOps(T.type_id(ktype), T.type_id(vtypes[0]), module,
+                          bytearray(vtypes[0].size))
     base = data.offset // 8
-    kmembers = {m.name: (i, m) for i, m in enumerate(ktype.members)}  # type: ignore[attr-defined]
+    kmembers = {m.name: (i, m) for i, m in enumerate(ktype.members)}
     for m in so.type.members:
         off = m.offset // 8
         ltype = T.skip_qualifiers(m.type)
@@ -114,10 +114,10 @@ def resolve(so: StructOpsSpec, where: str) -> KernelStructOps:
             raise ObjectError(f"{what}: member {m.name!r} is a {ltype.kind.name.lower()} here "
                               f"but a {ktype_m.kind.name.lower()} in the kernel's struct")
         koff = base + km.offset // 8
-        if isinstance(ltype, T.Pointer):
+        if isinstance(ltype, T.Pointer) and isinstance(ktype_m, T.Pointer):  # one class (above)
             if prog is None:
                 continue
-            if not isinstance(T.skip_qualifiers(ktype_m.target), T.FuncProto):  # type: ignore
+            if not isinstance(T.skip_qualifiers(ktype_m.target), T.FuncProto):
                 raise ObjectError(f"{what}: member {m.name!r} is not a function pointer in "
                                   "the kernel's struct: only programs can be set")
             if out.members.get(prog, idx) != idx:

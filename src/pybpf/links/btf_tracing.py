@@ -160,8 +160,8 @@ def function_btf_id(program: Program, function: str) -> int:
         raise UsageError(f"{program.describe()} has no function {function!r} in its BTF") from None
 
 
-def attach(program: Program, attach_type: Optional[AttachType] = None, *, cookie: int = 0,
-           target: Optional[Program] = None, target_btf_id: int = 0) -> Link:
+def attach(program: Program, attach_type: Union[AttachType, int, None] = None, *,
+           cookie: int = 0, target: Optional[Program] = None, target_btf_id: int = 0) -> Link:
     """Attach a loaded tp_btf/fentry/fexit/fmod_ret/LSM/freplace program to the hook it was
     loaded for (BPF_LINK_CREATE; RAW_TRACEPOINT_OPEN on kernels before 5.13).
 
