@@ -74,6 +74,7 @@ class CDumper:
         """C definitions of ``t`` and of every type it needs that was not emitted before
         (nothing for kinds that define no type: funcs, vars, datasecs, decl tags)."""
         t = self._type(t)
+        assert t.id is not None  # _type checked it
         if self._order[t.id] == _DONE:
             return ""  # emitted before, or needs no definition
         queue: list[T.Type] = []
@@ -102,7 +103,7 @@ class CDumper:
         """The name ``t`` has in the emitted C: its BTF name, or ``name___N`` where that name
         was taken by an earlier type (as bpftool names it); '' if anonymous."""
         t = self._type(t)
-        if t.kind == BtfKind.TYPEDEF:
+        if isinstance(t, T.Typedef):
             return self._ident_name(t)
         return self._type_name(t)
 
@@ -126,33 +127,35 @@ class CDumper:
             ref = bytearray(len(self.spec))
             for u in self.spec:
                 for r in _references(u):
+                    assert r.id is not None  # types of a parsed spec have ids
                     ref[r.id] = 1
             self._referenced = ref
+        assert t.id is not None
         return bool(self._referenced[t.id])
 
     def _order_type(self, t: T.Type, through_ptr: bool, queue: list[T.Type]) -> bool:
         """Queue the definitions ``t`` needs, dependencies first. True if ``t`` must be fully
         defined before its user (a strong link), False if a forward declaration will do."""
         tid = t.id
+        assert tid is not None  # types of a parsed spec have ids
         state = self._order[tid]
         if state == _DONE:
             return True
-        k = t.kind
         if state == _BUSY:
-            if k in (BtfKind.STRUCT, BtfKind.UNION) and through_ptr and t.name:
+            if isinstance(t, T.Composite) and through_ptr and t.name:
                 return False
             raise BTFError(f"{self.spec.name}: type [{tid}] {t.name or '(anon)'} contains "
                            f"itself (an unsatisfiable type cycle)")
-        if k in (BtfKind.INT, BtfKind.FLOAT):
+        if isinstance(t, (T.Int, T.Float)):
             self._order[tid] = _DONE
             return False
-        if k == BtfKind.PTR:
+        if isinstance(t, T.Pointer):
             strong = self._order_type(t.target, True, queue)
             self._order[tid] = _DONE
             return strong
-        if k == BtfKind.ARRAY:
+        if isinstance(t, T.Array):
             return self._order_type(t.type, False, queue)
-        if k in (BtfKind.STRUCT, BtfKind.UNION):
+        if isinstance(t, T.Composite):
             if through_ptr and t.name:
                 return False
             self._order[tid] = _BUSY
@@ -162,21 +165,21 @@ class CDumper:
                 queue.append(t)
             self._order[tid] = _DONE
             return True
-        if k in (BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FWD):
+        if isinstance(t, (T.Enum, T.Fwd)):
             if t.name or not self._is_referenced(t):
                 queue.append(t)
             self._order[tid] = _DONE
             return True
-        if k == BtfKind.TYPEDEF:
+        if isinstance(t, T.Typedef):
             strong = self._order_type(t.type, through_ptr, queue)
             if through_ptr and not strong:
                 return False
             queue.append(t)
             self._order[tid] = _DONE
             return True
-        if k in _MODS:
+        if isinstance(t, T.Qualifier):
             return self._order_type(t.type, through_ptr, queue)
-        if k == BtfKind.FUNC_PROTO:
+        if isinstance(t, T.FuncProto):
             strong = self._order_type(t.return_type, through_ptr, queue)
             for p in t.params:
                 strong = self._order_type(p.type, through_ptr, queue) or strong
@@ -190,55 +193,53 @@ class CDumper:
         """Emit ``t``'s definition if at top level (``cont_id`` 0), else whatever forward
         declarations its use inside the definition of type ``cont_id`` requires."""
         tid = t.id
+        assert tid is not None  # types of a parsed spec have ids
         state = self._emit[tid]
         if state == _DONE:
             return
-        k = t.kind
         w = self._out.append
         if state == _BUSY:
             if self._fwd[tid]:
                 return
-            if k in (BtfKind.STRUCT, BtfKind.UNION):
+            if isinstance(t, T.Composite):
                 if tid == cont_id or not t.name:
                     return  # a reference to the struct being defined; or malformed
                 self._struct_fwd(t)
                 w(";\n\n")
                 self._fwd[tid] = 1
-            elif k == BtfKind.TYPEDEF:
+            elif isinstance(t, T.Typedef):
                 # a typedef used through a pointer inside its own target: define it now
                 if t.name != "__builtin_va_list":
                     self._typedef_def(t, 0)
                     w(";\n\n")
                 self._fwd[tid] = 1
             return
-        if k == BtfKind.INT:
+        if isinstance(t, T.Int):
             alias = _MISSING_BASE_TYPES.get(t.name)
             if alias:
                 w(f"typedef {alias} {t.name};\n\n")
             self._emit[tid] = _DONE
-        elif k in (BtfKind.ENUM, BtfKind.ENUM64):
+        elif isinstance(t, T.Enum):
             if not cont_id:
                 self._enum_def(t, 0)
                 w(";\n\n")
             self._emit[tid] = _DONE
-        elif k == BtfKind.PTR:
+        elif isinstance(t, T.Pointer):
             self._emit_type(t.target, cont_id)
-        elif k in _MODS:
+        elif isinstance(t, (T.Qualifier, T.Array)):
             self._emit_type(t.type, cont_id)
-        elif k == BtfKind.ARRAY:
-            self._emit_type(t.type, cont_id)
-        elif k == BtfKind.FWD:
+        elif isinstance(t, T.Fwd):
             self._fwd_def(t)
             w(";\n\n")
             self._emit[tid] = _DONE
-        elif k == BtfKind.TYPEDEF:
+        elif isinstance(t, T.Typedef):
             self._emit[tid] = _BUSY
             self._emit_type(t.type, tid)
             if not self._fwd[tid] and t.name != "__builtin_va_list":
                 self._typedef_def(t, 0)
                 w(";\n\n")
             self._emit[tid] = _DONE
-        elif k in (BtfKind.STRUCT, BtfKind.UNION):
+        elif isinstance(t, T.Composite):
             self._emit[tid] = _BUSY
             if not cont_id or not t.name:
                 inner = cont_id if not t.name else tid
@@ -254,7 +255,7 @@ class CDumper:
                 self._emit[tid] = _DONE
             else:
                 self._emit[tid] = _NOT
-        elif k == BtfKind.FUNC_PROTO:
+        elif isinstance(t, T.FuncProto):
             self._emit_type(t.return_type, cont_id)
             for p in t.params:
                 self._emit_type(p.type, cont_id)
@@ -266,15 +267,19 @@ class CDumper:
         name = t.name
         if not name:
             return ""
-        resolved = self._names.get(t.id)
+        tid = t.id
+        assert tid is not None  # types of a parsed spec have ids
+        resolved = self._names.get(tid)
         if resolved is not None:
             return resolved
-        if t.kind != BtfKind.FWD and not (t.kind == BtfKind.ENUM and not t.values):
+        # forward declarations (a forward-declared enum: BTF_KIND_ENUM without values) take
+        # no name of their own
+        if not isinstance(t, T.Fwd) and not (type(t) is T.Enum and not t.values):
             count = names.get(name, 0) + 1
             names[name] = count
             if count > 1:
                 name = f"{name}___{count}"
-        self._names[t.id] = name
+        self._names[tid] = name
         return name
 
     def _type_name(self, t: T.Type) -> str:
@@ -303,13 +308,15 @@ class CDumper:
 
     def _alignof(self, t: T.Type) -> int:
         """libbpf's ``btf__align_of``, memoized per type id (member alignments included)."""
-        a = self._align.get(t.id)
+        tid = t.id
+        assert tid is not None  # types of a parsed spec have ids
+        a = self._align.get(tid)
         if a is None:
             u = T.skip_qualifiers(t)
             while isinstance(u, T.Array):
                 u = T.skip_qualifiers(u.type)
             a = self._layout(u)[0] if isinstance(u, T.Composite) else T.alignof(u)
-            self._align[t.id] = a
+            self._align[tid] = a
         return a
 
     def _layout(self, t: T.Composite) -> tuple[int, bool]:
@@ -424,11 +431,11 @@ class CDumper:
             k = t.kind
             if t is T.VOID or k in _LEAVES:
                 break
-            if k == BtfKind.PTR:
+            if isinstance(t, T.Pointer):
                 t = t.target
-            elif k == BtfKind.FUNC_PROTO:
+            elif isinstance(t, T.FuncProto):
                 t = t.return_type
-            elif k == BtfKind.ARRAY or k in _MODS:
+            elif isinstance(t, (T.Array, T.Qualifier)):
                 t = t.type
             else:
                 raise BTFError(f"{self.spec.name}: {t!r} cannot be part of a declaration")
@@ -464,36 +471,36 @@ class CDumper:
                 last_was_ptr = False
                 continue
             k = t.kind
-            if k in (BtfKind.INT, BtfKind.FLOAT):
+            if isinstance(t, (T.Int, T.Float)):
                 self._mods(decls)
                 w(t.name)
-            elif k in (BtfKind.STRUCT, BtfKind.UNION):
+            elif isinstance(t, T.Composite):
                 self._mods(decls)
                 if t.name:
                     self._struct_fwd(t)
                 else:
                     self._struct_def(t, lvl)
-            elif k in (BtfKind.ENUM, BtfKind.ENUM64):
+            elif isinstance(t, T.Enum):
                 self._mods(decls)
                 if t.name:
                     w("enum " + self._type_name(t))
                 else:
                     self._enum_def(t, lvl)
-            elif k == BtfKind.FWD:
+            elif isinstance(t, T.Fwd):
                 self._mods(decls)
                 self._fwd_def(t)
-            elif k == BtfKind.TYPEDEF:
+            elif isinstance(t, T.Typedef):
                 self._mods(decls)
                 w(self._ident_name(t))
-            elif k == BtfKind.PTR:
+            elif isinstance(t, T.Pointer):
                 w("*" if last_was_ptr else " *")
-            elif k == BtfKind.TYPE_TAG:
+            elif isinstance(t, T.TypeTag):
                 self._mods(decls)
                 w(f" __attribute__(({t.name}))" if t.attribute
                   else f' __attribute__((btf_type_tag("{t.name}")))')
             elif k in _QUALIFIER_WORD:
                 w(" " + _QUALIFIER_WORD[k])
-            elif k == BtfKind.ARRAY:
+            elif isinstance(t, T.Array):
                 # qualifiers on an array (a GCC quirk) mean nothing: drop them
                 self._drop_mods(decls)
                 if not decls:
@@ -510,7 +517,7 @@ class CDumper:
                     w(")")
                 w(f"[{t.nelems}]")
                 return
-            elif k == BtfKind.FUNC_PROTO:
+            elif isinstance(t, T.FuncProto):
                 self._drop_mods(decls)  # GCC's volatile on noreturn function pointers
                 if decls:
                     w(" (")
@@ -543,20 +550,19 @@ def _hi32(v: int) -> int:
 
 def _references(t: T.Type) -> Iterable[T.Type]:
     """The types ``t`` refers to directly."""
-    k = t.kind
-    if k in (BtfKind.STRUCT, BtfKind.UNION):
+    if isinstance(t, T.Composite):
         return [m.type for m in t.members]
-    if k == BtfKind.FUNC_PROTO:
+    if isinstance(t, T.FuncProto):
         return [p.type for p in t.params]
-    if k == BtfKind.PTR:
+    if isinstance(t, T.Pointer):
         return (t.target,)
-    if k == BtfKind.ARRAY:
+    if isinstance(t, T.Array):
         return (t.type, t.index_type)
-    if k == BtfKind.FUNC:
+    if isinstance(t, T.Func):
         return (t.proto,)
-    if k == BtfKind.DATASEC:
+    if isinstance(t, T.Datasec):
         return [v.type for v in t.vars]
-    if k in _MODS or k in (BtfKind.TYPEDEF, BtfKind.VAR, BtfKind.DECL_TAG):
+    if isinstance(t, (T.Qualifier, T.Typedef, T.Var, T.DeclTag)):
         return (t.type,)
     return ()
 
@@ -588,11 +594,11 @@ def kfunc_prototypes(spec: Spec, dumper: Optional[CDumper] = None) -> str:
     kfuncs: dict[str, T.Func] = {}
     fastcall: set[int] = set()
     for t in spec:
-        if t.kind == BtfKind.DECL_TAG and t.component_idx == -1 and t.type.kind == BtfKind.FUNC:
+        if isinstance(t, T.DeclTag) and t.component_idx == -1 and isinstance(t.type, T.Func):
             if t.name == "bpf_kfunc":
                 kfuncs[t.type.name] = t.type
             elif t.name == "bpf_fastcall":
-                fastcall.add(t.type.id)
+                fastcall.add(T.type_id(t.type))
     lines = ["\n/* BPF kfuncs */\n#ifndef BPF_NO_KFUNC_PROTOTYPES\n"]
     for name in sorted(kfuncs):
         func = kfuncs[name]
