@@ -35,15 +35,6 @@ LAYERS: dict[str, int] = {
     "pybpf.cli": 4, "pybpf.bcc": 4, "pybpf.exporter": 4,
 }
 
-# Known imports that close a cycle or go up, each to be removed; the test fails when one is
-# gone (delete it here then) or when any other appears.
-KNOWN: dict[tuple[str, str], str] = {
-    ("pybpf.bcc.dialect", "pybpf.bcc.build"):
-        "bcc.dialect's translate() calls build.rewrite_probe_reads while build imports "
-        "dialect's modules: the BCC front end's own (in progress when this test was written)",
-}
-
-
 def _modules() -> dict[str, Path]:
     out = {}
     for path in sorted(SRC.rglob("*.py")):
@@ -167,21 +158,12 @@ def test_the_graph_sees_what_python_sees() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def _checked_graph() -> dict[str, set[str]]:
-    graph = import_graph()
-    stale = [edge for edge in KNOWN if edge[1] not in graph.get(edge[0], ())]
-    assert stale == [], "no longer imported: remove from KNOWN"
-    for m, t in KNOWN:
-        graph[m].discard(t)
-    return graph
-
-
 def test_no_import_cycles() -> None:
-    assert cycles(_checked_graph()) == []
+    assert cycles(import_graph()) == []
 
 
 def test_imports_only_go_down_the_layers() -> None:
-    graph = _checked_graph()
+    graph = import_graph()
     upward = sorted(f"{m} (layer {layer(m)}) imports {t} (layer {layer(t)})"
                     for m, targets in graph.items() for t in targets if layer(t) > layer(m))
     assert upward == []

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pybpf.bcc.build import base_flags, build
+from pybpf.bcc.build import build
 from pybpf.bcc.dialect import EVENT_SECTION, translate
+from pybpf.bcc.toolchain import base_flags
 from pybpf.btf import types as T
 from pybpf.elf import ObjectSpec, load
 from pybpf.errors import CompileError
@@ -343,11 +344,11 @@ def test_no_system_headers_used():
 def test_cflags_changing_language_options_and_a_stale_runtime():
     """cflags the precompiled runtime was not built with are honoured (the runtime is parsed
     instead); a runtime header touched after precompiling is precompiled again."""
-    from pybpf.bcc import build as B
+    from pybpf.bcc.toolchain import prepare
     text = f"int prog(struct xdp_md *ctx) {{ return XDP_PASS; }} /* {uuid.uuid4()} */\n"
     tr = translate(text)
     ObjectSpec.from_file(build(tr, ["-fno-builtin"]))
-    compiler, flags = B._prepare(tr.source, set(tr.functions), [])
+    compiler, flags = prepare(tr.source, set(tr.functions), [])
     pch = Path(flags[flags.index("-include-pch") + 1])
     helpers = pch.with_name("helpers.h")
     os.utime(helpers, ns=(time.time_ns(), time.time_ns()))
@@ -363,7 +364,7 @@ def test_incomplete_table_type_and_kernel_config():
     with pytest.raises(CompileError, match=r"myprog.c:1:.*incomplete type"):
         build(translate("BPF_HASH(drops, struct later_t);\nstruct later_t { u64 x; };\n"),
               name="myprog.c")
-    from pybpf.bcc.build import kconfig_defines
+    from pybpf.bcc.toolchain import kconfig_defines
     config = kconfig_defines()
     if "no kernel configuration" in config:
         pytest.skip("no readable kernel configuration on this machine")
@@ -375,7 +376,8 @@ def test_incomplete_table_type_and_kernel_config():
 
 ZIG_SCRIPT = r"""
 import struct, sys
-from pybpf.bcc.build import build, find_compiler
+from pybpf.bcc.build import build
+from pybpf.bcc.toolchain import find_compiler
 from pybpf.bcc.dialect import translate
 from pybpf.elf import ObjectSpec, load
 assert find_compiler().argv[1:4] == ("-m", "ziglang", "cc"), find_compiler()

@@ -3,7 +3,7 @@
 ``translate(text)`` turns a BCC program (``BPF_HASH(config, u32, struct user_msg_t);``,
 ``config.lookup(&uid)``, ``TRACEPOINT_PROBE(sched, sched_switch) {...}``, kernel headers...)
 into C that clang compiles against pybpf's precompiled runtime (vmlinux.h, helper
-declarations, BCC's macros: see :mod:`pybpf.bcc.build`):
+declarations, BCC's macros: see :mod:`pybpf.bcc.toolchain`):
 
 - map macros become BTF-defined maps in ``SEC(".maps")`` with the table's name;
 - ``table.method(...)`` calls become helper calls on the map;
@@ -23,14 +23,14 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
-from .conditionals import resolve as resolve_conditionals
+from ..scan import Token, closing, line_of, span, split_args, tokenize
+from .conditionals import live_regions, resolve as resolve_conditionals
 from .errors import DialectError
 from .methods import EVENT_SECTION, rewrite as rewrite_methods
-from .probe_read import TRACING_SECTIONS
+from .probe_read import TRACING_SECTIONS, rewrite_probe_reads
 from .programs import Function, Kind, kind as program_kind, param_reads
-from .scan import Token, closing, line_of, span, split_args, tokenize
 from .tables import MACROS, UNSUPPORTED, Table, define
 from .tracepoints import record_struct
 
@@ -397,7 +397,6 @@ def translate(text: str, cflags: Sequence[str] = (), *,
     ``"syscall_exit_tracepoint:<name>"`` for a kprobe run on the syscall's tracepoint.
     Raises :class:`DialectError` naming what it cannot translate."""
     if "#" in text:
-        from ..build import live_regions
         text = resolve_conditionals(text, lambda probe: live_regions(probe, cflags))
     tr = _Translator(text, kind_of)
     tr.run()
@@ -416,7 +415,6 @@ def translate(text: str, cflags: Sequence[str] = (), *,
     contexts = {f.name for f in tr.functions.values()
                 if f.section.split("/")[0] in TRACING_SECTIONS and f.params}
     if contexts or "bpf_get_current_task" in text or "bcc/proto.h" in text:
-        from ..build import rewrite_probe_reads
         try:
             source = rewrite_probe_reads(source, cflags,
                                          set(tr.tables) | set(tr.functions), contexts)

@@ -12,7 +12,7 @@ warnings name the live branches.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Sequence
 
 _CONDITIONAL = re.compile(r"#\s*(if|ifdef|ifndef|elif|else|endif)\b")
 _ANGLE_INCLUDE = re.compile(r"#\s*include\s*<")
@@ -71,6 +71,26 @@ def resolve(text: str, live: Callable[[str], set[int]]) -> str:
     return "\n".join("" if i in dead else line for i, line in enumerate(lines))
 
 
-def live_regions(stderr: str) -> set[int]:
-    """The region numbers of the ``#warning`` lines clang printed."""
-    return {int(n) for n in _WARNING.findall(stderr)}
+def live_regions(probe: str, cflags: Sequence[str]) -> set[int]:
+    """The regions of ``probe`` (made by :func:`resolve`) the preprocessor keeps with the
+    runtime headers (:mod:`pybpf.bcc.toolchain`) and ``cflags``: the numbers of the
+    ``#warning`` lines clang prints. Cached."""
+    import subprocess
+
+    from ...cache import cache_dir
+    from ..toolchain import atomic_write, cache_key, find_compiler, prepare
+
+    key = cache_key(find_compiler(), probe, "\0".join(cflags))
+    path = cache_dir() / "bcc" / "conditionals" / key
+    try:
+        return {int(n) for n in path.read_text().split()}
+    except OSError:
+        pass
+    compiler, flags = prepare("", (), cflags)
+    res = subprocess.run([*compiler.argv, *flags, "-fsyntax-only", "-x", "c", "-"],
+                         input=probe, capture_output=True, text=True)
+    live = {int(n) for n in _WARNING.findall(res.stderr)}
+    if res.returncode == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, " ".join(map(str, sorted(live))).encode())
+    return live

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from ..scan import closing, line_of, span, split_args, tokenize
 from .errors import DialectError
-from .scan import closing, line_of, span, split_args, tokenize
 from .tables import Table
 
 EVENT_SECTION = ".pybpf.events"

@@ -26,7 +26,7 @@ address) are read with ``bpf_dext_pkt`` and written with ``bpf_dins_pkt``
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from . import packets
 from .errors import DialectError
@@ -435,3 +435,28 @@ def ast_of(argv: list[str], text: str) -> Optional[dict[str, Any]]:
     data: dict[str, Any] = json.loads(res.stdout)
     annotate_files(data)
     return data
+
+
+def rewrite_probe_reads(source: str, cflags: Sequence[str], names: Iterable[str],
+                        contexts: set[str]) -> str:
+    """``source`` with kernel memory reads rewritten (:func:`rewrite`), from the syntax tree
+    clang gives with the runtime (:mod:`pybpf.bcc.toolchain`) and ``cflags``; ``names``: the
+    program's file-scope identifiers. Cached like objects. Source clang rejects is returned as
+    it is (the build reports its errors)."""
+    from ...cache import cache_dir
+    from ..toolchain import atomic_write, cache_key, find_compiler, prepare
+
+    key = cache_key(find_compiler(), source, "\0".join(cflags), "\0".join(sorted(contexts)))
+    path = cache_dir() / "bcc" / "reads" / f"{key}.c"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    compiler, flags = prepare(source, names, cflags)
+    ast = ast_of([*compiler.argv, *flags], source)
+    if ast is None:
+        return source
+    out = rewrite(source, ast, contexts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, out.encode())
+    return out

@@ -1,0 +1,355 @@
+"""The BCC front end's toolchain: the compiler and the runtime every program is compiled with.
+
+The runtime every BCC-dialect program includes (the running kernel's ``vmlinux.h``, helper
+declarations generated from :class:`pybpf.sys.uapi.Helper` (:mod:`.helpers`), the kernel's
+configuration, and the headers in ``pybpf/bcc/include``) is compiled once per kernel and
+compiler into a precompiled header, kept in ``<pybpf cache>/bcc/runtime/<key>/``; a program
+then compiles in tens of milliseconds. :func:`cache_key` keys what is cached from a program's
+text (translation steps, objects): it covers the kernel's BTF, the compiler and this front
+end's version.
+
+No system header is on the include path (``-nostdinc``): kernel headers a program includes
+resolve to stubs (all kernel types are in vmlinux.h), libbpf-dev's headers are never used.
+
+The compiler is Debian's ``clang`` when on PATH (``-target bpf``), else the ``ziglang``
+wheel's (``pip install 'pybpf[cc]'``: ``python -m ziglang cc -target bpfel-freestanding``).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .. import __version__
+from ..cache import cache_dir
+from ..compile import VMLINUX_BTF, target_arch, vmlinux_header
+from ..errors import CompileError, ToolchainError
+from .helpers import declarations
+from .scan import tokenize
+
+INCLUDE_DIR = Path(__file__).parent / "include"
+FORMAT = 1   # bump when the runtime or the translation changes shape
+WARNINGS = ("-Wno-unused-value", "-Wno-pointer-sign", "-Wno-compare-distinct-pointer-types",
+            "-Wno-gnu-variable-sized-type-not-at-end", "-Wno-address-of-packed-member",
+            "-Wno-tautological-compare", "-Wno-unknown-warning-option",
+            "-Wno-incompatible-pointer-types-discards-qualifiers", "-Wno-unused-command-line-argument",
+            "-Werror=implicit-function-declaration", "-Werror=implicit-int")
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """A C compiler targeting BPF: ``argv`` up to and including the target flags;
+    ``identity`` changes when the compiler does (part of cache keys)."""
+
+    argv: tuple[str, ...]
+    identity: str
+    pch: bool = True
+
+
+CC_ENV = "PYBPF_CC"   # "clang", "ziglang", or the path of a clang binary
+
+
+@functools.lru_cache(maxsize=None)
+def find_compiler(choice: Optional[str] = None) -> Compiler:
+    """The compiler ``choice`` (default: ``$PYBPF_CC``) names, else clang on PATH, else the
+    ziglang wheel's clang; ToolchainError saying what to install if none is there."""
+    choice = choice if choice is not None else os.environ.get(CC_ENV, "")
+    if choice not in ("", "ziglang"):
+        clang = shutil.which(choice)
+        if clang is None:
+            raise ToolchainError(f"{CC_ENV}={choice}: no such compiler")
+    else:
+        clang = None if choice == "ziglang" else shutil.which("clang")
+    if clang is not None:
+        st = os.stat(os.path.realpath(clang))
+        return Compiler((clang, "-target", "bpf"),
+                        f"{os.path.realpath(clang)}:{st.st_size}:{st.st_mtime_ns}")
+    spec = importlib.util.find_spec("ziglang")
+    if spec is not None and spec.origin:
+        st = os.stat(spec.origin)
+        from importlib.metadata import version
+        return Compiler((sys.executable, "-m", "ziglang", "cc", "-target", "bpfel-freestanding"),
+                        f"ziglang {version('ziglang')}:{st.st_mtime_ns}")
+    raise ToolchainError("no C compiler for BPF: install clang (apt-get install clang) or "
+                         "the ziglang wheel (pip install 'pybpf[cc]')")
+
+
+def kernel_identity(btf: str = VMLINUX_BTF) -> str:
+    """Identifies the running kernel's BTF cheaply (release, build, BTF size)."""
+    u = os.uname()
+    try:
+        size = os.stat(btf).st_size
+    except OSError:
+        size = -1
+    return f"{u.release}\0{u.version}\0{size}"
+
+
+@functools.lru_cache(maxsize=None)
+def _header_digest() -> str:
+    """Digest of the runtime headers and helper declarations (the precompiled header's key)."""
+    h = hashlib.sha256()
+    for path in sorted(INCLUDE_DIR.rglob("*.h")):
+        h.update(str(path.relative_to(INCLUDE_DIR)).encode() + b"\0" + path.read_bytes())
+    h.update((Path(__file__).parent / "helpers.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def _include_digest() -> str:
+    """Digest of the runtime headers and the translator's code (part of :func:`cache_key`)."""
+    h = hashlib.sha256(_header_digest().encode())
+    here = Path(__file__).parent
+    for path in [here / "scan.py", *sorted((here / "dialect").glob("*.py"))]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(compiler: Compiler, *parts: str) -> str:
+    """The cache key of what is made from ``parts`` (a program's text, its cflags...) with
+    ``compiler`` and this runtime on the running kernel."""
+    h = hashlib.sha256()
+    for part in (*parts, "\0".join(base_flags()), kernel_identity(), compiler.identity,
+                 __version__, str(FORMAT), _include_digest()):
+        h.update(part.encode() + b"\0\1")
+    return h.hexdigest()[:32]
+
+
+def base_flags() -> list[str]:
+    """Flags of every compile (and of the precompiled runtime)."""
+    return ["-g", "-O2", f"-D__TARGET_ARCH_{target_arch()}", "-nostdinc", "-I", str(INCLUDE_DIR),
+            "-fno-stack-protector", *WARNINGS]
+
+
+def _linux_version_code() -> int:
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release)
+    if m is None:
+        return 0
+    a, b, c = (int(x or 0) for x in m.groups())
+    return (a << 16) + (b << 8) + min(c, 255)
+
+
+def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
+                   tags: Iterable[str] = ()) -> Path:
+    """The runtime header (vmlinux.h + helpers + BCC's macros) for ``reserved`` identifiers
+    and struct/union ``tags`` the program defines itself, with its precompiled form next to
+    it (``.pch``) when the compiler makes one."""
+    from ..sys.uapi import Helper
+
+    reserved = sorted(set(reserved))
+    vmlinux = _renamed_tags(vmlinux_header(VMLINUX_BTF, reserved), sorted(set(tags)))
+    config = kconfig_defines()
+    key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _header_digest(), config,
+                                    __version__, str(FORMAT), *base_flags()]).encode())
+    directory = cache_dir() / "bcc" / "runtime" / key.hexdigest()[:16]
+    header = directory / "pybpf_bcc.h"
+    pch = directory / "pybpf_bcc.h.pch"
+    if header.exists() and (pch.exists() or not compiler.pch):
+        return header
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_once(directory / "helpers.h",
+                declarations({h.name: int(h) for h in Helper}).encode())
+    _write_once(directory / "kconfig.h", config.encode())
+    _write_once(directory / "derived.h", derived_constants().encode())
+    text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n#include \"{vmlinux}\"\n"
+            f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
+            f"#include \"{directory / 'kconfig.h'}\"\n"
+            f"#include \"{directory / 'helpers.h'}\"\n"
+            f"#include \"{directory / 'derived.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
+    _write_once(header, text.encode())
+    if compiler.pch:
+        precompile(compiler, header, pch)
+    return header
+
+
+KCONFIG_FILES = ("/proc/config.gz", "/boot/config-{release}")
+_KCONFIG_LINE = re.compile(r"^(CONFIG_\w+)=(.*)$", re.M)
+
+
+def kconfig_defines() -> str:
+    """The running kernel's configuration as ``#define CONFIG_...`` lines (what kernel headers'
+    autoconf.h gives BCC programs): ``=y`` is 1, ``=m`` defines ``CONFIG_<X>_MODULE``; empty
+    when neither /proc/config.gz nor /boot/config-<release> is readable."""
+    import gzip
+
+    for pattern in KCONFIG_FILES:
+        path = pattern.format(release=os.uname().release)
+        try:
+            with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
+                text = f.read()
+            break
+        except OSError:
+            continue
+    else:
+        return "/* no kernel configuration readable */\n"
+    out = [f"/* from {path} */"]
+    for name, value in _KCONFIG_LINE.findall(text):
+        if value == "y":
+            out.append(f"#define {name} 1")
+        elif value == "m":
+            out.append(f"#define {name}_MODULE 1")
+        elif value and value != "n":
+            out.append(f"#define {name} {value}")
+    return "\n".join(out) + "\n"
+
+
+def derived_constants() -> str:
+    """``#define``s kernel headers compute from types (sizes that moved between versions),
+    computed here from the running kernel's BTF."""
+    from ..btf import types as T
+    from ..btf.spec import Spec
+    from ..errors import PyBPFError
+
+    out = ["/* computed from the kernel's BTF by pybpf.bcc.toolchain */"]
+    try:
+        dentry = Spec.vmlinux().find("dentry", T.Struct)
+    except (PyBPFError, OSError):
+        return out[0] + "\n"
+    for m in getattr(dentry, "members", ()):
+        t = T.skip_qualifiers(m.type)
+        if m.name == "d_shortname":   # 6.14+: union { unsigned char string[N]; ... }
+            t = next((T.skip_qualifiers(u.type) for u in getattr(t, "members", ())
+                      if u.name == "string"), t)
+        if m.name in ("d_iname", "d_shortname") and isinstance(t, T.Array):
+            out.append(f"#define DNAME_INLINE_LEN {t.nelems}")
+    return "\n".join(out) + "\n"
+
+
+TAG_SUFFIX = "___kernel"
+
+
+def _renamed_tags(vmlinux: Path, tags: list[str]) -> Path:
+    """``vmlinux`` with the kernel's ``struct``/``union`` ``tags`` renamed ``<tag>___kernel``:
+    a program's own definition of a kernel struct (BCC tools define private kernel structs
+    such as ``struct mnt_namespace`` themselves) is then the one its code uses."""
+    if not tags:
+        return vmlinux
+    digest = hashlib.sha256(f"{vmlinux}\0{','.join(tags)}".encode()).hexdigest()[:16]
+    out = cache_dir() / "bcc" / "vmlinux" / digest / "vmlinux.h"
+    if out.exists():
+        return out
+    pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(map(re.escape, tags)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_once(out, pattern.sub(r"\1" + TAG_SUFFIX, vmlinux.read_text()).encode())
+    return out
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data`` unless it exists: files a precompiled header was built
+    from must never change (clang refuses the header when their time stamps do), also when
+    processes race to create them (the content is the same)."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: readers see the old content or the new, whole."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def precompile(compiler: Compiler, header: Path, pch: Path) -> None:
+    """Compile the runtime ``header`` into ``pch`` (replaced when done)."""
+    fd, tmp = tempfile.mkstemp(dir=pch.parent, prefix=".tmp-", suffix=".pch")
+    os.close(fd)
+    cmd = (*compiler.argv, *base_flags(), "-x", "c-header", str(header), "-o", tmp)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        os.unlink(tmp)
+        raise CompileError(f"the BCC runtime header failed to compile (exit status "
+                           f"{res.returncode}): a pybpf bug or an unusual kernel BTF",
+                           res.stderr, cmd)
+    os.replace(tmp, pch)
+
+
+@functools.lru_cache(maxsize=4)
+def vmlinux_tags(header: str) -> frozenset[str]:
+    """``struct``/``union`` tags ``vmlinux.h`` defines (as ``struct <tag>``/``union <tag>``)."""
+    path = Path(header).with_suffix(".tags")
+    try:
+        return frozenset(path.read_text().splitlines())
+    except OSError:
+        pass
+    text = Path(header).read_text()
+    tags = {f"{k} {n}" for k, n in re.findall(r"^(struct|union) (\w+) \{", text, re.M)}
+    try:
+        atomic_write(path, "\n".join(sorted(tags)).encode())
+    except OSError:
+        pass
+    return frozenset(tags)
+
+
+def defined_tags(source: str) -> set[str]:
+    """``struct <tag>``/``union <tag>`` the program defines (``struct tag {``)."""
+    toks = tokenize(source)
+    return {f"{toks[i].text} {toks[i + 1].text}" for i in range(len(toks) - 2)
+            if toks[i].text in ("struct", "union") and toks[i + 1].kind == "id"
+            and toks[i + 2].text == "{"}
+
+
+@functools.lru_cache(maxsize=4)
+def vmlinux_names(header: str) -> frozenset[str]:
+    """Ordinary identifiers (typedefs, enumerators, functions) ``vmlinux.h`` declares."""
+    path = Path(header).with_suffix(".names")
+    try:
+        return frozenset(path.read_text().split())
+    except OSError:
+        pass
+    text = Path(header).read_text()
+    names = set(re.findall(r"^typedef [^;(]*?(\w+)(?:\[\d*\])*;$", text, re.M))
+    names.update(re.findall(r"^typedef [^;]*?\(\*(\w+)\)\(", text, re.M))
+    names.update(re.findall(r"^\t(\w+) = -?\w+,?$", text, re.M))
+    names.update(re.findall(r"^extern [^;]*?(\w+)\([^;]*__ksym;$", text, re.M))
+    try:
+        atomic_write(path, "\n".join(sorted(names)).encode())
+    except OSError:
+        pass
+    return frozenset(names)
+
+
+def declared_names(source: str) -> set[str]:
+    """Identifiers the program declares at file scope (variables, maps, functions)."""
+    names, depth = set(), 0
+    toks = tokenize(source)
+    for i, t in enumerate(toks):
+        if t.text in ("{", "(", "["):
+            depth += 1
+        elif t.text in ("}", ")", "]"):
+            depth -= 1
+        elif depth == 0 and t.kind == "id" and i + 1 < len(toks) \
+                and toks[i + 1].text in ("=", ";", "[", "(", ",", "SEC", "__attribute__") \
+                and not (i > 0 and toks[i - 1].text in ("struct", "union", "enum")):
+            names.add(t.text)
+    return names
+
+
+def prepare(source: str, names: Iterable[str], cflags: Sequence[str]) -> tuple[Compiler, list[str]]:
+    """The compiler and its flags (runtime included) for ``source`` whose file-scope
+    identifiers include ``names`` (those clashing with vmlinux.h's are renamed there)."""
+    compiler = find_compiler()
+    vm = vmlinux_header(VMLINUX_BTF)
+    reserved = (declared_names(source) | set(names)) & vmlinux_names(str(vm))
+    tags = {t.split()[1] for t in defined_tags(source) & vmlinux_tags(str(vm))}
+    header = runtime_header(compiler, reserved, tags)
+    include = ["-include-pch", str(header) + ".pch"] if compiler.pch else \
+        ["-include", str(header)]
+    return compiler, [*base_flags(), *include, *cflags]
