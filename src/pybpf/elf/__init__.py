@@ -16,11 +16,13 @@ from .._lazy import exports
 __getattr__, __dir__ = exports(__name__, {
     ".loader": "DEFAULT_PIN_ROOT, Collection, ObjectProgram, load",
     ".maps": "MapSpec, Pinning, VariableSpec",
-    ".sections": "SECTION_DEFS, AutoAttach, Section, SectionDef, find_section",
+    ".sections": "SECTION_DEFS, AutoAttach, Section, SectionDef, find_section, "
+                 "register_section, unregister_section",
     ".spec": "ExternSpec, ObjectSpec, ProgramSpec",
 })
 
 
 __all__ = ["DEFAULT_PIN_ROOT", "SECTION_DEFS", "AutoAttach", "Collection", "ExternSpec",
            "MapSpec", "ObjectProgram", "ObjectSpec", "Pinning", "ProgramSpec", "Section",
-           "SectionDef", "VariableSpec", "find_section", "load"]
+           "SectionDef", "VariableSpec", "find_section", "load", "register_section",
+           "unregister_section"]

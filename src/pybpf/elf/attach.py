@@ -96,6 +96,13 @@ def _iter(p: "ObjectProgram", target: str) -> "Attachment":
     return attach_iter(p)
 
 
+def _custom(p: "ObjectProgram", target: str) -> "Attachment":
+    fn = p.spec.section.definition.attach_fn
+    assert fn is not None  # auto_attach is CUSTOM only with an attach_fn
+    attached: "Attachment" = fn(p, target)
+    return attached
+
+
 ATTACHERS: dict[AutoAttach, Callable[["ObjectProgram", str], "Attachment"]] = {
     AutoAttach.TRACEPOINT: _tracepoint,
     AutoAttach.RAW_TRACEPOINT: _raw_tracepoint,
@@ -108,8 +115,10 @@ ATTACHERS: dict[AutoAttach, Callable[["ObjectProgram", str], "Attachment"]] = {
     AutoAttach.TRACING: _btf_traced,
     AutoAttach.LSM: _btf_traced,
     AutoAttach.ITER: _iter,
+    AutoAttach.CUSTOM: _custom,
 }
-_NEEDS_TARGET = frozenset(set(ATTACHERS) - {AutoAttach.TRACING, AutoAttach.LSM, AutoAttach.ITER})
+_NEEDS_TARGET = frozenset(set(ATTACHERS) - {AutoAttach.TRACING, AutoAttach.LSM, AutoAttach.ITER,
+                                             AutoAttach.CUSTOM})
 
 
 def auto_attach_kind(prog: "ObjectProgram") -> Optional[AutoAttach]:

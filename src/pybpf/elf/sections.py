@@ -4,14 +4,19 @@ The table follows libbpf's ``section_defs`` (libbpf 1.4): the first matching ent
 A pattern ending in ``+`` matches the name exactly or followed by ``/extras``; one ending in
 ``/`` needs the extras; any other pattern matches only exactly. The extras name the attach
 target (``tracepoint/sched/sched_switch`` -> ``sched/sched_switch``) that auto-attach uses.
+
+``register_section`` adds a convention of the application's (libbpf's
+``libbpf_register_prog_handler``): registered ones are matched before the table, in the order
+registered, and may bring their own auto-attach function.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Optional
+import threading
+from typing import Any, Callable, Optional
 
-from ..errors import ObjectError
+from ..errors import ObjectError, UsageError
 from ..sys.uapi import AttachType as A
 from ..sys.uapi import ProgType as P
 
@@ -30,6 +35,11 @@ class AutoAttach(Enum):
     TRACING = "tracing"  # fentry, fexit, fmod_ret, tp_btf, freplace: BTF-targeted links
     LSM = "lsm"
     ITER = "iter"
+    CUSTOM = "custom"  # a registered section's own function (SectionDef.attach_fn)
+
+# (program, extras of the section name) -> the attachment; typed loosely here (this layer
+# imports neither the loader nor the links)
+AttachFn = Callable[[Any, str], Any]
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class SectionDef:
     xdp_frags: bool = False
     auto_attach: Optional[AutoAttach] = None
     retprobe: bool = False
+    attach_fn: Optional[AttachFn] = None  # auto_attach CUSTOM: how to attach
 
     def match(self, name: str) -> Optional[str]:
         """The extras after the prefix ('' when none) if ``name`` matches, else None."""
@@ -202,9 +213,46 @@ SECTION_DEFS: tuple[SectionDef, ...] = (
 )
 
 
+_registered: tuple[SectionDef, ...] = ()
+_registering = threading.Lock()
+
+
+def register_section(pattern: str, prog_type: P, attach_type: Optional[A] = None,
+                     attach_fn: Optional[AttachFn] = None, *,
+                     sleepable: bool = False) -> SectionDef:
+    """Make SEC() names matching ``pattern`` (``+``/``/`` endings as in the table) load as
+    ``prog_type`` with expected ``attach_type`` and auto-attach with ``attach_fn(program,
+    extras)`` (None: attached in code). Matched before the built-in table, as libbpf's
+    registered handlers are, so ``xdp/`` also takes ``xdp/devmap``. Returns the definition,
+    the handle ``unregister_section`` takes; a pattern registered already is a UsageError."""
+    global _registered
+    if not pattern or pattern in ("+", "/"):
+        raise UsageError(f"register_section: pattern {pattern!r} names no section prefix")
+    d = SectionDef(pattern, prog_type, attach_type, sleepable=sleepable,
+                   auto_attach=AutoAttach.CUSTOM if attach_fn is not None else None,
+                   attach_fn=attach_fn)
+    with _registering:
+        if any(r.pattern == pattern for r in _registered):
+            raise UsageError(f"register_section: SEC pattern {pattern!r} is registered "
+                             "already; unregister_section() it first")
+        _registered = (*_registered, d)
+    return d
+
+
+def unregister_section(definition: SectionDef) -> None:
+    """Remove a definition ``register_section`` returned; UsageError when not registered."""
+    global _registered
+    with _registering:
+        if not any(r is definition for r in _registered):
+            raise UsageError(f"unregister_section: SEC pattern {definition.pattern!r} is not "
+                             "registered")
+        _registered = tuple(r for r in _registered if r is not definition)
+
+
 def find_section(name: str) -> Optional[Section]:
-    """The convention of program section ``name``, or None when no entry matches."""
-    for d in SECTION_DEFS:
+    """The convention of program section ``name`` (registered ones first), or None when no
+    entry matches."""
+    for d in (*_registered, *SECTION_DEFS):
         extras = d.match(name)
         if extras is not None:
             return Section(name, d, extras)
@@ -217,5 +265,6 @@ def section(name: str, where: str = "") -> Section:
     if found is None:
         raise ObjectError(f"{where}{': ' if where else ''}unknown program section "
                           f"SEC({name!r}): it names no program type pybpf (or libbpf) knows; "
-                          "see pybpf.elf.sections.SECTION_DEFS for the conventions")
+                          "see pybpf.elf.sections.SECTION_DEFS for the conventions, "
+                          "or add the application's with register_section()")
     return found

@@ -105,12 +105,15 @@ class Exporter:
 
     # -- start-up ----------------------------------------------------------------------------
     def load(self) -> None:
-        """Load and attach every config; on failure, what was loaded is closed and ConfigError
-        names the config, the object or program, and why."""
+        """Load and attach every config (SEC names as ebpf_exporter reads them, ``sections``);
+        on failure, what was loaded is closed and ConfigError names the config, the object
+        or program, and why."""
+        from .sections import registered
         try:
             core_btf = self._core_btf()
-            for cfg in self.configs:
-                self.loaded.append(self._load_one(cfg, core_btf))
+            with registered():  # ebpf_exporter's xdp/<iface> and perf_event/... sections
+                for cfg in self.configs:
+                    self.loaded.append(self._load_one(cfg, core_btf))
             if self._enable_stats:
                 from ..programs import enable_stats
                 try:
