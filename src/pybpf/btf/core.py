@@ -143,9 +143,9 @@ def parse_spec(spec: Spec, type_id: int, access: str, kind: CoreReloKind) -> Cor
         return out
     t = _skip(root)
     if kind in _ENUMVAL_KINDS:
-        if not _is_enum(t) or len(raw) > 1 or raw[0] >= len(t.values):  # type: ignore[attr-defined]
+        if not isinstance(t, T.Enum) or len(raw) > 1 or raw[0] >= len(t.values):
             raise CoreError(f"enum value relocation {access!r} does not index {_describe(root)}")
-        out.access.append(Accessor(t, raw[0], t.values[raw[0]].name))  # type: ignore[attr-defined]
+        out.access.append(Accessor(t, raw[0], t.values[raw[0]].name))
         return out
     if kind not in _FIELD_KINDS:
         raise CoreError(f"unknown CO-RE relocation kind {kind}")
@@ -224,14 +224,14 @@ def types_compatible(local: T.Type, target: T.Type, depth: int = _MAX_DEPTH) -> 
         return False
     if isinstance(local, (T.Void, T.Composite, T.Enum, T.Fwd, T.Float)):
         return True
-    if isinstance(local, T.Int):
-        return local.offset == 0 and target.offset == 0  # type: ignore[attr-defined]
-    if isinstance(local, T.Pointer):
-        return types_compatible(local.target, target.target, depth - 1)  # type: ignore[attr-defined]
-    if isinstance(local, T.Array):
-        return types_compatible(local.type, target.type, depth - 1)  # type: ignore[attr-defined]
-    if isinstance(local, T.FuncProto):
-        assert isinstance(target, T.FuncProto)
+    # one kind from here: each test of local's class holds for target's too
+    if isinstance(local, T.Int) and isinstance(target, T.Int):
+        return local.offset == 0 and target.offset == 0
+    if isinstance(local, T.Pointer) and isinstance(target, T.Pointer):
+        return types_compatible(local.target, target.target, depth - 1)
+    if isinstance(local, T.Array) and isinstance(target, T.Array):
+        return types_compatible(local.type, target.type, depth - 1)
+    if isinstance(local, T.FuncProto) and isinstance(target, T.FuncProto):
         if len(local.params) != len(target.params):
             return False
         return all(types_compatible(a.type, b.type, depth - 1)
@@ -253,10 +253,10 @@ def _fields_compatible(local: T.Type, target: T.Type, depth: int = _MAX_DEPTH) -
         return True
     if isinstance(local, T.Enum):
         return _names_match(local.name, target.name)
-    if isinstance(local, T.Int):
-        return local.offset == 0 and target.offset == 0  # type: ignore[attr-defined]
-    if isinstance(local, T.Array):
-        return _fields_compatible(local.type, target.type, depth - 1)  # type: ignore[attr-defined]
+    if isinstance(local, T.Int) and isinstance(target, T.Int):  # one kind (above)
+        return local.offset == 0 and target.offset == 0
+    if isinstance(local, T.Array) and isinstance(target, T.Array):
+        return _fields_compatible(local.type, target.type, depth - 1)
     return False
 
 
@@ -338,7 +338,9 @@ def _match_member(local_member: T.Member, target: T.Type, out: CoreSpec,
 def match_spec(local: CoreSpec, target_root: T.Type) -> Optional[CoreSpec]:
     """The target spec for ``local`` on candidate ``target_root``, or None if it does not match
     (``bpf_core_spec_match``)."""
-    out = CoreSpec(target_root._spec, target_root, local.kind)  # type: ignore[arg-type]
+    target_btf = target_root._spec
+    assert target_btf is not None  # candidates are types of a parsed spec
+    out = CoreSpec(target_btf, target_root, local.kind)
     if local.kind in _TYPE_KINDS:
         ok = types_match(local.root, target_root) if local.kind == CoreReloKind.TYPE_MATCHES \
             else types_compatible(local.root, target_root)
@@ -358,11 +360,12 @@ def match_spec(local: CoreSpec, target_root: T.Type) -> Optional[CoreSpec]:
     for n, acc in enumerate(local.access):
         cur = _skip(cur)
         if acc.name:
-            local_member = acc.type.members[acc.idx]  # type: ignore[attr-defined]
-            found, nxt = _match_member(local_member, cur, out)
-            if not found:
+            owner = acc.type
+            assert isinstance(owner, T.Composite)  # a named accessor is a member's
+            found, nxt = _match_member(owner.members[acc.idx], cur, out)
+            if not found or nxt is None:  # (found: nxt is the member's type)
                 return None
-            cur = nxt  # type: ignore[assignment]
+            cur = nxt
             continue
         if n > 0:
             if not isinstance(cur, T.Array):
@@ -400,7 +403,9 @@ def _field_value(kind: CoreReloKind,
         if kind == CoreReloKind.FIELD_BYTE_SIZE:
             return size, 0, None, True
         raise CoreError(f"CO-RE {kind.name.lower()} cannot be applied to an array element")
-    member = acc.type.members[acc.idx]  # type: ignore[attr-defined]
+    owner = acc.type
+    assert isinstance(owner, T.Composite)  # a named accessor is a member's
+    member = owner.members[acc.idx]
     mtype = _skip(member.type)
     bit_off, bit_sz = spec.bit_offset, member.bitfield_size
     if bit_sz:
@@ -453,7 +458,8 @@ def _enumval_value(kind: CoreReloKind, spec: Optional[CoreSpec]) -> int:
     if spec is None:
         raise _Poison()
     acc = spec.access[0]
-    return acc.type.values[acc.idx].value  # type: ignore[attr-defined]
+    assert isinstance(acc.type, T.Enum)  # parse_spec/match_spec made it of an enum
+    return acc.type.values[acc.idx].value
 
 
 def _calc(local: CoreSpec, target: Optional[CoreSpec]) -> CoreResult:
@@ -493,17 +499,17 @@ def relocate(local_spec: Spec, type_id: int, access: str, kind: int,
         raise CoreError(f"CO-RE relocation against an anonymous {_describe(local.root)} "
                         f"(type id {type_id}): libbpf does not support this either")
     chosen: Optional[CoreResult] = None
+    chosen_bits = 0  # the chosen target's bit offset
     for cand in candidates(local.root, targets):
         target = match_spec(local, cand)
         if target is None:
             continue
         res = _calc(local, target)
         if chosen is None:
-            chosen = res
-        elif target.bit_offset != chosen.target.bit_offset:  # type: ignore[union-attr]
+            chosen, chosen_bits = res, target.bit_offset
+        elif target.bit_offset != chosen_bits:
             raise CoreError(f"CO-RE {kind.name.lower()} of {local}: ambiguous field offset in "
-                            f"{_describe(cand)} ({target.bit_offset} != "
-                            f"{chosen.target.bit_offset} bits)")  # type: ignore[union-attr]
+                            f"{_describe(cand)} ({target.bit_offset} != {chosen_bits} bits)")
         elif res.poison != chosen.poison or res.new != chosen.new:
             raise CoreError(f"CO-RE {kind.name.lower()} of {local}: candidates disagree "
                             f"({chosen.new} vs {res.new} in {_describe(cand)})")

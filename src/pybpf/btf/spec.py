@@ -153,8 +153,9 @@ class Spec:
         BTF, kept in pybpf's cache for the rest of this boot: the walk costs ~25 ms)."""
         if self._offsets is not None:
             return self._offsets
-        if self._cache_name and self._load_index():
-            return self._offsets  # type: ignore[return-value]
+        cached = self._load_index()
+        if cached is not None:
+            return cached
         words = self._words
         steps: dict[int, int] = {}  # info word -> record length: few distinct values
         get, length = steps.get, _record_length
@@ -178,24 +179,25 @@ class Spec:
                         offsets.tobytes() + self._name_offs.tobytes())
         return offsets
 
-    def _load_index(self) -> bool:
-        """The index from the cache, if it is there and fits these types."""
-        data = cache.read(self._cache_name)  # type: ignore[arg-type]
+    def _load_index(self) -> Optional[array]:
+        """The index (the offsets; the name offsets kept too) from the cache, if this BTF is
+        cached (kernel BTF) and the entry is there and fits these types."""
+        data = cache.read(self._cache_name) if self._cache_name else None
         head = len(_INDEX_MAGIC) + 8
         if data is None or not data.startswith(_INDEX_MAGIC):
-            return False
+            return None
         (count,) = struct.unpack_from("=Q", data, len(_INDEX_MAGIC))
         if len(data) != head + 8 * count or not count:
-            return False
+            return None
         offsets, names = array("I"), array("I")
         offsets.frombytes(data[head:head + 4 * count])
         names.frombytes(data[head + 4 * count:])
         words, last = self._words, offsets[-1]
         if last + 1 >= len(words) or names[-1] != words[last] or \
                 last + _record_length({}, words[last + 1]) != len(words):
-            return False  # not this BTF's index
+            return None  # not this BTF's index
         self._offsets, self._name_offs = offsets, names
-        return True
+        return offsets
 
     def _use_cache(self, path: str) -> None:
         """Cache this kernel BTF's index under a key that changes with the file and the boot."""
@@ -219,8 +221,8 @@ class Spec:
 
     def string(self, offset: int) -> str:
         """The NUL-terminated string at ``offset`` of the (base + own) string section."""
-        if offset < self._str_base:
-            return self.base.string(offset)  # type: ignore[union-attr]
+        if offset < self._str_base and self.base is not None:  # (a base's: only with one)
+            return self.base.string(offset)
         rel = offset - self._str_base
         if rel >= len(self._strings):
             raise BTFError(f"{self.name}: string offset {offset} is out of range")
@@ -337,12 +339,14 @@ class Spec:
         if ids is not None:
             return ids
         self._index()
+        name_offs = self._name_offs
+        assert name_offs is not None  # the index made it
         key = b"\0" + name.encode() + b"\0"
         offs = self._name_offsets(key)
         ids = self.base._ids_named(name) if self.base is not None else []
         own = []
         if offs:
-            packed = self._name_offs.tobytes()  # type: ignore[union-attr]
+            packed = name_offs.tobytes()
             for off in offs:
                 needle = struct.pack("=I", off)
                 pos = packed.find(needle)

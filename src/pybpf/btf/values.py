@@ -104,6 +104,8 @@ class StructValue:
             return self.to_dict() == dict(other)
         return NotImplemented
 
+    # unhashable (mutable, compares by value); typeshed types object.__hash__ as a method, so
+    # the data model's None does not fit its stub
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
