@@ -258,8 +258,9 @@ class Program(KernelObject):
         words = memoryview(funcs.raw).cast("I")
         func_info = [(words[i * fsz // 4], words[i * fsz // 4 + 1]) for i in range(n.nr_func_info)]
         words = memoryview(lines.raw).cast("I")
-        line_info = [tuple(words[i * lsz // 4:i * lsz // 4 + 4]) for i in range(n.nr_line_info)]
-        return func_info, line_info  # type: ignore[return-value]
+        line_info = [(words[o], words[o + 1], words[o + 2], words[o + 3])
+                     for o in (i * lsz // 4 for i in range(n.nr_line_info))]
+        return func_info, line_info
 
     def test_run(self, data_in: bytes = b"", *, data_out_size: Optional[int] = None,
                  ctx_in: Optional[bytes] = None, ctx_out_size: Optional[int] = None,

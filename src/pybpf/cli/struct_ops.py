@@ -93,8 +93,9 @@ def do_register(args: Args, opts: Options) -> int:
                 info = coll.maps[name].info()
                 what = f"Registered {_kernel_struct(info)} {name}"
                 if spec.struct_ops[name].link:
+                    assert link_dir is not None  # checked above for every linked map
                     with attached:
-                        attached.pin(os.path.join(link_dir, name))  # type: ignore[arg-type]
+                        attached.pin(os.path.join(link_dir, name))
                         lines.append(f"{what} map id {info.id} link id {attached.info().id}")
                 else:
                     lines.append(f"{what} id {info.id}")
