@@ -96,8 +96,7 @@ class Section:
         return self.definition.attach_type
 
 
-def _d(pattern: str, ptype: P, atype: Optional[A] = None, **kw: object) -> SectionDef:
-    return SectionDef(pattern, ptype, atype, **kw)  # type: ignore[arg-type]
+_d = SectionDef  # short for the table: (pattern, prog type, attach type, keywords)
 
 
 _K, _TP, _RTP = AutoAttach.KPROBE, AutoAttach.TRACEPOINT, AutoAttach.RAW_TRACEPOINT
