@@ -107,7 +107,7 @@ def test_create_every_type(tname, ksz, vsz, entries, flags, want_entries):
         assert info.max_entries == want_entries
         assert info.flags & flags == flags
         assert info.id > 0 and info.id in Map.ids()
-        assert m.map_type == mtype and m.max_entries == want_entries
+        assert m.type == mtype and m.max_entries == want_entries
         # what Map.create knows without asking the kernel is what the kernel reports
         assert (m.name, m.key_size, m.value_size, m.flags) == \
             (info.name, info.key_size, info.value_size, info.flags)

@@ -223,7 +223,7 @@ class Map(KernelObject):
                  btf: Optional[Spec] = None) -> None:
         super().__init__(fd, name)
         self.btf = btf
-        self.map_type = map_type
+        self.type = map_type
         self.key_size = key_size
         self.value_size = value_size
         self.max_entries = max_entries
@@ -231,11 +231,11 @@ class Map(KernelObject):
         what = self.describe()
         self.key_codec: Codec = codec_for(key, self.key_size, f"{what}: key")
         vcodec: Codec
-        if self.map_type in FD_VALUE_TYPES and (value is None or isinstance(value, T.Type)):
+        if self.type in FD_VALUE_TYPES and (value is None or isinstance(value, T.Type)):
             vcodec = _FdCodec(self.value_size, f"{what}: value")  # objects in, ids out
         else:
             vcodec = codec_for(value, self.value_size, f"{what}: value")
-        if self.map_type in PERCPU_TYPES:
+        if self.type in PERCPU_TYPES:
             vcodec = _PerCpuCodec(vcodec, f"{what}: value")
         self.value_codec: Codec = vcodec
         # element scratch: the first thread's (``_own``), and one per other thread; all
@@ -356,7 +356,7 @@ class Map(KernelObject):
     def raw(self) -> "Map":
         """The same map with raw codecs (bytes keys and values), on its own fd: close it
         (or use it as a context manager) when done."""
-        return Map(FD(os.dup(self.fd)), self.name, self.map_type, self.key_size,
+        return Map(FD(os.dup(self.fd)), self.name, self.type, self.key_size,
                    self.value_size, self.max_entries, self._flags, btf=self.btf)
 
     def info(self) -> MapInfo:
@@ -453,7 +453,7 @@ class Map(KernelObject):
             return default
 
     def __contains__(self, key: Any) -> bool:
-        if self.map_type == MapType.BLOOM_FILTER:
+        if self.type == MapType.BLOOM_FILTER:
             return self.peek(key) is not None
         sc = self._scratch()
         self.key_codec.put(sc.buf, 0, key)
@@ -735,7 +735,7 @@ class Map(KernelObject):
                 [vget(vals, i * vsz) for i in range(total)])
 
     def _lookup_walk(self, delete: bool, raw: bool) -> Any:
-        if self.map_type in (MapType.QUEUE, MapType.STACK):
+        if self.type in (MapType.QUEUE, MapType.STACK):
             if not delete:
                 raise UsageError(f"{self.describe()}: a queue or stack cannot be read without "
                                  "removing elements; use lookup_batch(delete=True), pop() or peek()")
@@ -765,7 +765,7 @@ class Map(KernelObject):
         return bytes(kb), bytes(vb), len(pairs)
 
     def _supports_batch(self) -> bool:
-        return bool(probes.map_batch(self.map_type))
+        return bool(probes.map_batch(self.type))
 
     def dump_raw(self) -> Iterator[tuple[bytes, Union[bytes, int]]]:
         """Every element as ``(key, value)`` bytes, undecoded (``bpftool map dump``).
@@ -806,7 +806,7 @@ class Map(KernelObject):
         """Map the values of a ``BPF_F_MMAPABLE`` array (or an arena) into this process."""
         if not self.flags & MapFlag.MMAPABLE:
             raise UsageError(f"{self.describe()} was not created with BPF_F_MMAPABLE")
-        if self.map_type == MapType.ARENA:  # max_entries counts pages
+        if self.type == MapType.ARENA:  # max_entries counts pages
             length = self.max_entries * _mmap.PAGESIZE
         else:
             length = -(-self.value_size * self.max_entries // _mmap.PAGESIZE) * _mmap.PAGESIZE
@@ -822,7 +822,7 @@ class Map(KernelObject):
     def describe(self) -> str:
         if self.name:
             return f"map {self.name!r}"
-        return f"{_type_name(self.map_type)} map" if hasattr(self, "map_type") else "map"
+        return f"{_type_name(self.type)} map" if hasattr(self, "type") else "map"
 
 
 def _address(buf: bytearray) -> int:

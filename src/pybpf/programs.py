@@ -131,7 +131,7 @@ class Program(KernelObject):
                  verifier_log: str = "",
                  expected_attach_type: Union[AttachType, int, None] = None) -> None:
         super().__init__(fd, name)
-        self.prog_type = prog_type
+        self.type = prog_type
         self.verifier_log = verifier_log
         self.expected_attach_type = expected_attach_type
 
@@ -272,12 +272,12 @@ class Program(KernelObject):
         once (the kernel refuses data and repeat for them); ``flags=TestRunFlag.RUN_ON_CPU``
         with ``cpu`` picks the CPU of a raw_tracepoint run.
         """
-        if self.prog_type in _NO_DATA_TYPES:
+        if self.type in _NO_DATA_TYPES:
             if data_in or data_out_size:
-                raise UsageError(f"{self.describe()}: {ProgType(self.prog_type).name.lower()} "
+                raise UsageError(f"{self.describe()}: {ProgType(self.type).name.lower()} "
                                  "programs take no data_in/data_out in test_run, only ctx_in")
             if repeat > 1:
-                raise UsageError(f"{self.describe()}: {ProgType(self.prog_type).name.lower()} "
+                raise UsageError(f"{self.describe()}: {ProgType(self.type).name.lower()} "
                                  "programs run exactly once in test_run (repeat must be 1)")
             repeat = 0
         keep: list[Any] = []
@@ -290,7 +290,7 @@ class Program(KernelObject):
         if data_out_size is None:
             data_out_size = len(data_in) + 256 if data_in else 0
         if ctx_out_size is None:
-            ctx_out_size = len(ctx_in) if ctx_in and self.prog_type not in (
+            ctx_out_size = len(ctx_in) if ctx_in and self.type not in (
                 ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE) else 0
         fields: dict[str, Any] = dict(prog_fd=self.fd, repeat=repeat, flags=flags, cpu=cpu,
                                       batch_size=batch_size)

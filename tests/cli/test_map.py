@@ -227,7 +227,7 @@ def test_pin_freeze_create(pin_dir, config):
         res = pybpf("map", "create", pin_dir / "outer", "type", "hash_of_maps", "key", 4,
                     "value", 4, "entries", 2, "name", uniq("hom"), "inner_map", "id", inner.id)
         assert res.rc == 0, res.err
-        assert Map.from_pin(pin_dir / "outer").map_type.name == "HASH_OF_MAPS"
+        assert Map.from_pin(pin_dir / "outer").type.name == "HASH_OF_MAPS"
 
 
 def test_command_prefixes(config):

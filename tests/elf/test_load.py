@@ -215,7 +215,7 @@ def test_global_functions(bpf_objects):
         assert xdp.test_run(bytes(32)).retval == XdpAction.DROP
         assert xdp.test_run(bytes(100)).retval == XdpAction.PASS
         assert tc.test_run(bytes(80)).retval == 160
-        assert tc.prog_type == ProgType.SCHED_CLS
+        assert tc.type == ProgType.SCHED_CLS
         assert u64(obj.maps["elf_glob.bss"][ZERO]) == 2
         assert xdp.info().nr_func_info == 2 and xdp.info().btf_id
 

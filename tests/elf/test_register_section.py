@@ -69,7 +69,7 @@ def test_registered_section_loads_and_auto_attaches(obj, udp_pair):
     finally:
         unregister_section(d)
     prog = spec.programs["drop_all"]
-    assert (prog.prog_type, prog.attach_target) == (ProgType.SOCKET_FILTER, "receiver")
+    assert (prog.type, prog.attach_target) == (ProgType.SOCKET_FILTER, "receiver")
     with load(spec) as coll:
         assert arrives(tx, rx)
         coll.attach_all()

@@ -43,7 +43,7 @@ def test_object_name() -> None:
 def test_programs_maps_and_variables(bpf_objects) -> None:
     spec = ObjectSpec.from_file(bpf_objects["elf_prog_array"])
     assert sorted(spec.programs) == ["entry", "tail_drop", "tail_pass"]
-    assert all(p.prog_type == ProgType.XDP and p.section.name == "xdp"
+    assert all(p.type == ProgType.XDP and p.section.name == "xdp"
                for p in spec.programs.values())
     assert spec.license == "GPL" and spec.programs["entry"].license == "GPL"
     jt = spec.maps["jump_table"]

@@ -257,7 +257,7 @@ class BPF(IntrospectionMixin):
         ...); a function loads once per program type, later calls return it."""
         name = _str(func_name)
         fn = self.funcs.get(name)
-        if fn is not None and fn.program.prog_type == prog_type:
+        if fn is not None and fn.program.type == prog_type:
             return fn
         return self._load(name, ProgType(prog_type),
                           None if attach_type == -1 else AttachType(attach_type))
@@ -276,7 +276,7 @@ class BPF(IntrospectionMixin):
                              "or inlined function cannot be loaded on its own)")
         if section:
             ps.section = section_of(section)
-        elif ps.prog_type != prog_type or (attach_type is not None
+        elif ps.type != prog_type or (attach_type is not None
                                            and ps.attach_type != attach_type):
             ps.section = Section(ps.section.name, SectionDef(ps.section.name, prog_type,
                                                              attach_type), "")

@@ -142,7 +142,7 @@ class TableBase(MutableMapping):
         self.map = map
         self.name = name.encode()
         self.map_fd = map.fd
-        self.map_type = int(map.map_type)
+        self.map_type = int(map.type)
         self.max_entries = map.max_entries
         self.Key = keytype
         self.Leaf = leaftype
@@ -653,7 +653,7 @@ def _raw_view(m: "Map") -> "Map":
     import os
     from ..maps import Map
     from ..sys.fd import FD
-    return Map(FD(os.dup(m.fd)), m.name, m.map_type, m.key_size, m.value_size, m.max_entries,
+    return Map(FD(os.dup(m.fd)), m.name, m.type, m.key_size, m.value_size, m.max_entries,
                None)
 
 
@@ -668,14 +668,14 @@ def table_of(bpf: "BPF", name: str, built: "_Built", keytype: Any = None, leafty
     if leaftype is None:
         leaftype = ctypes_of(ms.value_type) if ms.value_type is not None \
             else _by_size(m.value_size)
-    if m.map_type in (MapType.PERF_EVENT_ARRAY, MapType.PROG_ARRAY, MapType.CGROUP_ARRAY):
+    if m.type in (MapType.PERF_EVENT_ARRAY, MapType.PROG_ARRAY, MapType.CGROUP_ARRAY):
         keytype, leaftype = ct.c_int, ct.c_int
     event_type = None
     var = built.translation.event_types.get(name)
     if var and btf is not None:
         t = _event_var_type(btf, var)
         event_type = ctypes_of(t) if t is not None else None
-    cls = _CLASSES.get(m.map_type, TableBase)
+    cls = _CLASSES.get(m.type, TableBase)
     table = cls(bpf, m, name, keytype, leaftype, event_type)
     if isinstance(table, _PerCpu):
         table._setup_percpu(reducer)

@@ -280,14 +280,14 @@ def _dump(maps: list, opts: Options) -> int:
         if e.errno not in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP):
             raise CLIError(f"can't get next key: {why(e)}", errno_code(e.errno)) from None
         from ..sys.uapi import MapType
-        keyless = [m for m in maps if m.map_type in (
+        keyless = [m for m in maps if m.type in (
             MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER, MapType.RINGBUF,
             MapType.USER_RINGBUF, MapType.ARENA)]
         m = keyless[0] if keyless else maps[0]
-        hint = "; use 'map peek' or 'map pop'" if m.map_type in (MapType.QUEUE,
+        hint = "; use 'map peek' or 'map pop'" if m.type in (MapType.QUEUE,
                                                                  MapType.STACK) else ""
         err = _errno.errorcode.get(e.errno, "ENOTSUPP")
-        raise CLIError(f"can't dump {m.describe()}: {type_plain(m.map_type)} maps cannot be "
+        raise CLIError(f"can't dump {m.describe()}: {type_plain(m.type)} maps cannot be "
                        f"walked by key (BPF_MAP_GET_NEXT_KEY gives {err}){hint}",
                        errno_code(e.errno)) from None
 

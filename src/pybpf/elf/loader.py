@@ -198,7 +198,7 @@ def load(spec: Union[ObjectSpec, str, os.PathLike, bytes], *,
                 coll.maps[ms.name].btf = spec.btf  # decode="struct event" looks types up here
             attach = {p: (k, i) for k in struct_ops.values() for p, i in k.members.items()}
             for ps in spec.programs.values():
-                if ps.autoload and (ps.prog_type != ProgType.STRUCT_OPS or ps.name in attach):
+                if ps.autoload and (ps.type != ProgType.STRUCT_OPS or ps.name in attach):
                     coll.programs[ps.name] = _load_program(spec, ps, coll, ksyms, log_level,
                                                            core_btf, core_in_kernel,
                                                            attach.get(ps.name))
@@ -527,7 +527,7 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
 
     def load(**extra: Any) -> ObjectProgram:
         return ObjectProgram.load(
-            ps.prog_type, bytes(code), license=ps.license, name=ps.name[:15],
+            ps.type, bytes(code), license=ps.license, name=ps.name[:15],
             expected_attach_type=attach_type, attach_btf_id=attach_btf_id,
             attach_btf_obj_fd=attach_obj_fd,
             kern_version=ps.kern_version or None, flags=ps.flags,

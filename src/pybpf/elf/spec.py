@@ -99,7 +99,7 @@ class ProgramSpec:
     log_level: int = 0
 
     @property
-    def prog_type(self) -> ProgType:
+    def type(self) -> ProgType:
         return self.section.prog_type
 
     @property
@@ -348,14 +348,14 @@ class ObjectSpec:
                 so = hit[0][1]
                 fn = self._function_at(sym.shndx, sym.value // INSN_SIZE)
                 progs = [p for p in self.programs.values() if p.function is fn]
-                if not progs or progs[0].prog_type != ProgType.STRUCT_OPS:
+                if not progs or progs[0].type != ProgType.STRUCT_OPS:
                     raise ObjectError(self._where(
                         f"struct_ops {so.name!r}: {member.name} points to {sym.name!r}, which is "
                         "not a SEC(\"struct_ops/...\") program"))
                 so.programs[member.name] = progs[0].name
         used = {p for so in self.struct_ops.values() for p in so.programs.values()}
         for p in self.programs.values():
-            if p.prog_type == ProgType.STRUCT_OPS and p.name not in used:
+            if p.type == ProgType.STRUCT_OPS and p.name not in used:
                 p.autoload = False
 
     # -- externs -------------------------------------------------------------------------

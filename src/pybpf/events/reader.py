@@ -29,12 +29,12 @@ def open_map(m: Any, map_type: MapType, what: str) -> tuple[Map, bool]:
     ours to close."""
     owned = not isinstance(m, Map)
     mp = Map.from_fd(m if isinstance(m, int) else m.fileno()) if owned else m
-    if mp.map_type != map_type:
+    if mp.type != map_type:
         desc = mp.describe()
         if owned:
             mp.close()
         raise UsageError(f"{what} reads a BPF_MAP_TYPE_{map_type.name} map; {desc} is "
-                         f"{getattr(mp.map_type, 'name', mp.map_type)}")
+                         f"{getattr(mp.type, 'name', mp.type)}")
     return mp, owned
 
 

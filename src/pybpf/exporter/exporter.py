@@ -239,22 +239,22 @@ class Exporter:
                 raise ConfigError(f"{where}: metrics.{kind} {metric.name!r}: the object has no "
                                   f"map of that name (maps: {', '.join(sorted(maps)) or 'none'})")
             if isinstance(metric, Counter) and metric.perf_event_array:
-                if m.map_type != MapType.PERF_EVENT_ARRAY:
+                if m.type != MapType.PERF_EVENT_ARRAY:
                     raise ConfigError(f"{where}: metrics.counters {metric.name!r}: "
                                       "perf_event_array is set but the map is a "
-                                      f"{MapType(m.map_type).name} map")
+                                      f"{MapType(m.type).name} map")
                 continue
             if m.value_size != 8:
                 raise ConfigError(f"{where}: map {metric.name!r}: value size is not the "
                                   f"expected 8 bytes (u64), it is {m.value_size} bytes")
-            want = _key_size(metric.labels, m.map_type in PERCPU)
+            want = _key_size(metric.labels, m.type in PERCPU)
             if m.key_size not in want:
                 raise ConfigError(f"{where}: map {metric.name!r}: key size {m.key_size} does "
                                   f"not match the labels' sizes and paddings "
                                   f"({' or '.join(map(str, sorted(want)))} bytes)")
         for span in cfg.spans:
             m = maps.get(span.ringbuf)
-            if m is None or m.map_type != MapType.RINGBUF:
+            if m is None or m.type != MapType.RINGBUF:
                 raise ConfigError(f"{where}: tracing.spans ringbuf {span.ringbuf!r}: the "
                                   "object has no ring buffer map of that name")
         cg = cfg.cgroup_id_map
@@ -287,7 +287,7 @@ class Exporter:
         """Decoded label values -> summed value (DecodeError if a key does not fit)."""
         m: Map = loaded.collection.maps[name]
         ksz, n, vals = m.key_size, read.count, read.values
-        percpu = m.map_type in PERCPU
+        percpu = m.type in PERCPU
         ncpu = (len(vals) // n) if percpu and n else 1
         keys = read.keys
         out: dict[tuple[str, ...], float] = {}

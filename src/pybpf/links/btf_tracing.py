@@ -170,7 +170,7 @@ def attach(program: Program, attach_type: Union[AttachType, int, None] = None, *
     """
     if attach_type is None:
         attach_type = program.expected_attach_type
-    if attach_type is None and program.prog_type == ProgType.EXT:
+    if attach_type is None and program.type == ProgType.EXT:
         attach_type = AttachType(0)
     if attach_type is None:
         raise UsageError(f"{program.describe()}: say its attach type (the kernel does not report "
@@ -189,7 +189,7 @@ def attach(program: Program, attach_type: Union[AttachType, int, None] = None, *
 
 
 def _kind_name(program: Program, attach_type: Union[AttachType, int]) -> str:
-    if program.prog_type == ProgType.EXT:
+    if program.type == ProgType.EXT:
         return "freplace"
     return next((k for k, h in HOOKS.items() if h.attach_type == attach_type),
                 f"attach type {attach_type}")
