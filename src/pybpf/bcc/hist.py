@@ -34,14 +34,15 @@ def _stars(val: int, val_max: int, width: int) -> str:
     return text
 
 
+def _extent(vals: list[int]) -> tuple[int, int]:
+    """The last non-empty slot (-1 when none) and the largest count."""
+    idx_max = max((i for i, v in enumerate(vals) if v > 0), default=-1)
+    return idx_max, max([0, *vals])
+
+
 def log2_lines(vals: list[int], val_type: str, strip_leading_zero: Any = None) -> list[str]:
     """The lines of one log2 histogram of slot counts ``vals``."""
-    idx_max, val_max = -1, 0
-    for i, v in enumerate(vals):
-        if v > 0:
-            idx_max = i
-        if v > val_max:
-            val_max = v
+    idx_max, val_max = _extent(vals)
     if idx_max <= 32:
         header, body, stars = ("     %-19s : count     distribution",
                                "%10d -> %-10d : %-8d |%-*s|", stars_max)
@@ -63,12 +64,7 @@ def log2_lines(vals: list[int], val_type: str, strip_leading_zero: Any = None) -
 
 def linear_lines(vals: list[int], val_type: str, strip_leading_zero: Any = None) -> list[str]:
     """The lines of one linear histogram of slot counts ``vals``."""
-    idx_max, val_max = -1, 0
-    for i, v in enumerate(vals):
-        if v > 0:
-            idx_max = i
-        if v > val_max:
-            val_max = v
+    idx_max, val_max = _extent(vals)
     lines = ["     %-13s : count     distribution" % val_type] if idx_max >= 0 else []
     for i in range(idx_max + 1):
         val = vals[i]
