@@ -647,20 +647,10 @@ def _event_var_type(btf: Any, var: str) -> Any:
     return None
 
 
-def _raw_view(m: "Map") -> "Map":
-    """A Map on a new fd of ``m`` whose keys and values are bytes (the tables convert by their
-    ctypes types), whatever codecs ``m`` has."""
-    import os
-    from ..maps import Map
-    from ..sys.fd import FD
-    return Map(FD(os.dup(m.fd)), m.name, m.type, m.key_size, m.value_size, m.max_entries,
-               None)
-
-
 def table_of(bpf: "BPF", name: str, built: "_Built", keytype: Any = None, leaftype: Any = None,
              reducer: Optional[Callable[[Any, Any], Any]] = None) -> TableBase:
     """The table object for map ``name`` of a built program, of BCC's class for its type."""
-    m = _raw_view(built.collection.maps[name])
+    m = built.collection.maps[name].raw()  # bytes in and out: the tables convert by ctypes
     ms = built.collection.spec.maps[name]
     btf = built.collection.spec.btf
     if keytype is None:
