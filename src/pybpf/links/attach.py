@@ -83,7 +83,7 @@ def short_name(t: AttachType) -> str:
 def check_prog_type(program: KernelObject, attach_type: AttachType, what: str) -> None:
     """UsageError unless ``program``'s type is the one ``attach_type`` takes."""
     want = PROG_TYPE_OF_ATTACH.get(attach_type)
-    have = getattr(program, "prog_type", None)
+    have = getattr(program, "type", None)
     if want is None or have is None or int(have) == want:
         return
     try:

@@ -62,7 +62,7 @@ def attach_socket_filter(program: KernelObject, sock: SocketLike) -> SocketFilte
     (setsockopt SO_ATTACH_BPF). It replaces any filter there and lasts as long as the socket
     or until detached (the attachment, or ``detach_socket_filter``); the socket holds its
     own reference to the program."""
-    have = getattr(program, "prog_type", ProgType.SOCKET_FILTER)
+    have = getattr(program, "type", ProgType.SOCKET_FILTER)
     if int(have) != ProgType.SOCKET_FILTER:
         raise UsageError(f"{program.describe()} is a {ProgType(have).name.lower()} program; "
                          "SO_ATTACH_BPF takes socket_filter programs")
@@ -86,7 +86,7 @@ def attach_sockmap(program: KernelObject, sockmap: KernelObject, attach_type: At
     if at not in _SOCKMAP_TYPES:
         raise UsageError(f"{at.name.lower()} is not a sockmap attach type; they are "
                          f"{', '.join(t.name.lower() for t in _SOCKMAP_TYPES)}")
-    mtype = getattr(sockmap, "map_type", None)
+    mtype = getattr(sockmap, "type", None)
     if mtype is not None and int(mtype) not in (MapType.SOCKMAP, MapType.SOCKHASH):
         raise UsageError(f"{sockmap.describe()} is a {MapType(mtype).name.lower()} map; "
                          f"{at.name.lower()} programs attach to sockmap or sockhash maps")
