@@ -79,9 +79,9 @@ def explain(command: str | None, err: int) -> str:
     cmd = command.removeprefix("BPF_") if command else None
     known = _EXPLAIN.get((cmd, err)) or _EXPLAIN.get((None, err))
     if err == _errno.EPERM:
-        lacking = caps.missing()
-        if known is None or lacking:
-            why = caps.eperm_reason()
+        held = caps.effective()
+        if known is None or caps.missing(caps=held):
+            why = caps.eperm_reason(caps=held)
             return f"{known}, or {why}" if known else f"operation not permitted: {why}"
     return known or os.strerror(err).lower()
 

@@ -356,18 +356,17 @@ def _explain_refusal(attr: ProgLoadAttr, what: str, err: int) -> None:
     missing, or that the kernel refused although they are held."""
     from .btf.probes import prog_load  # the BTF layer only to explain a refusal (start-up)
     needs = probes.prog_caps(attr.prog_type)
-    eperm = BPFError(err, "BPF_PROG_LOAD", what,
-                     detail=f"operation not permitted: {_caps.eperm_reason(needs)}")
-    if err == _errno.EPERM and _caps.missing(needs):
-        raise eperm
-    try:
-        support = prog_load(attr.prog_type, attr.expected_attach_type, attr.attach_btf_id)
-    except ValueError:
-        raise UsageError(f"BPF_PROG_LOAD on {what}: unknown program type {attr.prog_type}") from None
-    if not support:
-        raise UnsupportedFeatureError(f"BPF_PROG_LOAD on {what}: {support.reason}")
+    if not (err == _errno.EPERM and _caps.missing(needs)):  # privileges held: ask the probe
+        try:
+            support = prog_load(attr.prog_type, attr.expected_attach_type, attr.attach_btf_id)
+        except ValueError:
+            raise UsageError(f"BPF_PROG_LOAD on {what}: unknown program type "
+                             f"{attr.prog_type}") from None
+        if not support:
+            raise UnsupportedFeatureError(f"BPF_PROG_LOAD on {what}: {support.reason}")
     if err == _errno.EPERM:
-        raise eperm
+        raise BPFError(err, "BPF_PROG_LOAD", what,
+                       detail=f"operation not permitted: {_caps.eperm_reason(needs)}")
 
 
 def enable_stats() -> FD:
