@@ -11,6 +11,7 @@ import os
 import struct
 from typing import Any, Callable
 
+from ..errors import BTFError
 from ..sys import commands, objects
 from ..sys.attrs import ProgInfoStruct
 from ..sys.probes import (RET0, TRACING_CAPS, Support, create_map, eperm, errname, load, prog_type,
@@ -21,7 +22,8 @@ from .encode import Encoder, encode, int_btf
 from .ext import CoreRelo, encode_core_relos
 from .spec import Spec
 
-_MAP_PROBE_SIZES: dict[int, tuple[int, int, int, int]] = {  # (key_size, value_size, max_entries, flags) where the default 4,4,1,0 fails
+# (key_size, value_size, max_entries, flags) of the map types the default 4, 4, 1, 0 fails for
+_MAP_PROBE_SIZES: dict[int, tuple[int, int, int, int]] = {
     MapType.LPM_TRIE: (8, 8, 1, MapFlag.NO_PREALLOC),
     MapType.QUEUE: (0, 4, 1, 0), MapType.STACK: (0, 4, 1, 0), MapType.BLOOM_FILTER: (0, 4, 1, 0),
     MapType.RINGBUF: (0, 0, 4096, 0), MapType.USER_RINGBUF: (0, 0, 4096, 0),
@@ -84,7 +86,7 @@ def iter_target(name: str) -> Support:
     """
     try:
         target = Spec.vmlinux().find(f"bpf_iter_{name}", T.Func)
-    except Exception as e:  # no kernel BTF, or no such function in it
+    except (BTFError, OSError) as e:  # no kernel BTF, or no such function in it
         return Support(False, f"iterator target {name}: this kernel ({os.uname().release}) has "
                               f"no bpf_iter_{name} in its BTF ({e})")
     err = load(ProgType.TRACING, expected_attach_type=AttachType.TRACE_ITER,
@@ -107,7 +109,7 @@ def prog_load(ptype: int, attach_type: int = 0, attach_btf_id: int = 0) -> Suppo
     if tracing and attach_type == AttachType.TRACE_ITER and attach_btf_id:
         try:
             name = Spec.vmlinux().type_by_id(attach_btf_id).name
-        except Exception:
+        except (BTFError, OSError):  # no kernel BTF, or an id it does not have
             name = ""
         if name.startswith("bpf_iter_"):
             return iter_target(name[len("bpf_iter_"):])
