@@ -68,6 +68,9 @@ def test_trace_shows_the_chapters_sequence(ring, tracefs):
     names = [c for c, _, _ in calls]
     creates = {re.search(r'map_name="([^"]*)"', a)[1]: a
                for c, a, _ in calls if c == "BPF_MAP_CREATE"}
+    # the chapter's two maps and no other (no map for a string literal's section)
+    assert names.count("BPF_MAP_CREATE") == 2 and sorted(creates) == ["config", "output"], \
+        list(creates)
     out_type = "BPF_MAP_TYPE_RINGBUF" if ring else "BPF_MAP_TYPE_PERF_EVENT_ARRAY"
     assert f"map_type={out_type}" in creates["output"]
     config = creates["config"]

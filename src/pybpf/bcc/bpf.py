@@ -50,6 +50,18 @@ def _code(source: str) -> str:
     return _SPACED_PUNCT.sub(r"\1", _SECTIONS.sub('SEC("")', source))
 
 
+def _skip_unused_data(spec: Any) -> None:
+    """Leave out the global data maps no code refers to: clang keeps a string literal's
+    section (``.rodata.str1.1`` of ``char s[] = "..."``) after folding its loads into
+    immediates, and BCC, which has no global data, makes no map for it."""
+    from ..elf.spec import RefKind
+    used = {r.target for f in spec.functions.values() for r in f.refs
+            if r.kind in (RefKind.MAP_VALUE, RefKind.MAP_FD)}
+    for ms in spec.maps.values():
+        if ms.is_data and ms.section != ".kconfig" and ms.name not in used:
+            ms.autocreate = False
+
+
 _live: "weakref.WeakSet[BPF]" = weakref.WeakSet()
 
 
@@ -219,6 +231,7 @@ class BPF(IntrospectionMixin):
         spec = ObjectSpec.from_file(build(tr, self.cflags, name=self._name))
         for ps in spec.programs.values():
             ps.autoload = False
+        _skip_unused_data(spec)
         reuse = {}
         if self._built:
             reuse = {n: m for n, m in self._built[0].collection.maps.items() if n in spec.maps}
