@@ -108,9 +108,9 @@ int prog(struct __sk_buff *ctx) {
 @pytest.mark.parametrize("text, words", [
     ("BPF_HASH(a);\nint f(void *c) { a.frobnicate(1); return 0; }", ["frobnicate", "'a'"]),
     ("BPF_HASH(a);\nint f(void *c) { a.update(1); return 0; }", ["update", "2", "not 1"]),
-    ("BPF_TABLE(\"extern\", u32, u32, t, 4);", ["extern"]),
+    ("BPF_TABLE_PINNED(\"extern\", u32, u32, t, 4, \"/sys/fs/bpf/t\");", ["extern", "pinned"]),
     ("BPF_TABLE(\"nosuch\", u32, u32, t, 4);", ["nosuch"]),
-    ("BPF_CGROUP_STORAGE(m, u64);", ["BPF_CGROUP_STORAGE"]),
+    ("BPF_QUEUESTACK(\"ring\", q, u32, 4, 0);", ["BPF_QUEUESTACK", "ring"]),
 ])
 def test_unsupported_or_malformed_is_named(text, words):
     with pytest.raises(DialectError) as ei:

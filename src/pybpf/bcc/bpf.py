@@ -232,10 +232,14 @@ class BPF(IntrospectionMixin):
         for ps in spec.programs.values():
             ps.autoload = False
         _skip_unused_data(spec)
-        reuse = {}
+        from . import sharing
         if self._built:
             reuse = {n: m for n, m in self._built[0].collection.maps.items() if n in spec.maps}
+        else:  # pinned tables, and those other BPF objects share (extern)
+            reuse = sharing.prepare(spec)
         built = _Built(kind_of, tr, load(spec, maps=reuse))
+        if not self._built:
+            sharing.publish(self, built.collection)
         self._built.append(built)
         return built
 
@@ -835,6 +839,8 @@ class BPF(IntrospectionMixin):
             return
         self._closed = True
         _live.discard(self)
+        from . import sharing
+        sharing.withdraw(self)
         attached: list[Any] = [*self._others, *self.raw_tracepoint_fds.values(),
                                *self.kfunc_fds.values(), *self.lsm_fds.values(),
                                *self.perf_event_fds.values()]

@@ -634,6 +634,8 @@ _CLASSES: dict[int, type] = {
     MapType.DEVMAP: DevMap, MapType.DEVMAP_HASH: DevMap, MapType.CPUMAP: CpuMap,
     MapType.XSKMAP: XskMap, MapType.QUEUE: QueueStack, MapType.STACK: QueueStack,
     MapType.RINGBUF: RingBuf,
+    # BCC has no class for these: keyed by (cgroup inode, attach type) like a hash
+    MapType.CGROUP_STORAGE: HashTable, MapType.PERCPU_CGROUP_STORAGE: PerCpuHash,
 }
 
 

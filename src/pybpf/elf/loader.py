@@ -293,8 +293,8 @@ def _create_map(spec: ObjectSpec, ms: MapSpec, btf: Optional[BTF], pin_root: str
                 struct_ops: Optional[tuple[KernelStructOps, int]] = None) -> Map:
     """``struct_ops``: a struct_ops map's kernel layout and the fd of the module BTF holding
     its value type (0: vmlinux)."""
-    path = os.path.join(pin_root, ms.name) if ms.pinning == Pinning.BY_NAME and not inner \
-        else None
+    path = ms.pin_path or (os.path.join(pin_root, ms.name)
+                           if ms.pinning == Pinning.BY_NAME and not inner else None)
     if path is not None and os.path.exists(path):
         return _reuse_pinned(ms, path)
     inner_map = None
@@ -384,7 +384,7 @@ def _id(t: Optional[T.Type]) -> int:
 def _reuse_pinned(ms: MapSpec, path: str) -> Map:
     """libbpf's pin reuse: the pinned map must match the definition."""
     return _reuse(ms, Map.from_pin(path, raw=True), f"the map pinned at {path}",
-                  f"unpin it (rm {path}) or use another pin_root")
+                  f"unpin it (rm {path})" + ("" if ms.pin_path else " or use another pin_root"))
 
 
 def _reuse_given(ms: MapSpec, given: Map) -> Map:

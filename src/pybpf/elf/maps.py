@@ -35,7 +35,9 @@ class MapSpec:
     ``key_type``/``value_type``: BTF types (ids in the object's BTF) when known. Set
     ``autocreate = False`` to skip the map at load (libbpf's ``bpf_map__set_autocreate``):
     code that uses it is poisoned and fails the load only if the verifier reaches it; the
-    struct_ops programs of a struct_ops map not created do not load.
+    struct_ops programs of a struct_ops map not created do not load. ``pin_path`` (libbpf's
+    ``bpf_map__set_pin_path``): the map pinned there is used if it matches the definition,
+    else the map is created and pinned there.
     """
 
     name: str  # the kernel gets its first 15 bytes (kernel_name)
@@ -55,6 +57,7 @@ class MapSpec:
     section: str = ".maps"
     freeze: bool = False  # .rodata and .kconfig: read-only for user space after load
     autocreate: bool = True
+    pin_path: Optional[str] = None
 
     @property
     def kernel_name(self) -> str:

@@ -31,7 +31,7 @@ from .errors import DialectError
 from .methods import EVENT_SECTION, rewrite as rewrite_methods
 from .probe_read import TRACING_SECTIONS, rewrite_probe_reads
 from .programs import Function, Kind, kind as program_kind, param_reads
-from .tables import MACROS, UNSUPPORTED, Table, define
+from .tables import MACROS, Table, define
 from .tracepoints import record_struct
 
 __all__ = ["DialectError", "EVENT_SECTION", "Function", "Table", "Translation", "translate"]
@@ -55,6 +55,7 @@ _PRINTK_SPEC = re.compile(r"%[-+ #0-9.]*((?:hh|h|ll|l|z|j|t)?[a-zA-Z])")
 _PRINTK_ALLOWED = {"d", "i", "u", "x", "X", "ld", "li", "lu", "lx", "lld", "lli", "llu", "llx",
                    "p", "s", "c", "pK", "pS", "pB", "pi", "pI"}
 _USDT_READS = {"bpf_usdt_readarg", "bpf_usdt_readarg_p"}
+_RECORD_PARAM = re.compile(r"(?:const\s+)?struct\s+tracepoint__(\w+?)__(\w+)\s*\*")
 LICENSE_SUFFIX = ("#ifndef BPF_LICENSE", "#define BPF_LICENSE GPL", "#endif",
                   'char _license[] SEC("license") = __PYBPF_STRINGIFY(BPF_LICENSE);')
 
@@ -141,7 +142,7 @@ class _Translator:
                         t.text if header == "bcc/proto.h" else ""
                     self.edits.append((t.start, t.end, keep))
                 decl = i + 1
-            elif t.kind == "id" and nxt == "(" and (t.text in MACROS or t.text in UNSUPPORTED):
+            elif t.kind == "id" and nxt == "(" and t.text in MACROS:
                 i = self.table(i)
                 decl = i + 1
             elif t.kind == "id" and nxt == "(" and t.text in PROBE_MACROS:
@@ -221,8 +222,7 @@ class _Translator:
                 raise DialectError("TRACEPOINT_PROBE takes (category, event)", line)
             cat, ev = args
             name = f"tracepoint__{cat}__{ev}"
-            self.prelude.append(record_struct(cat, ev))
-            self.tracepoints.append(f"{cat}:{ev}")
+            self.record(cat, ev)
             section = f"tracepoint/{cat}/{ev}"
             header = f"int {name}(struct {name} *args)"
             fn = Function(name, [(f"struct {name} *", "args")], ("tracepoint", f"{cat}:{ev}"),
@@ -255,6 +255,12 @@ class _Translator:
         self.add_function(fn, line)
         self.replace(toks[i], toks[close], (f"SEC(\"{section}\") " if section else "") + header)
         return close + 1
+
+    def record(self, cat: str, ev: str) -> None:
+        """Define ``struct tracepoint__<cat>__<ev>`` (once) from the tracepoint's format."""
+        if f"{cat}:{ev}" not in self.tracepoints:
+            self.prelude.append(record_struct(cat, ev))
+            self.tracepoints.append(f"{cat}:{ev}")
 
     def add_function(self, fn: Function, line: int) -> None:
         if fn.name in self.functions:
@@ -291,6 +297,13 @@ class _Translator:
             params = []
         ctx_type, ctx = params[0] if params else ("", "")
         k = program_kind(name, ctx_type, self.kind_of.get(name), line)
+        for ptype, _ in params:   # as BCC: a tracepoint record parameter's struct is made
+            m = _RECORD_PARAM.fullmatch(ptype)
+            if m:
+                try:
+                    self.record(m[1], m[2])
+                except DialectError as e:
+                    raise DialectError(e.reason, line) from None
         fn = Function(name, params, k.auto_attach, k.is_syscall, k.section, line)
         self.add_function(fn, line)
         self.bodies[name] = (body, end)

@@ -100,6 +100,8 @@ METHODS: dict[str, tuple[tuple[int, ...], Callable[[Table, list[str]], str]]] = 
                                              f"(void *)&{t.name}, {a[0]}, {a[1]}, {a[2]}))"),
     "inode_storage_delete": ((1,), lambda t, a: f"bpf_inode_storage_delete("
                                                 f"(void *)&{t.name}, {a[0]})"),
+    "get_local_storage": ((1,), lambda t, a: f"(({_value_ptr(t)})bpf_get_local_storage("
+                                             f"(void *)&{t.name}, {a[0]}))"),
     "sock_map_update": ((3,), lambda t, a: f"bpf_sock_map_update({a[0]}, (void *)&{t.name}, "
                                            f"{a[1]}, {a[2]})"),
     "sock_hash_update": ((3,), lambda t, a: f"bpf_sock_hash_update({a[0]}, (void *)&{t.name}, "

@@ -12,7 +12,11 @@ from .errors import DialectError
 @dataclass
 class Table:
     """A table the program declares. ``map_type`` is a :class:`pybpf.sys.uapi.MapType` member
-    name, ``bcc_class`` the name of BCC's Python table class for it."""
+    name, ``bcc_class`` the name of BCC's Python table class for it. ``pinned``: the bpffs
+    path of ``BPF_TABLE_PINNED`` (the map pinned there is used, else made and pinned);
+    ``extern``: ``BPF_TABLE("extern", ...)``, the map is the table of that name another
+    ``BPF`` object of the process shares; ``shared``: ``BPF_TABLE_SHARED``/``_PUBLIC``, the
+    table such declarations find."""
 
     name: str
     map_type: str
@@ -23,6 +27,7 @@ class Table:
     pinned: Optional[str]
     extern: bool
     bcc_class: str
+    shared: bool = False
 
 
 # BPF_TABLE type string -> (MapType name, BCC class, has key, has value)
@@ -65,12 +70,14 @@ _INT_KEYS = {"int", "unsigned int", "u32", "__u32", "s32", "__s32", "uint32_t", 
              "unsigned"}
 _NO_PREALLOC = 1        # BPF_F_NO_PREALLOC
 DEFAULT_SIZE = 10240
+SHARING_SECTION = ".pybpf.tables"
+SHARING_PREFIX = "__pybpf_table__"
 
 
 def _table_macro(kind: str, key: str, leaf: str, name: str, size: str, flags: str = "0",
-                 pinned: Optional[str] = None) -> tuple[str, str, str, str, str, str,
-                                                        Optional[str]]:
-    return kind, key, leaf, name, size, flags, pinned
+                 pinned: Optional[str] = None, shared: bool = False
+                 ) -> tuple[str, str, str, str, str, str, Optional[str], bool]:
+    return kind, key, leaf, name, size, flags, pinned, shared
 
 
 def _unquote(arg: str, what: str) -> str:
@@ -123,6 +130,21 @@ def _bpf_table_pinned(kind: str, key: str, leaf: str, name: str, size: str, path
                         flags, _unquote(path, "BPF_TABLE_PINNED's path"))
 
 
+def _bpf_table_shared(kind: str, key: str, leaf: str, name: str, size: str,
+                      flags: str = "0") -> tuple:
+    return _table_macro(_unquote(kind, "the shared table's type"), key, leaf, name, size, flags,
+                        shared=True)
+
+
+def _queuestack(kind: str, name: str, leaf: str, size: str, flags: str = "0",
+                pinned: Optional[str] = None, shared: bool = False) -> tuple:
+    kind = _unquote(kind, "BPF_QUEUESTACK's type")
+    if kind not in ("queue", "stack"):
+        raise DialectError(f"BPF_QUEUESTACK: type \"{kind}\" is neither \"queue\" nor \"stack\"")
+    return _table_macro(kind, "", leaf, name, size, flags,
+                        _unquote(pinned, "the pinned path") if pinned else None, shared)
+
+
 def _histogram(name: str, key: str = "int", size: str = "64") -> tuple:
     return _table_macro("histogram", key, "u64", name, size)
 
@@ -169,8 +191,16 @@ MACROS: dict[str, Callable[..., tuple]] = {
     "BPF_TABLE": _bpf_table,
     "BPF_F_TABLE": _bpf_f_table,
     "BPF_TABLE_PINNED": _bpf_table_pinned,
-    "BPF_TABLE_PUBLIC": _bpf_table,
-    "BPF_TABLE_SHARED": _bpf_table,
+    "BPF_TABLE_PUBLIC": lambda kind, key, leaf, name, size: _bpf_table_shared(
+        kind, key, leaf, name, size),
+    "BPF_TABLE_SHARED": _bpf_table_shared,
+    "BPF_QUEUESTACK": _queuestack,
+    "BPF_QUEUESTACK_PINNED": lambda kind, name, leaf, size, flags, pinned: _queuestack(
+        kind, name, leaf, size, flags, pinned),
+    "BPF_QUEUESTACK_PUBLIC": lambda kind, name, leaf, size, flags: _queuestack(
+        kind, name, leaf, size, flags, shared=True),
+    "BPF_QUEUESTACK_SHARED": lambda kind, name, leaf, size, flags: _queuestack(
+        kind, name, leaf, size, flags, shared=True),
 }
 def _array_of_maps(name: str, inner: str, size: str) -> tuple:
     return _table_macro(f"array_of_maps${_unquote(inner, 'the inner table')}", "int", "int",
@@ -186,10 +216,11 @@ def _hash_of_maps(name: str, *rest: str) -> tuple:
 
 MACROS["BPF_ARRAY_OF_MAPS"] = _array_of_maps
 MACROS["BPF_HASH_OF_MAPS"] = _hash_of_maps
-UNSUPPORTED = {
-    "BPF_CGROUP_STORAGE": "BPF_CGROUP_STORAGE",
-    "BPF_PERCPU_CGROUP_STORAGE": "BPF_PERCPU_CGROUP_STORAGE",
-}
+# cgroup storage: one value per (cgroup, attach type) of the program, found by the helper
+MACROS["BPF_CGROUP_STORAGE"] = lambda name, leaf: _table_macro(
+    "cgroup_storage", "struct bpf_cgroup_storage_key", leaf, name, "0")
+MACROS["BPF_PERCPU_CGROUP_STORAGE"] = lambda name, leaf: _table_macro(
+    "percpu_cgroup_storage", "struct bpf_cgroup_storage_key", leaf, name, "0")
 
 
 def _int(expr: str) -> int:
@@ -210,17 +241,18 @@ def _int(expr: str) -> int:
 def define(macro: str, args: list[str], known: "dict[str, Table]" = {}) -> tuple[Table, str]:
     """The :class:`Table` and the C definition (one line) for ``macro(args...)``; ``known``:
     the tables defined before (the inner tables of maps of maps)."""
-    if macro in UNSUPPORTED:
-        raise DialectError(f"{UNSUPPORTED[macro]} is not supported by pybpf's BCC front end")
     try:
-        kind, key, leaf, name, size, flags, pinned = MACROS[macro](*args)
+        kind, key, leaf, name, size, flags, pinned, shared = MACROS[macro](*args)
     except TypeError:
         raise DialectError(f"{macro} does not take {len(args)} argument"
                            f"{'s' if len(args) != 1 else ''}: {macro}({', '.join(args)})") \
             from None
-    if kind == "extern":
-        raise DialectError(f"{macro}(\"extern\", ...) (a table shared with another BPF "
-                           "module) is not supported by pybpf's BCC front end")
+    extern = kind == "extern"
+    if extern:   # compiled as a hash of these types; the map is the shared table
+        if pinned or shared:
+            raise DialectError(f"{macro}: an \"extern\" table ({name}) cannot also be "
+                               "pinned or shared: the table it refers to is")
+        kind = "hash"
     inner = ""
     if "$" in kind:   # "array_of_maps$<inner table>": its maps are made like that table
         kind, inner = kind.split("$", 1)
@@ -253,5 +285,18 @@ def define(macro: str, args: list[str], known: "dict[str, Table]" = {}) -> tuple
         members.append(f"__uint(map_flags, {flags});")
     if inner:   # the inner maps' definition: a flexible array member, last
         members.append(f"__array(values, __typeof__({inner}));")
-    table = Table(name, map_type, key, leaf, _int(size), _int(flags), pinned, False, bcc_class)
-    return table, f"struct {{ {' '.join(members)} }} {name} SEC(\".maps\")"
+    table = Table(name, map_type, key, leaf, _int(size), _int(flags), pinned, extern,
+                  bcc_class, shared)
+    return table, f"struct {{ {' '.join(members)} }} {name} SEC(\".maps\")" + _sharing(table)
+
+
+def _sharing(t: Table) -> str:
+    """How ``t``'s map is found rather than made, kept in the object (so that a cached object
+    says it too): a string in section :data:`SHARING_SECTION` named ``<prefix><table>``,
+    ``pin:<path>``, ``extern`` or ``shared``."""
+    how = f"pin:{t.pinned}" if t.pinned else "extern" if t.extern else \
+        "shared" if t.shared else ""
+    if not how:
+        return ""
+    return (f"; static const char {SHARING_PREFIX}{t.name}[] __attribute__((section("
+            f"\"{SHARING_SECTION}\"), used)) = \"{how}\"")
