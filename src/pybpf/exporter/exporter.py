@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 from ..errors import BPFError, CompileError, PyBPFError, VerifierError
 from ..maps import Map, MapType
+from . import marker
 from .config import Config, ConfigError, Counter, Histogram, Label
 from .decoders import Decoders, DecodeError
 from .exposition import NAMESPACE, Renderer, Scraped
@@ -102,6 +103,7 @@ class Exporter:
         self.events: Any = None        # events.EventLoop for spans and perf_event_array counters
         self.renderer = Renderer()
         self._enable_stats = enable_stats
+        self.post_attach_mark: Optional[Callable[[], None]] = None   # marker.load(), if used
 
     # -- start-up ----------------------------------------------------------------------------
     def load(self) -> None:
@@ -114,6 +116,8 @@ class Exporter:
             with registered():  # ebpf_exporter's xdp/<iface> and perf_event/... sections
                 for cfg in self.configs:
                     self.loaded.append(self._load_one(cfg, core_btf))
+            if self.post_attach_mark is not None:  # all attached: uprobes on it run once
+                self.post_attach_mark()
             if self._enable_stats:
                 from ..programs import enable_stats
                 try:
@@ -147,6 +151,8 @@ class Exporter:
             spec = ObjectSpec.from_file(path)
             self._pass_kaddrs(cfg, spec, where)
             coll = load(spec, core_btf=core_btf) if core_btf else load(spec)
+        except ConfigError:
+            raise
         except PyBPFError as e:
             raise self._load_error(where, "loading", e) from None
         loaded = Loaded(cfg, coll)
@@ -199,7 +205,8 @@ class Exporter:
             addr = self.decoders.kernel.address(name)
             if addr is None:
                 raise ConfigError(f"{where}: field kaddrs: no kernel symbol {name!r} in "
-                                  "/proc/kallsyms")
+                                  "/proc/kallsyms (it lists variables only in kernels built "
+                                  "with CONFIG_KALLSYMS_ALL)")
             out[name] = addr
         return out
 
@@ -214,11 +221,19 @@ class Exporter:
 
     def _attach(self, loaded: Loaded, where: str) -> None:
         """Every program whose SEC() says where, as libbpf's auto-attach; a failure stops
-        start-up with ``strict``, else is logged and shown as ``ebpf_program_attached 0``."""
+        start-up with ``strict``, else is logged and shown as ``ebpf_program_attached 0``.
+        A uprobe on ``/proc/self/exe:...`` finds this process's ``post_attach_mark``
+        (:mod:`.marker`), called once every config is attached."""
         from ..elf.attach import auto_attach_kind
         for name, prog in loaded.collection.programs.items():
             if auto_attach_kind(prog) is None:
                 continue
+            if self.post_attach_mark is None and \
+                    (prog.spec.attach_target or "").startswith(marker.SELF_EXE):
+                try:
+                    self.post_attach_mark = marker.load()
+                except ConfigError as e:
+                    raise ConfigError(f"{where}: program {name!r}: {e}") from None
             try:
                 loaded.attached[name] = prog.attach()
             except PyBPFError as e:

@@ -29,6 +29,7 @@ from .probe import LegacyProbeEvent, open_pmu_probe, pmu_type
 from .tracing import attach_perf_event
 
 LD_SO_CACHE = "/etc/ld.so.cache"
+SELF_EXE = "/proc/self/exe"
 LIBRARY_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 _CACHE_MAGIC = b"glibc-ld.so.cache1.1"
@@ -175,6 +176,27 @@ def elf_file(path: str) -> Binary:
     return _elf_file(path, st.st_mtime_ns, st.st_size)
 
 
+def process_symbol(name: str) -> Optional[tuple[str, int]]:
+    """The file and file offset of function ``name`` as this process's dynamic linker finds
+    it (the executable, its libraries and those loaded ``RTLD_GLOBAL``, e.g. by ctypes), or
+    None: its address (``dlsym``) placed in its mapping (``/proc/self/maps``)."""
+    try:
+        address = ctypes.cast(getattr(ctypes.CDLL(None), name), ctypes.c_void_p).value or 0
+    except AttributeError:
+        return None
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if low <= address < high:
+                path = fields[5].rstrip("\n") if len(fields) == 6 else ""
+                if not path.startswith("/") or path.endswith(" (deleted)"):
+                    raise UsageError(f"{SELF_EXE}:{name}: the function is at {address:#x}, in "
+                                     f"no file a uprobe can be placed on ({path or 'anonymous'})")
+                return path, address - low + int(fields[2], 16)
+    return None
+
+
 def attach_uprobe(program: KernelObject, binary: str, symbol: str = "", offset: int = 0, *,
                   retprobe: bool = False, pid: int = -1, ref_ctr_offset: int = 0,
                   cookie: int = 0, legacy: Optional[bool] = None,
@@ -183,12 +205,19 @@ def attach_uprobe(program: KernelObject, binary: str, symbol: str = "", offset: 
     in ``binary``, or at file ``offset`` without a symbol; ``retprobe`` when it returns.
 
     ``pid`` limits the probe to one process (-1: every process mapping the file);
+    ``/proc/self/exe`` with a function the executable lacks means the library this process
+    loaded that has it (``process_symbol``), probed in this process only;
     ``ref_ctr_offset`` is the file offset of a USDT semaphore the kernel increments while the
     probe exists. Uses the uprobe PMU; ``legacy=True`` (or no PMU) writes ``uprobe_events``.
     """
     path = resolve_binary(binary)
     if symbol:
-        offset += elf_file(path).symbol(symbol).offset
+        place = process_symbol(symbol) if path == SELF_EXE and \
+            symbol not in elf_file(path).functions else None
+        if place is None:
+            offset += elf_file(path).symbol(symbol).offset
+        else:  # a library this process loaded: its file, for this process only
+            path, offset, pid = place[0], offset + place[1], os.getpid() if pid == -1 else pid
     kind = "uretprobe" if retprobe else "uprobe"
     what = f"{kind} {path}:{symbol + '+' if symbol else ''}{offset:#x}"
     if legacy is None:
