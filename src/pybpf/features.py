@@ -10,13 +10,15 @@ explain errors, in ``pybpf.sys.probes`` (the syscall layer only) and ``pybpf.btf
 """
 from __future__ import annotations
 
-from .btf.probes import (btf_datasec, btf_decl_tag, btf_enum64, btf_float, btf_func,
-                         btf_func_global, btf_type_tag, iter_target, kernel_core, map_type,
-                         prog_load)
-from .sys.probes import (Support, attach_type, fentry, freplace, helper, kprobe_multi, kprobes,
-                         lsm, map_batch, netfilter_link, perf_link, privileged, prog_caps,
-                         prog_type, sockmap_link, struct_ops_link, tp_btf, uprobe_multi, uprobes,
-                         xdp_link)
+from ._lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {  # a probe's module imported when first asked
+    "..btf.probes": "btf_datasec, btf_decl_tag, btf_enum64, btf_float, btf_func, "
+                   "btf_func_global, btf_type_tag, iter_target, kernel_core, map_type, prog_load",
+    "..sys.probes": "Support, attach_type, fentry, freplace, helper, kprobe_multi, kprobes, lsm, "
+                   "map_batch, netfilter_link, perf_link, privileged, prog_caps, prog_type, "
+                   "sockmap_link, struct_ops_link, tp_btf, uprobe_multi, uprobes, xdp_link",
+})
 
 __all__ = ["Support", "privileged", "map_type", "prog_type", "helper", "kprobes", "uprobes",
            "kprobe_multi", "uprobe_multi", "prog_caps", "iter_target", "tp_btf", "prog_load",

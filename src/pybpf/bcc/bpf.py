@@ -7,20 +7,27 @@ form than it was translated for (a kprobe on a syscall that falls back to the sy
 tracepoint on a kernel without kprobes) is translated again: if only its ELF section changes,
 the compiled object serves as it is, else the new translation is compiled and loaded with the
 same maps.
+
+What the Python side uses of a translation, and the object compiled from it, are cached by
+the translation's inputs (``<pybpf cache>/bcc/translations``): a second run of a script
+imports neither the translator nor the toolchain and runs no clang.
 """
 from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import re
 import sys
 import weakref
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Union
 
-from .. import features
+from .. import __version__, cache, features
 from ..errors import UnsupportedFeatureError, UsageError
+from ..sys.host import SYSCALL_PREFIXES, VMLINUX_BTF, kernel_identity
 from ..sys.uapi import AttachType, ProgType
 from .introspect import IntrospectionMixin, resolve_module
 
@@ -79,8 +86,128 @@ def _cleanup_at_exit() -> None:
     atexit.register(cleanup_all)
 
 
+@functools.lru_cache(maxsize=None)
+def _syscall_functions(prefix: str) -> frozenset[str]:
+    """The names ``[prefix]sys_*`` in vmlinux BTF's strings (empty without BTF); found once per
+    kernel, then read from the cache."""
+    name = f"bcc/syscall-functions/{zlib.crc32(kernel_identity().encode()):08x}"
+    cached = cache.read(name)
+    if cached is not None:
+        lines = cached.decode().split("\n")
+        if lines[0] == kernel_identity() + "\1" + prefix:
+            return frozenset(lines[1:])
+    try:
+        with open(VMLINUX_BTF, "rb") as f:
+            strings = f.read()
+    except OSError:
+        return frozenset()
+    names = set()
+    for start in {b"\0sys_", b"\0" + prefix.encode() + b"sys_"}:
+        at = strings.find(start)
+        while at >= 0:
+            end = strings.index(b"\0", at + 1)
+            names.add(strings[at + 1:end].decode())
+            at = strings.find(start, end)
+    found = frozenset(names)
+    cache.write(name, "\n".join([kernel_identity() + "\1" + prefix, *sorted(found)]).encode())
+    return found
+
+
 def _str(s: Optional[StrLike]) -> str:
     return s.decode() if isinstance(s, (bytes, bytearray)) else (s or "")
+
+
+class _Function(NamedTuple):
+    """A function of the program as the Python side sees it."""
+
+    name: str
+    auto_attach: Optional[tuple[str, str]]
+
+
+@dataclass
+class _Translated:
+    """What the Python side uses of one translation of the program, and the object compiled
+    from it once built; ``full``: the translator's own result, when translated in this
+    process (a cached one has none)."""
+
+    source: str
+    functions: dict[str, _Function]
+    tables: list[str]
+    event_types: dict[str, str]
+    obj: str = ""
+    compiler: list[Any] = field(default_factory=list)  # [path, size, mtime_ns] it ran with
+    full: Optional["Translation"] = None
+
+    def record(self) -> dict[str, Any]:
+        return {"source": self.source, "tables": self.tables, "event_types": self.event_types,
+                "functions": {n: f.auto_attach for n, f in self.functions.items()},
+                "obj": self.obj, "compiler": self.compiler}
+
+
+_TRANSLATIONS = "bcc/translations"
+_FORMAT = 1  # of the cached records
+
+
+def _file_stamp(path: str) -> list[Any]:
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+@functools.lru_cache(maxsize=None)
+def _front_end_stamp() -> str:
+    """Sizes and modification times of this front end's code and headers (the translator,
+    the toolchain, the runtime headers): changes whenever they do."""
+    found, dirs = [], [os.path.dirname(os.path.abspath(__file__))]
+    while dirs:
+        with os.scandir(dirs.pop()) as entries:
+            for e in entries:
+                if e.is_dir():
+                    if not e.name.startswith((".", "__")):
+                        dirs.append(e.path)
+                elif e.name.endswith((".py", ".h")):
+                    st = e.stat()
+                    found.append(f"{e.path}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(sorted(found))
+
+
+def _inputs(text: str, cflags: list[str], kind_of: Mapping[str, str]) -> str:
+    """Everything a translation and its object depend on: the program, its flags and load
+    forms, the kernel, the compiler's choice, this front end."""
+    return json.dumps([_FORMAT, __version__, text, cflags, sorted(kind_of.items()),
+                       kernel_identity(), os.environ.get("PYBPF_CC", ""),
+                       os.environ.get("PATH", ""), _front_end_stamp()])
+
+
+def _cache_name(inputs: str) -> str:
+    data = inputs.encode()
+    return f"{_TRANSLATIONS}/{zlib.crc32(data):08x}{zlib.adler32(data):08x}.json"
+
+
+def _cached_translation(inputs: str) -> Optional[_Translated]:
+    """The cached translation of ``inputs`` (its object only while the file and the compiler
+    it was made with are unchanged), or None."""
+    raw = cache.read(_cache_name(inputs))
+    if raw is None:
+        return None
+    try:
+        rec = json.loads(raw)
+        if rec["inputs"] != inputs:
+            return None  # another program with the same name's digest
+        t = _Translated(rec["source"], {n: _Function(n, tuple(a) if a else None)  # type: ignore
+                                        for n, a in rec["functions"].items()},
+                        rec["tables"], rec["event_types"], rec["obj"], rec["compiler"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    try:
+        if t.obj and (not os.path.exists(t.obj) or _file_stamp(t.compiler[0]) != t.compiler):
+            t.obj = ""
+    except (OSError, IndexError):
+        t.obj = ""
+    return t
+
+
+def _store_translation(inputs: str, t: _Translated) -> None:
+    cache.write(_cache_name(inputs), json.dumps({"inputs": inputs, **t.record()}).encode())
 
 
 @dataclass
@@ -88,7 +215,7 @@ class _Built:
     """One translation of the program, compiled and loaded (maps; programs on demand)."""
 
     kind_of: dict[str, str]
-    translation: "Translation"
+    translation: _Translated
     collection: "Collection"
 
 
@@ -183,8 +310,7 @@ class BPF(IntrospectionMixin):
         self._usdt_ignore_pid = attach_usdt_ignore_pid
         self.text = "".join(_str(u.get_text()) for u in self._usdt) + source
         self.cflags = [_str(f) for f in cflags]
-        from .dialect import translate
-        first = translate(self.text, self.cflags)
+        first = self._translate({})
         self._functions = first.functions
         self._table_defs = first.tables
         _live.add(self)
@@ -218,17 +344,43 @@ class BPF(IntrospectionMixin):
                          f"{', '.join(map(repr, candidates))})")
 
     # -- building and loading ------------------------------------------------------------------
-    def _build(self, translation: Optional["Translation"] = None) -> _Built:
+    def _translate(self, kind_of: Mapping[str, str]) -> _Translated:
+        """The program translated with load forms ``kind_of``: cached, or translated now."""
+        inputs = _inputs(self.text, self.cflags, kind_of)
+        t = _cached_translation(inputs)
+        if t is None:
+            from .dialect import translate
+            tr = translate(self.text, self.cflags, kind_of=kind_of)
+            t = _Translated(tr.source, {n: _Function(n, f.auto_attach)
+                                        for n, f in tr.functions.items()},
+                            list(tr.tables), dict(tr.event_types), full=tr)
+            _store_translation(inputs, t)
+        return t
+
+    def _compiled(self, t: _Translated, kind_of: Mapping[str, str]) -> str:
+        """The object file of translation ``t`` (compiled now unless cached)."""
+        if t.obj:
+            return t.obj
+        from .build import build
+        from .toolchain import find_compiler
+        if t.full is None:
+            from .dialect import translate
+            t.full = translate(self.text, self.cflags, kind_of=kind_of)
+        t.obj = build(t.full, self.cflags, name=self._name)
+        compiler = find_compiler().argv[0]
+        t.compiler = _file_stamp(os.path.realpath(compiler))
+        _store_translation(_inputs(self.text, self.cflags, kind_of), t)
+        return t.obj
+
+    def _build(self, translation: Optional[_Translated] = None) -> _Built:
         """Translate with the current load forms (unless given), compile, create the maps
         (the first build's maps are reused by later ones) and the BTF."""
         from ..elf import ObjectSpec, load
-        from .build import build
-        from .dialect import translate
         kind_of = dict(self._kind_of)
-        tr = translation or translate(self.text, self.cflags, kind_of=kind_of)
+        tr = translation or self._translate(kind_of)
         if self.debug & 0xC:  # DEBUG_PREPROCESSOR | DEBUG_SOURCE: the C clang compiles
             sys.stderr.write(tr.source)
-        spec = ObjectSpec.from_file(build(tr, self.cflags, name=self._name))
+        spec = ObjectSpec.from_file(self._compiled(tr, kind_of))
         for ps in spec.programs.values():
             ps.autoload = False
         _skip_unused_data(spec)
@@ -250,8 +402,7 @@ class BPF(IntrospectionMixin):
             if b.kind_of.get(name) == want:
                 return b
         assert want is not None  # the first build has every function in its default form
-        from .dialect import translate
-        tr = translate(self.text, self.cflags, kind_of=dict(self._kind_of))
+        tr = self._translate(dict(self._kind_of))
         code = _code(tr.source)
         for b in self._built:  # the same code in other sections: the program type differs
             if _code(b.translation.source) == code:
@@ -313,20 +464,16 @@ class BPF(IntrospectionMixin):
     @staticmethod
     def get_syscall_fnname(name: StrLike) -> bytes:
         """The kernel function of syscall ``name`` (``execve`` -> ``b"__x64_sys_execve"``):
-        the arch-prefixed wrapper if the kernel has it. Looked up in vmlinux BTF's string
-        table (every function's name is there; a few ms), else in /proc/kallsyms."""
-        from ..compile import VMLINUX_BTF
-        from ..links.kprobe import SYSCALL_PREFIXES, syscall_function
+        the arch-prefixed wrapper if the kernel has it. Looked up among the syscall functions
+        of vmlinux BTF's string table (every function's name is there; kept in the cache per
+        kernel), else in /proc/kallsyms."""
         n = _str(name)
-        try:
-            with open(VMLINUX_BTF, "rb") as f:
-                names = f.read()
-        except OSError:
-            return syscall_function(n).encode()
         prefix = SYSCALL_PREFIXES.get(os.uname().machine, "")
+        known = _syscall_functions(prefix)
         for candidate in (f"{prefix}sys_{n}", f"sys_{n}"):
-            if b"\0" + candidate.encode() + b"\0" in names:
+            if candidate in known:
                 return candidate.encode()
+        from ..links.kprobe import syscall_function
         return syscall_function(n).encode()  # kallsyms: functions BTF lacks, or the error
 
     @staticmethod
@@ -353,7 +500,8 @@ class BPF(IntrospectionMixin):
         form = f"syscall{'_exit' if exit_ else ''}_tracepoint:{m[1]}"
         return form, tp
 
-    def _attach_probe(self, kind: str, event: str, fn_name: str, event_off: int = 0) -> None:
+    def _attach_probe(self, kind: str, event: str, fn_name: str, event_off: int = 0,
+                      maxactive: int = 0) -> None:
         retprobe = kind == "kretprobe"
         fallback = self._syscall_fallback(event, kind)
         key = f"{'r' if retprobe else 'p'}_{re.sub(r'[+.]', '_', event)}"
@@ -385,7 +533,8 @@ class BPF(IntrospectionMixin):
         else:
             fn = self.load_func(fn_name, self.KPROBE)
             from ..links import attach_kprobe
-            link = attach_kprobe(fn.program, event, event_off, retprobe=retprobe)
+            link = attach_kprobe(fn.program, event, event_off, retprobe=retprobe,
+                                 maxactive=maxactive)
         self.kprobe_fds.setdefault(key, {})[fn_name] = link
 
     def _matching_functions(self, event_re: str, kind: str) -> list[str]:
@@ -408,6 +557,9 @@ class BPF(IntrospectionMixin):
         """Run ``fn_name`` when kernel function ``event`` (or each matching ``event_re``) is
         entered. Without kprobes, a syscall entry function's ``syscalls/sys_enter_<name>``
         tracepoint is used instead (said on stderr)."""
+        if maxactive:
+            raise UsageError(f"attach_kprobe: maxactive={maxactive} applies to return probes "
+                             "only (attach_kretprobe)")
         fn, ev = _str(fn_name), _str(event)
         if event_re:
             for f in self._matching_functions(_str(event_re), "kprobe"):
@@ -418,13 +570,15 @@ class BPF(IntrospectionMixin):
 
     def attach_kretprobe(self, event: StrLike = b"", fn_name: StrLike = b"",
                          event_re: StrLike = b"", maxactive: int = 0) -> "BPF":
-        """Run ``fn_name`` when kernel function ``event`` returns (fallback: sys_exit_*)."""
+        """Run ``fn_name`` when kernel function ``event`` returns (fallback: sys_exit_*).
+        ``maxactive``: how many calls may be pending at once before returns go unseen (a
+        ``kprobe_events`` probe; the fallback's tracepoint sees every return)."""
         fn, ev = _str(fn_name), _str(event)
         if event_re:
             for f in self._matching_functions(_str(event_re), "kretprobe"):
-                self._attach_probe("kretprobe", f, fn)
+                self._attach_probe("kretprobe", f, fn, maxactive=maxactive)
         else:
-            self._attach_probe("kretprobe", ev, fn)
+            self._attach_probe("kretprobe", ev, fn, maxactive=maxactive)
         return self
 
     def _detach(self, table: dict[str, dict[str, Any]], key: str, fn_name: StrLike,

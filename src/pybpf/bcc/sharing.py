@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from ..elf import Collection, ObjectSpec
     from ..maps import Map
 
+SHARING_SECTION = ".pybpf.tables"   # where the translator says what each such table is
+SHARING_PREFIX = "__pybpf_table__"   # ... as a string named <prefix><table>
+
 # table name -> (the BPF object sharing it, its map); one namespace per process, as BCC's
 # Python API has (its maps namespace is always the default one)
 _shared: dict[str, tuple["weakref.ref[object]", "Map"]] = {}
@@ -29,7 +32,6 @@ _shared: dict[str, tuple["weakref.ref[object]", "Map"]] = {}
 def kinds(spec: "ObjectSpec") -> dict[str, str]:
     """Table name -> ``pin:<path>``, ``extern`` or ``shared``, for the tables of ``spec``
     that are not simply made."""
-    from .dialect.tables import SHARING_PREFIX, SHARING_SECTION
     elf = spec.elf
     sec = elf.section(SHARING_SECTION)
     if sec is None:

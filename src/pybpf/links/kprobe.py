@@ -16,17 +16,11 @@ from ..object import KernelObject
 from ..sys import commands, probes
 from ..sys.fd import FD
 from ..sys.kallsyms import KALLSYMS, read as read_kallsyms
-from ..sys.host import tracefs
+from ..sys.host import SYSCALL_PREFIXES, tracefs
 from ..sys.uapi import AttachType, KprobeMultiFlag
 from .link import Link, PerfEventAttachment
 from .probe import LegacyProbeEvent, open_pmu_probe, pmu_type
 from .tracing import attach_perf_event
-
-
-SYSCALL_PREFIXES = {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_",
-                    "riscv64": "__riscv_", "ppc64le": "", "loongarch64": ""}
-"""The arch prefix of syscall entry functions (``__x64_sys_execve``) when the kernel wraps
-syscalls with pt_regs (x86-64 since 4.17; ``sys_execve`` otherwise)."""
 
 
 def _require_kprobes(what: str) -> None:
@@ -37,13 +31,15 @@ def _require_kprobes(what: str) -> None:
 
 def attach_kprobe(program: KernelObject, symbol: str = "", offset: int = 0, *,
                   address: int = 0, retprobe: bool = False, cookie: int = 0,
-                  legacy: Optional[bool] = None,
-                  force_ioctl: bool = False) -> Union[Link, PerfEventAttachment]:
+                  legacy: Optional[bool] = None, force_ioctl: bool = False,
+                  maxactive: int = 0) -> Union[Link, PerfEventAttachment]:
     """Run ``program`` (BPF_PROG_TYPE_KPROBE) when kernel function ``symbol`` is entered
     (at ``offset`` bytes into it), or returns with ``retprobe``; or at kernel ``address``.
 
     Uses the perf kprobe PMU (the probe lives as long as the attachment); ``legacy=True``,
     or a kernel without the PMU, writes a ``kprobe_events`` entry that is removed on close.
+    ``maxactive`` (kretprobes): how many calls of the function may be pending at once before
+    returns go unseen; the PMU has no such setting, so it takes a ``kprobe_events`` entry.
     """
     if bool(symbol) == bool(address):
         raise UsageError("attach_kprobe: give a kernel function name or an address, not both")
@@ -51,8 +47,13 @@ def attach_kprobe(program: KernelObject, symbol: str = "", offset: int = 0, *,
     where = f"{symbol}+{offset:#x}" if symbol else f"{address:#x}"
     what = f"{kind} {where}"
     _require_kprobes(what)
+    if maxactive and not retprobe:
+        raise UsageError(f"{what}: maxactive applies to kretprobes only")
+    if maxactive and legacy is False:
+        raise UsageError(f"{what}: maxactive={maxactive} needs a kprobe_events probe "
+                         "(legacy=True): the perf kprobe PMU has no such setting")
     if legacy is None:
-        legacy = pmu_type("kprobe") is None
+        legacy = maxactive > 0 or pmu_type("kprobe") is None
     if not legacy:
         try:
             pfd = open_pmu_probe("kprobe", symbol or None, offset if symbol else address,
@@ -60,8 +61,8 @@ def attach_kprobe(program: KernelObject, symbol: str = "", offset: int = 0, *,
         except BPFError as e:
             raise _explain_missing(e, symbol, what) from None
         return attach_perf_event(program, pfd, what, cookie, force_ioctl)
-    return LegacyProbeEvent("kprobe", where, retprobe, what).attach(program, -1, cookie,
-                                                                      force_ioctl)
+    return LegacyProbeEvent("kprobe", where, retprobe, what, maxactive).attach(
+        program, -1, cookie, force_ioctl)
 
 
 def _explain_missing(e: BPFError, symbol: str, what: str) -> BPFError:

@@ -15,6 +15,11 @@ from .uapi import BPFFS_MAGIC
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _CLONE_NEWNET = 0x40000000
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+SYSCALL_PREFIXES = {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_",
+                    "riscv64": "__riscv_", "ppc64le": "", "loongarch64": ""}
+"""The arch prefix of syscall entry functions (``__x64_sys_execve``) when the kernel wraps
+syscalls with pt_regs (x86-64 since 4.17; ``sys_execve`` otherwise)."""
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -102,3 +107,14 @@ def kernel_version_code(release: Optional[str] = None) -> int:
     capped at 255, as the kernel does: ``4.19.300`` -> 0x0413ff); the running kernel's by default."""
     nums = [int(n) for n in re.findall(r"\d+", release or os.uname().release)[:3]] + [0, 0]
     return (nums[0] << 16) | (nums[1] << 8) | min(nums[2], 255)
+
+
+def kernel_identity() -> str:
+    """The running kernel, told apart cheaply (release, build string, size of its BTF): the key
+    of what pybpf caches per kernel."""
+    u = os.uname()
+    try:
+        size = os.stat(VMLINUX_BTF).st_size
+    except OSError:
+        size = -1
+    return f"{u.release}\0{u.version}\0{size}"

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..sharing import SHARING_PREFIX, SHARING_SECTION
 from .errors import DialectError
 
 
@@ -70,8 +71,6 @@ _INT_KEYS = {"int", "unsigned int", "u32", "__u32", "s32", "__s32", "uint32_t", 
              "unsigned"}
 _NO_PREALLOC = 1        # BPF_F_NO_PREALLOC
 DEFAULT_SIZE = 10240
-SHARING_SECTION = ".pybpf.tables"
-SHARING_PREFIX = "__pybpf_table__"
 
 
 def _table_macro(kind: str, key: str, leaf: str, name: str, size: str, flags: str = "0",
