@@ -220,3 +220,54 @@ def test_cgroup_storage_counts_a_cgroups_egress(macro, map_type, cgroup):  # noq
         assert key.attach_type == AttachType.CGROUP_INET_EGRESS
         total = sum(value) if isinstance(value, ct.Array) else value.value  # per CPU
         assert total >= 3 * 128   # three IPv4/UDP packets of 100 bytes of data
+
+
+# -- maxactive --------------------------------------------------------------------------------
+RETURNS = """
+BPF_HASH(rets, u32, long);
+int on_ret(struct pt_regs *ctx) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    long rc = PT_REGS_RC(ctx);
+    rets.update(&pid, &rc);
+    return 0;
+}
+"""
+
+
+def test_maxactive_is_for_return_probes_and_the_fallback_sees_every_return(tracefs):
+    with BPF(text=RETURNS) as b:
+        event = b.get_syscall_fnname("getppid")
+        with pytest.raises(UsageError, match="maxactive=4 applies to return probes"):
+            b.attach_kprobe(event=event, fn_name="on_ret", maxactive=4)
+        if features.kprobes():   # a kretprobe_events probe: see the VM test below
+            return
+        b.attach_kretprobe(event=event, fn_name="on_ret", maxactive=8)  # sys_exit_getppid
+        ppid = os.getppid()
+        assert b["rets"][ct.c_uint32(os.getpid())].value == ppid
+        with pytest.raises(UnsupportedFeatureError, match="kretprobe do_nanosleep"):
+            b.attach_kretprobe(event="do_nanosleep", fn_name="on_ret", maxactive=8)
+
+
+@pytest.mark.kernel("kprobe")
+def test_maxactive_reaches_the_kretprobe(tracefs):
+    """Where the kernel has kprobes: ``attach_kretprobe(maxactive=N)`` is an ``rN:`` probe in
+    kprobe_events while attached, and its program sees the returns."""
+    with BPF(text=RETURNS) as b:
+        event = b.get_syscall_fnname("getppid").decode()
+        b.attach_kretprobe(event=event, fn_name="on_ret", maxactive=7)
+        probes = (tracefs / "kprobe_events").read_text().splitlines()
+        mine = [p for p in probes if p.startswith("r7:pybpf/")
+                and p.split()[1].split("+")[0] == event]
+        assert len(mine) == 1, probes
+        ppid = os.getppid()
+        assert b["rets"][ct.c_uint32(os.getpid())].value == ppid
+        b.detach_kretprobe(event=event)
+        assert mine[0] not in (tracefs / "kprobe_events").read_text().splitlines()
+
+
+def test_libbcc_is_an_error_naming_it(tmp_path):
+    script = tmp_path / "uses_lib.py"
+    script.write_text("from bcc.libbcc import lib\n")
+    res = subprocess.run([*RUNNER, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert "ImportError: bcc.libbcc (`lib`" in res.stderr and "without libbcc" in res.stderr

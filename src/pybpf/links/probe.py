@@ -93,15 +93,19 @@ class LegacyProbeEvent:
     """A probe written to tracefs ``kprobe_events``/``uprobe_events``; ``remove()`` deletes it.
 
     ``definition`` is what follows the event name (``do_sys_openat2+0``,
-    ``/bin/bash:0x1234(0x40)``); the name is unique to this process.
+    ``/bin/bash:0x1234(0x40)``); the name is unique to this process. ``maxactive``: how many
+    instances of a kretprobe's function may run at once before returns go unseen (``rN:``;
+    0: the kernel's default).
     """
 
-    def __init__(self, kind: str, definition: str, retprobe: bool, what: str) -> None:
+    def __init__(self, kind: str, definition: str, retprobe: bool, what: str,
+                 maxactive: int = 0) -> None:
         self.kind = kind  # "kprobe" or "uprobe"
         self.what = what
         self.name = f"{kind}_{os.getpid()}_{next(_counter)}"
         self.control = os.path.join(tracefs(), f"{kind}_events")
-        self._write(f"{'r' if retprobe else 'p'}:{LEGACY_GROUP}/{self.name} {definition}")
+        how = f"r{maxactive or ''}" if retprobe else "p"
+        self._write(f"{how}:{LEGACY_GROUP}/{self.name} {definition}")
         self.removed = False
 
     def _write(self, line: str) -> None:
