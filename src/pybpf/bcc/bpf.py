@@ -193,7 +193,7 @@ def _cached_translation(inputs: str) -> Optional[_Translated]:
         rec = json.loads(raw)
         if rec["inputs"] != inputs:
             return None  # another program with the same name's digest
-        t = _Translated(rec["source"], {n: _Function(n, tuple(a) if a else None)  # type: ignore
+        t = _Translated(rec["source"], {n: _Function(n, tuple(a) if a else None)
                                         for n, a in rec["functions"].items()},
                         rec["tables"], rec["event_types"], rec["obj"], rec["compiler"])
     except (ValueError, KeyError, TypeError):
