@@ -1,11 +1,15 @@
 """A warm start: a script whose program was translated and compiled before imports neither the
-translator nor the toolchain, runs no compiler, and behaves as the first run did."""
+translator nor the toolchain, runs no compiler, and behaves as the first run did; the
+execsnoop-like tool the start-up benchmark runs reports what it should."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+
+from .conftest import EXAMPLES, run_as
 
 RUNNER = [sys.executable, "-m", "pybpf.bcc"]
 COLD_ONLY = ("pybpf.bcc.dialect", "pybpf.bcc.toolchain", "pybpf.bcc.build", "pybpf.bcc.scan",
@@ -51,3 +55,14 @@ def test_warm_run_imports_no_translator_and_behaves_the_same(tmp_path: Path) -> 
     assert second[-1] == "cold modules -", second
     assert second[:-1] == first[:-1]
     assert first[0] == "calls 3" and first[1] == "tables ['calls'] functions ['on_getppid']"
+
+
+def test_exec_snoop_tool_reports_an_exec(script_runner, caller: Path) -> None:
+    tool = script_runner(str(EXAMPLES / "exec_snoop.py"), "-n", caller.name, "--count", "1")
+    tool.wait_line(lambda line: line.startswith("PCOMM"))
+    run_as(0, caller)
+    line = tool.wait_line(lambda line: line.startswith(caller.name))[-1]
+    comm, pid, ppid, ret, file = line.split()
+    assert (comm, int(ppid), ret, file) == (caller.name, os.getpid(), "0", str(caller))
+    assert int(pid) != os.getpid()
+    assert tool.proc.wait(timeout=30) == 0
