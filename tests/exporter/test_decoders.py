@@ -149,3 +149,30 @@ def test_pci_ids(d):
     assert one(d, str(0x80861000).encode(), "pci_device") == db.products["80861000"]
     assert one(d, b"2", "pci_class") == db.classes["02"]
     assert one(d, str(0x0200).encode(), "pci_subclass") == db.subclasses["0200"]
+
+
+CALLS: list[bytes] = []
+
+
+def counting_regexp(data: bytes, conf: DecoderConfig) -> bytes:
+    """A Python decoder (module:function) that records what it is asked to decode."""
+    CALLS.append(bytes(data))
+    return data
+
+
+@pytest.mark.parametrize("size, decoded_again", [(None, []), (0, [b"b", b"a", b"b", b"a"]),
+                                                 (1, [b"a", b"b", b"a"]), (2, [])])
+def test_skip_cache_size(size, decoded_again):
+    """--config.skip-cache-size: None keeps skipped keys with the labels; 0 remembers none
+    (ebpf_exporter's default: decoded again); N keeps the last N skipped keys."""
+    d = Decoders(skip_cache_size=size)
+    name = f"{__name__}:counting_regexp"
+    assert d.why_unknown(name) is None
+    labels = [Label("x", 1, 0, [DecoderConfig(name), DecoderConfig("regexp", regexps=["^k"])])]
+    assert [d.decode_cached("m", key, labels) for key in (b"a", b"b", b"k")] == \
+        [None, None, ("k",)]                         # a and b skipped by the regexp
+    CALLS.clear()
+    assert [d.decode_cached("m", key, labels) for key in (b"b", b"a", b"b", b"a", b"k")] == \
+        [None, None, None, None, ("k",)]
+    assert CALLS == decoded_again                     # k: from the label cache
+    assert len(d.skipped) == (min(size, 2) if size else 0)

@@ -1,13 +1,17 @@
 """``pybpf exporter``: ebpf_exporter's flags on pybpf.
 
-    pybpf exporter --config.dir DIR --config.names a,b [--web.listen-address HOST:PORT]
+    pybpf exporter --config.dir DIR --config.names a,b
+                   [--web.listen-address HOST:PORT|fd://N ...] [--web.systemd-socket]
                    [--web.telemetry-path /metrics] [--web.config.file FILE] [--debug]
                    [--btf.path FILE] [--config.strict] [--config.check]
-                   [--bpf.enable-stats] [--tracing.otlp-endpoint URL]
-                   [--capabilities.keep all|none|cap_a,cap_b] [--log.no-timestamps]
+                   [--config.skip-cache-size N] [--bpf.enable-stats]
+                   [--tracing.otlp-endpoint URL] [--capabilities.keep all|none|cap_a,cap_b]
+                   [--log.no-timestamps] [--version]
 
-Listens on 127.0.0.1:9435 unless told otherwise (``:9435`` or ``0.0.0.0:9435`` binds every
-interface, explicitly). SIGINT and SIGTERM detach and close everything and exit 0.
+Listens on 127.0.0.1:9435 unless told otherwise (``:9435`` binds every interface, IPv4 and
+IPv6, explicitly); ``fd://N`` and ``--web.systemd-socket`` take sockets passed by systemd
+(:mod:`.systemd`), which is told ``READY=1`` through ``$NOTIFY_SOCKET``. SIGINT and SIGTERM
+detach and close everything and exit 0.
 """
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Callable, Optional
 
+from .. import __version__
 from .config import ConfigError
 
 if TYPE_CHECKING:
@@ -25,15 +31,6 @@ if TYPE_CHECKING:
     from .exporter import Exporter
 
 DEFAULT_LISTEN = "127.0.0.1:9435"
-
-
-def parse_listen(address: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (every interface)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"--web.listen-address {address!r}: expected HOST:PORT")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return host or "0.0.0.0", int(port)
 
 
 def _arguments() -> argparse.ArgumentParser:
@@ -48,8 +45,16 @@ def _arguments() -> argparse.ArgumentParser:
                    help="a program that fails to attach stops start-up")
     p.add_argument("--config.check", dest="check", action="store_true",
                    help="load and attach the configs, then exit")
-    p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN,
-                   help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN})")
+    p.add_argument("--config.skip-cache-size", dest="skip_cache_size", type=int, metavar="N",
+                   help="remember the last N map keys a decoder skipped, apart from the label "
+                        "cache (0: decode them again at every scrape; default: remembered "
+                        "with the labels)")
+    p.add_argument("--web.listen-address", dest="listen", action="append", metavar="ADDRESS",
+                   help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN}; :PORT is every "
+                        "interface), or fd://N for the N-th socket systemd passed; repeatable")
+    p.add_argument("--web.systemd-socket", dest="systemd_socket", action="store_true",
+                   help="serve on the sockets systemd passed (LISTEN_FDS) instead of "
+                        "--web.listen-address")
     p.add_argument("--web.telemetry-path", "--metrics.path", dest="metrics_path",
                    default="/metrics", help="path of the metrics (default /metrics)")
     p.add_argument("--web.config.file", dest="web_config",
@@ -68,6 +73,7 @@ def _arguments() -> argparse.ArgumentParser:
     p.add_argument("--tracing.otlp-endpoint", dest="otlp_endpoint",
                    help="OTLP/HTTP traces URL for tracing.spans (default: the "
                         "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT variables)")
+    p.add_argument("--version", action="version", version=f"pybpf exporter {__version__}")
     return p
 
 
@@ -82,38 +88,51 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not args.metrics_path.startswith("/") or args.metrics_path in ("/", "/maps"):
         raise ConfigError(f"--web.telemetry-path {args.metrics_path!r}: must be a path other "
                           "than / and /maps")
-    host, port = parse_listen(args.listen)
+    if args.skip_cache_size is not None and args.skip_cache_size < 0:
+        raise ConfigError(f"--config.skip-cache-size {args.skip_cache_size}: must be >= 0")
+    from .web import parse_listen
+    addresses = args.listen or [DEFAULT_LISTEN]
+    for address in addresses:
+        if not address.startswith(("fd://", "vsock://")):
+            parse_listen(address)
     from . import capabilities
     keep = capabilities.parse(args.caps)
 
     from . import config as config_mod
     from .decoders import Decoders
     from .exporter import LOG_TIMESTAMPS, Exporter, log
-    from .web import WebConfig, make_server, read_web_config
+    from .systemd import notify
+    from .web import WebConfig, describe, listeners, make_server, read_web_config
     LOG_TIMESTAMPS[0] = not args.no_timestamps
+    started = time.monotonic()
+    notify("STATUS=parsing config...")
     web = read_web_config(args.web_config) if args.web_config else WebConfig()
     # Python decoders (module:function) may live beside the configs
     sys.path.insert(0, os.path.abspath(args.config_dir))
-    decoders = Decoders()
+    decoders = Decoders(skip_cache_size=args.skip_cache_size)
     configs = config_mod.read(args.config_dir, names, decoders.why_unknown)
     exporter = Exporter(configs, decoders, btf_path=args.btf_path, strict=args.strict,
                         enable_stats=args.enable_stats, debug=args.debug)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = None
-    serving = False
+    servers: list = []
+    threads: list[threading.Thread] = []
     try:
+        notify("STATUS=attaching configs...")
         exporter.load()
         if args.check:
             log(f"configs {', '.join(names)}: loaded and attached")
             return 0
         events = exporter.events = _events(exporter, args.otlp_endpoint)
-        try:
-            server = make_server(host, port, web, args.metrics_path, _encoder(exporter),
-                                 exporter.dump_maps if args.debug else None)
-        except OSError as e:
-            raise ConfigError(f"--web.listen-address {args.listen}: {e.strerror}") from None
+        encoder = _encoder(exporter)
+        for sock in listeners(addresses, args.systemd_socket):
+            try:
+                servers.append(make_server(sock, web, args.metrics_path, encoder,
+                                           exporter.dump_maps if args.debug else None))
+            except BaseException:
+                sock.close()
+                raise
         if keep is not None:  # everything privileged is done: no thread started yet
             if not keep >> capabilities.NAMES.index("syslog") & 1:
                 decoders.kernel.load()  # kernel addresses are hidden without CAP_SYSLOG
@@ -123,21 +142,24 @@ def main(argv: Optional[list[str]] = None) -> int:
                 from .tracing import SpanSink
                 events.spans = SpanSink(args.otlp_endpoint)
             events.start()
-        thread = threading.Thread(target=server.serve_forever, name="pybpf-exporter-http",
-                                  daemon=True)
-        thread.start()
-        serving = True
         scheme = "https" if web.tls else "http"
-        log(f"listening on {scheme}://{args.listen}{args.metrics_path} "
-            f"(configs: {', '.join(names)})")
+        for server in servers:
+            threads.append(threading.Thread(target=server.serve_forever, daemon=True,
+                                            name="pybpf-exporter-http"))
+            threads[-1].start()
+            log(f"listening on {scheme}://{describe(server.socket)}{args.metrics_path} "
+                f"(configs: {', '.join(names)})")
+        ready = f"{len(configs)} configs loaded in {(time.monotonic() - started) * 1000:.0f}ms"
+        notify(f"READY=1\nSTATUS=ready with {ready}")
         while not stop.wait(1.0):
             pass
+        notify("STOPPING=1")
         log("stopping: detaching programs and closing maps")
         return 0
     finally:
-        if serving and server is not None:
-            server.shutdown()  # waits for serve_forever: only once it runs
-        if server is not None:
+        for server in servers[:len(threads)]:
+            server.shutdown()  # waits for serve_forever: only where it runs
+        for server in servers:
             server.server_close()
         exporter.close()
         for sig, handler in previous.items():

@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Optional, Union
 
 from .config import DecoderConfig, Label
@@ -397,7 +398,8 @@ class Decoders:
     """Every decoder by name, with the state some keep (symbols, cgroup paths, caches), and the
     per-metric cache of decoded keys."""
 
-    def __init__(self, cgroups: Optional[CgroupPaths] = None) -> None:
+    def __init__(self, cgroups: Optional[CgroupPaths] = None, *,
+                 skip_cache_size: Optional[int] = None) -> None:
         self.kernel = KernelAddresses()
         self._pci: Optional[tuple[Optional[PciIds]]] = None
         self.cgroups = cgroups or CgroupPaths()
@@ -414,6 +416,10 @@ class Decoders:
             "pci_subclass": _Pci("subclass", self.pci_ids),
         }
         self.cache: dict[str, dict[bytes, Optional[tuple[str, ...]]]] = {}
+        # --config.skip-cache-size: None keeps skipped keys in ``cache`` (as None); N keeps
+        # the last N apart, least recently seen dropped first (0: none, decoded every time)
+        self.skip_cache_size = skip_cache_size
+        self.skipped: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self.lock = threading.Lock()
 
     def pci_ids(self) -> Optional[PciIds]:
@@ -468,9 +474,19 @@ class Decoders:
             return cache[raw]
         except KeyError:
             pass
+        size, skipped = self.skip_cache_size, self.skipped
+        if size and (metric, raw) in skipped:
+            skipped.move_to_end((metric, raw))
+            return None
         try:
             values: Optional[tuple[str, ...]] = self.decode(raw, labels)
         except SkipLabelSet:
+            if size is not None:
+                if size:
+                    skipped[(metric, raw)] = None
+                    if len(skipped) > size:
+                        skipped.popitem(last=False)
+                return None
             values = None
         if len(cache) >= 1 << 20:  # keys come and go (pids, cgroups): bound the memory
             cache.clear()

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import os
 import socket
+import socketserver
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -182,15 +183,79 @@ class _Auth:
         return True
 
 
+def parse_listen(address: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (host "": every interface)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"--web.listen-address {address!r}: expected HOST:PORT, [IPv6]:PORT "
+                          "or fd://N")
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host, int(port)
+
+
+def listen(address: str) -> list[socket.socket]:
+    """The listening socket(s) of one ``--web.listen-address``: ``HOST:PORT`` bound here, or
+    ``fd://N``, systemd's N-th socket (ebpf_exporter's form, as go-systemd's listeners)."""
+    if address.startswith("fd://"):
+        index = address[5:]
+        if not index.isdigit():
+            raise ConfigError(f"--web.listen-address {address!r}: expected fd://N, N the "
+                              "index of a socket passed by systemd (0 for the first)")
+        from .systemd import activated
+        return activated(int(index))
+    if address.startswith("vsock://"):
+        raise ConfigError(f"--web.listen-address {address!r}: vsock listeners are not "
+                          "supported by pybpf exporter")
+    host, port = parse_listen(address)
+    try:
+        if not host and socket.has_dualstack_ipv6():  # ":PORT": IPv4 and IPv6, as Go's
+            sock = socket.create_server(("", port), family=socket.AF_INET6, backlog=128,
+                                        dualstack_ipv6=True)
+        else:
+            sock = socket.create_server((host or "0.0.0.0", port), backlog=128,
+                                        family=socket.AF_INET6 if ":" in host
+                                        else socket.AF_INET)
+    except OSError as e:
+        raise ConfigError(f"--web.listen-address {address}: {e.strerror}") from None
+    return [sock]
+
+
+def listeners(addresses: list[str], systemd_socket: bool) -> list[socket.socket]:
+    """Every address's socket, or (``--web.systemd-socket``, exporter-toolkit's flag) every
+    socket systemd passed instead; all closed if one cannot be had."""
+    if systemd_socket:
+        from .systemd import activated
+        return activated()
+    out: list[socket.socket] = []
+    try:
+        for address in addresses:
+            out += listen(address)
+    except BaseException:
+        for sock in out:
+            sock.close()
+        raise
+    return out
+
+
+def describe(sock: socket.socket) -> str:
+    """``127.0.0.1:9435``, ``[::1]:9435``, or a unix socket's path."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    if sock.family == socket.AF_INET:
+        return f"{name[0]}:{name[1]}"
+    return name if isinstance(name, str) and name else "unix socket"
+
+
 class Server(ThreadingHTTPServer):
+    """An HTTP server on a listening socket made elsewhere (bound here, or passed by systemd)."""
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type, tls: Optional[ssl.SSLContext]
+    def __init__(self, sock: socket.socket, handler: type, tls: Optional[ssl.SSLContext]
                  ) -> None:
         self.tls = tls
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
+        self.address_family = sock.family
+        socketserver.BaseServer.__init__(self, sock.getsockname(), handler)
+        self.socket = sock
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = super().get_request()
@@ -199,11 +264,11 @@ class Server(ThreadingHTTPServer):
         return sock, addr
 
 
-def make_server(host: str, port: int, web: WebConfig, metrics_path: str,
+def make_server(sock: socket.socket, web: WebConfig, metrics_path: str,
                 metrics: Callable[[str], tuple[bytes, str]],
                 maps: Optional[Callable[[], str]]) -> Server:
-    """A server for ``metrics(accept_header) -> (body, content type)``, and ``maps()`` at
-    ``/maps`` when given."""
+    """A server on listening ``sock`` for ``metrics(accept_header) -> (body, content type)``,
+    and ``maps()`` at ``/maps`` when given."""
     auth = _Auth(web.users)
     index = (f"<html><head><title>pybpf exporter</title></head><body><h1>pybpf exporter"
              f"</h1><p><a href=\"{metrics_path}\">Metrics</a></p>" +
@@ -266,4 +331,4 @@ def make_server(host: str, port: int, web: WebConfig, metrics_path: str,
         def log_message(self, format: str, *args: Any) -> None:
             pass  # scrapes are not logged
 
-    return Server((host, port), Handler, web.tls)
+    return Server(sock, Handler, web.tls)
