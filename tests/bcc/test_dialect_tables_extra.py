@@ -13,7 +13,7 @@ import pytest
 from pybpf import features
 from pybpf.bcc import BPF
 from pybpf.bcc.dialect import DialectError
-from pybpf.errors import ObjectError, UnsupportedFeatureError, UsageError
+from pybpf.errors import CompileError, ObjectError, UnsupportedFeatureError, UsageError
 from pybpf.links import attach_cgroup
 from pybpf.maps import Map
 from pybpf.sys.uapi import AttachType, MapFlag, MapType
@@ -271,3 +271,18 @@ def test_libbcc_is_an_error_naming_it(tmp_path):
     res = subprocess.run([*RUNNER, str(script)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
     assert "ImportError: bcc.libbcc (`lib`" in res.stderr and "without libbcc" in res.stderr
+
+
+def test_hdr_file_comes_first_and_errors_name_its_lines_or_the_programs(tmp_path):
+    hdr, prog = tmp_path / "pair.h", tmp_path / "prog.c"
+    hdr.write_text("struct pair {\n    u32 a;\n    u64 b;\n};\n#define KEY 3\n")
+    prog.write_text("BPF_HASH(t, u32, struct pair);\nint f(void *ctx) {\n    u32 k = KEY;\n"
+                    "    struct pair p = {1, 2};\n    t.update(&k, &p);\n    return 0;\n}\n")
+    with BPF(src_file=str(prog), hdr_file=str(hdr)) as b:
+        assert b["t"].Leaf.__name__ == "pair" and len(b["t"]) == 0
+    prog.write_text(prog.read_text().replace("return 0;", "return nope;"))
+    with pytest.raises(CompileError, match=rf"{prog}:6:\d+: error: .*nope"):
+        BPF(src_file=str(prog), hdr_file=str(hdr))
+    hdr.write_text(hdr.read_text().replace("u64 b;", "u64 b;\n    nosuchtype c;"))
+    with pytest.raises(CompileError, match=rf"{hdr}:4:\d+: error"):
+        BPF(src_file=str(prog), hdr_file=str(hdr))

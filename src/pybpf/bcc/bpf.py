@@ -302,8 +302,12 @@ class BPF(IntrospectionMixin):
         self._name = _str(src_file) or "<text>"  # names the program in compile errors
         if src_file:
             source = self._read_source(_str(src_file))
-        if hdr_file:
-            source = self._read_source(_str(hdr_file)) + "\n" + source
+        if hdr_file:  # (BCC uses it only for its retired B language) first, with line
+            # markers: compile errors name the header's lines or the program's
+            from .containers import _c_string
+            hdr = _str(hdr_file)
+            source = (f"#line 1 {_c_string(hdr)}\n{self._read_source(hdr)}\n"
+                      f"#line 1 {_c_string(self._name)}\n{source}")
         if not source:
             raise UsageError("BPF: give the program as text= or src_file=")
         self._usdt = list(usdt_contexts)
