@@ -4,7 +4,8 @@ In this process only, ``import bcc`` and ``import bcc.<sub>`` (``table``, ``util
 ``syscall``, ``usdt``, ``containers``, ...) resolve to ``pybpf.bcc`` and its modules; an
 installed BCC is not touched. The script runs as ``__main__`` with ``sys.argv``, ``__file__``,
 ``sys.path[0]`` and the working directory as if it ran itself, and its exit status is the
-process's: an uncaught exception prints the script's traceback (no runner frames) and exits 1,
+process's: an uncaught exception prints the script's traceback (no runner frames) and exits 1
+(a kernel lacking a hook, ``UnsupportedFeatureError``, prints one line: the probe's reason),
 Ctrl-C ends it as Python ends on SIGINT. SIGTERM detaches and closes what the script's ``BPF``
 objects hold before the process dies of it.
 """
@@ -91,7 +92,12 @@ def run(script: str, args: Sequence[str]) -> None:
     install()
 
     def excepthook(etype: type, value: BaseException, tb: Any) -> None:
-        """Python's report of an uncaught exception, from the script's frames on."""
+        """Python's report of an uncaught exception, from the script's frames on; a hook the
+        kernel lacks is one line, the probe's reason (BCC's tools print no traceback for it)."""
+        from ..errors import UnsupportedFeatureError
+        if isinstance(value, UnsupportedFeatureError):
+            sys.stderr.write(f"{os.path.basename(script)}: {value}\n")
+            return
         first = tb
         while tb is not None and tb.tb_frame.f_code.co_filename != path:
             tb = tb.tb_next
