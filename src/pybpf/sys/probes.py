@@ -12,14 +12,17 @@ import errno as _errno
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .. import caps
 from ..errors import UnsupportedFeatureError
 from . import commands
 from .hooks import CGROUP_ATTACH_TYPES
 from .host import cgroup2_mount, kernel_version_code
-from .uapi import ENOTSUPP, AttachType, Helper, MapType, PerfSwId, PerfTypeId, ProgFlag, ProgType
+from .uapi import ENOTSUPP, AttachType, MapType, PerfSwId, PerfTypeId, ProgFlag, ProgType
+
+if TYPE_CHECKING:
+    from .helper_ids import Helper
 
 RET0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 
