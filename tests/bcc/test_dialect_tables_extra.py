@@ -112,7 +112,7 @@ def test_pinned_table_unlike_the_pin_is_an_error_naming_it(pin_dir):
     msg = str(ei.value)
     assert str(path) in msg and "value_size 4 (wanted 8)" in msg
     assert path.exists()   # the pin that was there is kept
-    assert _held_maps() == held   # no map of the failed build left open
+    assert _held_maps() <= held   # no map of the failed build left open
 
 
 def _held_maps() -> set[int]:
