@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 from typing import Iterator
 
 import pytest
@@ -135,8 +136,17 @@ def test_fd_address_through_systemd_socket_activate(example_dir, spawn, certs, t
                                    "--web.config.file", str(web))])
     exp.url = f"https://127.0.0.1:{port}"
     ctx = client_context(certs)
-    # the first connection is what makes systemd-socket-activate start the exporter
-    status, _, _ = exp.get(context=ctx)
+    # the first connection is what makes systemd-socket-activate start the exporter; until
+    # the tool listens, connections are refused
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            status, _, _ = exp.get(context=ctx)
+            break
+        except urllib.error.URLError as e:
+            if not isinstance(e.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     assert status == 401
     status, _, body = exp.get(headers=basic("bob", "pw"), context=ctx)
     assert status == 200 and b"ebpf_exporter_hrtimer_expiries_total{" in body
