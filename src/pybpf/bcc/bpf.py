@@ -9,14 +9,15 @@ the compiled object serves as it is, else the new translation is compiled and lo
 same maps.
 
 What the Python side uses of a translation, and the object compiled from it, are cached by
-the translation's inputs (``<pybpf cache>/bcc/translations``): a second run of a script
-imports neither the translator nor the toolchain and runs no clang.
+the translation's inputs (``<pybpf cache>/bcc/translations``, marshal'd: read without
+importing a parser): a second run of a script imports neither the translator nor the
+toolchain and runs no clang.
 """
 from __future__ import annotations
 
 import atexit
 import functools
-import json
+import marshal
 import os
 import re
 import sys
@@ -173,14 +174,14 @@ def _front_end_stamp() -> str:
 def _inputs(text: str, cflags: list[str], kind_of: Mapping[str, str]) -> str:
     """Everything a translation and its object depend on: the program, its flags and load
     forms, the kernel, the compiler's choice, this front end."""
-    return json.dumps([_FORMAT, __version__, text, cflags, sorted(kind_of.items()),
-                       kernel_identity(), os.environ.get("PYBPF_CC", ""),
-                       os.environ.get("PATH", ""), _front_end_stamp()])
+    return repr([_FORMAT, __version__, sys.version, text, cflags, sorted(kind_of.items()),
+                 kernel_identity(), os.environ.get("PYBPF_CC", ""), os.environ.get("PATH", ""),
+                 _front_end_stamp()])
 
 
 def _cache_name(inputs: str) -> str:
     data = inputs.encode()
-    return f"{_TRANSLATIONS}/{zlib.crc32(data):08x}{zlib.adler32(data):08x}.json"
+    return f"{_TRANSLATIONS}/{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def _cached_translation(inputs: str) -> Optional[_Translated]:
@@ -190,13 +191,13 @@ def _cached_translation(inputs: str) -> Optional[_Translated]:
     if raw is None:
         return None
     try:
-        rec = json.loads(raw)
+        rec = marshal.loads(raw)
         if rec["inputs"] != inputs:
             return None  # another program with the same name's digest
         t = _Translated(rec["source"], {n: _Function(n, tuple(a) if a else None)
                                         for n, a in rec["functions"].items()},
                         rec["tables"], rec["event_types"], rec["obj"], rec["compiler"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, EOFError):
         return None
     try:
         if t.obj and (not os.path.exists(t.obj) or _file_stamp(t.compiler[0]) != t.compiler):
@@ -207,7 +208,7 @@ def _cached_translation(inputs: str) -> Optional[_Translated]:
 
 
 def _store_translation(inputs: str, t: _Translated) -> None:
-    cache.write(_cache_name(inputs), json.dumps({"inputs": inputs, **t.record()}).encode())
+    cache.write(_cache_name(inputs), marshal.dumps({"inputs": inputs, **t.record()}))
 
 
 @dataclass
