@@ -7,8 +7,9 @@ clang runs as ``clang -g -O2 -target bpf -D__TARGET_ARCH_<arch>`` (``arch`` from
 ``platform.machine()``, as bpf_tracing.h expects) with, on the include path: the caller's
 ``includes``; the directory of a cached ``vmlinux.h`` (``vmlinux=True``: dumped from
 ``/sys/kernel/btf/vmlinux`` by :mod:`pybpf.btf.cdump`, kept in
-``${XDG_CACHE_HOME:-~/.cache}/pybpf/vmlinux/<kernel release>-<BTF hash>/vmlinux.h`` and dumped
-again when the kernel's BTF changes); and the multiarch directory that ``linux/bpf.h`` needs
+``${XDG_CACHE_HOME:-~/.cache}/pybpf/vmlinux/<kernel release>-<hash>/vmlinux.h``, the hash
+of the BTF's content, or for the running kernel of its release, build and BTF size; dumped
+again when they change); and the multiarch directory that ``linux/bpf.h`` needs
 (``/usr/include/<machine>-linux-gnu``). ``bpf/bpf_helpers.h`` and its family come from
 libbpf-dev (``/usr/include/bpf``): build-time headers only, pybpf never loads libbpf.
 Like bpftool >= 7.4's, the vmlinux.h ends with ``extern ... __weak __ksym;`` prototypes of the
@@ -67,21 +68,30 @@ def target_arch(machine: Optional[str] = None) -> str:
 
 def vmlinux_header(btf: PathLike = VMLINUX_BTF, reserved: Iterable[str] = ()) -> Path:
     """A ``vmlinux.h`` with every type of the kernel BTF ``btf`` (default: the running
-    kernel's), cached by kernel release and BTF content; ``reserved`` as for :func:`compile`."""
+    kernel's), cached by kernel release and BTF content (the running kernel's: by its release,
+    build and BTF size, without reading it); ``reserved`` as for :func:`compile`."""
+    running = str(btf) == VMLINUX_BTF
+    data = None
     try:
-        data = Path(btf).read_bytes()
+        if running:
+            u = os.uname()
+            key = hashlib.sha256(f"{u.release}\0{u.version}\0{os.stat(btf).st_size}".encode())
+        else:
+            data = Path(btf).read_bytes()
+            key = hashlib.sha256(data)
     except OSError as e:
         hint = (": this kernel was built without CONFIG_DEBUG_INFO_BTF; pass vmlinux=False "
-                "or the path of a BTF file" if str(btf) == VMLINUX_BTF else "")
+                "or the path of a BTF file" if running else "")
         raise BTFError(f"cannot read BTF from {btf}: {e.strerror}{hint}") from None
     reserved = sorted(set(reserved))
-    key = hashlib.sha256(data)
     key.update(f"\0{__version__}\0{HEADER_FORMAT}\0{','.join(reserved)}".encode())
-    release = os.uname().release if str(btf) == VMLINUX_BTF else Path(btf).name
+    release = os.uname().release if running else Path(btf).name
     name = f"vmlinux/{release}-{key.hexdigest()[:16]}/vmlinux.h"
     header = cache_dir() / name
     if header.exists():
         return header
+    if data is None:
+        data = Path(btf).read_bytes()
     from .btf.cdump import dump_c
     from .btf.spec import Spec
 

@@ -341,10 +341,11 @@ def test_no_system_headers_used():
         build(translate(f'#include "{nested.with_name("uses_libbpf.h")}"\nint x;\n'))
 
 
-def test_cflags_changing_language_options_and_a_stale_runtime():
-    """cflags the precompiled runtime was not built with are honoured (the runtime is parsed
-    instead); a runtime header touched after precompiling is precompiled again."""
-    from pybpf.bcc.toolchain import prepare
+def test_cflags_changing_language_options_and_a_stale_runtime(tmp_path):
+    """cflags are honoured by a program's own runtime header; the whole precompiled runtime
+    (the fallback of a program its header does not build) is precompiled again when a header
+    it was built from was touched, and parsed instead for cflags changing language options."""
+    from pybpf.bcc.toolchain import prepare, run_with_whole_runtime
     text = f"int prog(struct xdp_md *ctx) {{ return XDP_PASS; }} /* {uuid.uuid4()} */\n"
     tr = translate(text)
     ObjectSpec.from_file(build(tr, ["-fno-builtin"]))
@@ -352,8 +353,14 @@ def test_cflags_changing_language_options_and_a_stale_runtime():
     pch = Path(flags[flags.index("-include-pch") + 1])
     helpers = pch.with_name("helpers.h")
     os.utime(helpers, ns=(time.time_ns(), time.time_ns()))
-    with load(ObjectSpec.from_file(build(tr))) as coll:
-        assert coll.programs["prog"].test_run(b"\0" * 64).retval == 2
+    for cflags, include in (([], "-include-pch"), (["-fno-builtin"], "-include")):
+        obj = tmp_path / f"prog{len(cflags)}.o"
+        res, cmd = run_with_whole_runtime(tr.source, set(tr.functions), cflags,
+                                          ["-c", "-x", "c", "-", "-o", str(obj)], tr.source)
+        assert res.returncode == 0, res.stderr
+        assert include in cmd
+        with load(ObjectSpec.from_file(obj)) as coll:
+            assert coll.programs["prog"].test_run(b"\0" * 64).retval == 2
     assert pch.stat().st_mtime_ns >= helpers.stat().st_mtime_ns
 
 

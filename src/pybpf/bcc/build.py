@@ -1,23 +1,23 @@
 """Compile translated BCC programs, with a cache.
 
-A program is compiled against the runtime of :mod:`.toolchain` (precompiled once per kernel
-and compiler); objects are kept in ``<pybpf cache>/bcc/objects/<key>.o``, the key covering the
-final C text, cflags, the kernel's BTF, the compiler and this front end's version: a second
-build of the same program compiles nothing. Diagnostics of a failed compile point at the
+A program is compiled against its runtime header (:func:`.toolchain.run_compiler`: the
+kernel types it uses, BCC's macros, helper declarations); objects are kept in
+``<pybpf cache>/bcc/objects/<key>.o``, the key covering the final C text, cflags, the
+kernel's BTF, the compiler and this front end's version: a second build of the same program
+compiles nothing. Diagnostics of a failed compile point at the
 user's lines (``Translation.line_map``).
 """
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..cache import cache_dir
 from ..errors import CompileError
-from .toolchain import cache_key, find_compiler, precompile, prepare
+from .toolchain import cache_key, find_compiler, run_compiler
 
 if TYPE_CHECKING:
     from .dialect import Translation
@@ -36,28 +36,15 @@ def build(translation: "Translation", cflags: Sequence[str] = (), *,
     out = cache_dir() / "bcc" / "objects" / f"{key}.o"
     if out.exists():
         return str(out)
-    compiler, flags = prepare(translation.source,
-                              set(translation.tables) | set(translation.functions), cflags)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pybpf-bcc-") as tmp:
         src = Path(tmp) / PROGRAM_NAME
         src.write_text(translation.source)
         # written next to its place in the cache, then renamed: readers see all or nothing
         obj = out.with_name(f".tmp-{os.getpid()}-{os.path.basename(tmp)}.o")
-        cmd = (*compiler.argv, *flags, "-c", str(src), "-o", str(obj))
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0 and compiler.pch and ("precompiled header" in res.stderr
-                                                    or "PCH file" in res.stderr):
-            at = flags.index("-include-pch")
-            pch = Path(flags[at + 1])
-            if "has been modified since" in res.stderr:   # a header it was built from changed
-                precompile(compiler, pch.with_suffix(""), pch)
-            else:   # cflags changing language options: parse the header itself
-                wrapper = Path(tmp) / "runtime.h"   # (no .pch next to it for clang to pick)
-                wrapper.write_text(f'#include "{pch.with_suffix("")}"\n')
-                flags = [*flags[:at], "-include", str(wrapper), *flags[at + 2:]]
-            cmd = (*compiler.argv, *flags, "-c", str(src), "-o", str(obj))
-            res = subprocess.run(cmd, capture_output=True, text=True)
+        res, cmd = run_compiler(translation.source,
+                                set(translation.tables) | set(translation.functions), cflags,
+                                ["-c", str(src), "-o", str(obj)])
         if res.returncode != 0:
             obj.unlink(missing_ok=True)
             raise CompileError(f"Failed to compile BPF module {name}",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import marshal
 import os
 import re
 import shutil
@@ -27,14 +28,18 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from .. import __version__
+from .. import cache
 from ..cache import cache_dir
 from ..compile import VMLINUX_BTF, target_arch, vmlinux_header
 from ..errors import CompileError, ToolchainError
 from .helpers import declarations
 from .scan import tokenize
+
+if TYPE_CHECKING:
+    from ..btf import types as T
 
 INCLUDE_DIR = Path(__file__).parent / "include"
 FORMAT = 1   # bump when the runtime or the translation changes shape
@@ -281,49 +286,12 @@ def precompile(compiler: Compiler, header: Path, pch: Path) -> None:
     os.replace(tmp, pch)
 
 
-@functools.lru_cache(maxsize=4)
-def vmlinux_tags(header: str) -> frozenset[str]:
-    """``struct``/``union`` tags ``vmlinux.h`` defines (as ``struct <tag>``/``union <tag>``)."""
-    path = Path(header).with_suffix(".tags")
-    try:
-        return frozenset(path.read_text().splitlines())
-    except OSError:
-        pass
-    text = Path(header).read_text()
-    tags = {f"{k} {n}" for k, n in re.findall(r"^(struct|union) (\w+) \{", text, re.M)}
-    try:
-        atomic_write(path, "\n".join(sorted(tags)).encode())
-    except OSError:
-        pass
-    return frozenset(tags)
-
-
 def defined_tags(source: str) -> set[str]:
     """``struct <tag>``/``union <tag>`` the program defines (``struct tag {``)."""
     toks = tokenize(source)
     return {f"{toks[i].text} {toks[i + 1].text}" for i in range(len(toks) - 2)
             if toks[i].text in ("struct", "union") and toks[i + 1].kind == "id"
             and toks[i + 2].text == "{"}
-
-
-@functools.lru_cache(maxsize=4)
-def vmlinux_names(header: str) -> frozenset[str]:
-    """Ordinary identifiers (typedefs, enumerators, functions) ``vmlinux.h`` declares."""
-    path = Path(header).with_suffix(".names")
-    try:
-        return frozenset(path.read_text().split())
-    except OSError:
-        pass
-    text = Path(header).read_text()
-    names = set(re.findall(r"^typedef [^;(]*?(\w+)(?:\[\d*\])*;$", text, re.M))
-    names.update(re.findall(r"^typedef [^;]*?\(\*(\w+)\)\(", text, re.M))
-    names.update(re.findall(r"^\t(\w+) = -?\w+,?$", text, re.M))
-    names.update(re.findall(r"^extern [^;]*?(\w+)\([^;]*__ksym;$", text, re.M))
-    try:
-        atomic_write(path, "\n".join(sorted(names)).encode())
-    except OSError:
-        pass
-    return frozenset(names)
 
 
 def declared_names(source: str) -> set[str]:
@@ -343,13 +311,276 @@ def declared_names(source: str) -> set[str]:
 
 
 def prepare(source: str, names: Iterable[str], cflags: Sequence[str]) -> tuple[Compiler, list[str]]:
-    """The compiler and its flags (runtime included) for ``source`` whose file-scope
+    """The compiler and its flags (the whole runtime included) for ``source`` whose file-scope
     identifiers include ``names`` (those clashing with vmlinux.h's are renamed there)."""
+    from ..btf import types as T
+    from ..btf.spec import Spec
+
     compiler = find_compiler()
-    vm = vmlinux_header(VMLINUX_BTF)
-    reserved = (declared_names(source) | set(names)) & vmlinux_names(str(vm))
-    tags = {t.split()[1] for t in defined_tags(source) & vmlinux_tags(str(vm))}
+    spec, index = Spec.vmlinux(), kernel_names()
+    reserved = {n for n in declared_names(source) | set(names) for i in index.get(n, ())
+                if not isinstance(spec.type_by_id(i), (T.Composite, T.Fwd))}
+    tags = {tag for tag in (t.split()[1] for t in defined_tags(source))
+            if any(isinstance(spec.type_by_id(i), T.Composite) for i in index.get(tag, ()))}
     header = runtime_header(compiler, reserved, tags)
     include = ["-include-pch", str(header) + ".pch"] if compiler.pch else \
         ["-include", str(header)]
     return compiler, [*base_flags(), *include, *cflags]
+
+
+# -- the program's runtime: only the kernel types it names ------------------------------------
+#
+# Dumping all of vmlinux.h takes seconds in Python and precompiling it most of a second: a
+# program needs a few dozen of its ~150,000 types. Its runtime header holds the kernel types
+# the program (or a runtime macro it uses) names, with what they embed by value; structs only
+# pointed to are declared, not defined, unless the program accesses a member of that name
+# (``task->mm->arg_start`` defines ``struct mm_struct``). Types clang still misses (a member
+# reached through a macro of the program's) are added from its diagnostics and the compile is
+# retried; if that does not help, the program is compiled against the whole runtime
+# (:func:`prepare`), so a program that builds with it builds here, and its errors are its own.
+
+_TAG = re.compile(r"\b(struct|union|enum)\s+(\w+)")
+_MEMBER = re.compile(r"(?:->|\.)\s*([A-Za-z_]\w*)")
+_IDENT = re.compile(r"\b[A-Za-z_]\w*")
+_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)((?:\\\n|[^\n])*)", re.M)
+# clang's diagnostics naming what a header may lack
+_MISSING = re.compile(r"(?:incomplete (?:definition of )?type|unknown type name|undeclared "
+                      r"identifier|implicit declaration of function) '(?:(?:struct|union|enum) )?"
+                      r"(\w+)")
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Names:
+    """Identifiers of C text: ``tags`` (``(kind, tag)`` after struct/union/enum), ``members``
+    (after ``.``/``->``), ``idents`` (every identifier)."""
+
+    tags: frozenset[tuple[str, str]]
+    members: frozenset[str]
+    idents: frozenset[str]
+
+    @staticmethod
+    def of(text: str) -> "Names":
+        return Names(frozenset(_TAG.findall(text)), frozenset(_MEMBER.findall(text)),
+                     frozenset(_IDENT.findall(text)))
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """What the runtime headers name: ``base`` outside macros (always needed), ``macros``
+    each macro's body (needed where a program uses the macro), ``declared``: struct/union
+    tags helper declarations take pointers to."""
+
+    base: Names
+    macros: dict[str, Names]
+    declared: frozenset[tuple[str, str]]
+
+
+@functools.lru_cache(maxsize=None)
+def _runtime_names() -> _Runtime:
+    from ..sys.uapi import Helper
+
+    outside, macros = [], {}
+    for path in sorted(INCLUDE_DIR.rglob("*.h")):
+        text = path.read_text()
+        for m in _DEFINE.finditer(text):
+            macros[m.group(1)] = Names.of(m.group(2))
+        outside.append(_DEFINE.sub("", text))
+    helpers = Names.of(declarations({h.name: int(h) for h in Helper}))
+    base = Names.of("\n".join(outside))
+    return _Runtime(Names(base.tags, base.members, base.idents | helpers.idents), macros,
+                    helpers.tags)
+
+
+def _used_names(source: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:
+    """(tags, members, identifiers) the program names itself or through runtime macros."""
+    rt = _runtime_names()
+    own = Names.of(source)
+    tags, members, idents = set(own.tags | rt.base.tags), set(own.members), \
+        set(own.idents | rt.base.idents)
+    todo = [n for n in own.idents if n in rt.macros]
+    seen = set(todo)
+    while todo:
+        body = rt.macros[todo.pop()]
+        tags |= body.tags
+        members |= body.members
+        idents |= body.idents
+        for n in body.idents:
+            if n in rt.macros and n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return tags, members, idents
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_names() -> dict[str, list[int]]:
+    """:func:`pybpf.btf.cdump.names_index` of the running kernel (cached per kernel)."""
+    from ..btf.cdump import names_index
+    from ..btf.spec import Spec
+
+    key = hashlib.sha256(f"{kernel_identity()}\0{__version__}\0{FORMAT}".encode())
+    name = f"bcc/names/{key.hexdigest()[:16]}"
+    data = cache.read(name)
+    if data is not None:
+        try:
+            index: dict[str, list[int]] = marshal.loads(data)
+            return index
+        except (EOFError, ValueError, TypeError):
+            pass
+    index = names_index(Spec.vmlinux())
+    cache.write(name, marshal.dumps(index))
+    return index
+
+
+def _kernel_types(source: str, own: set[str], more: Iterable[str]) -> tuple[list[int], set[str]]:
+    """Ids of the kernel types the program's header defines (see above), and the kernel
+    struct/union tags the program defines itself; ``own``: its file-scope identifiers,
+    ``more``: names clang found missing."""
+    from ..btf import types as T
+    from ..btf.spec import Spec
+
+    spec, index = Spec.vmlinux(), kernel_names()
+    tags, members, idents = _used_names(source)
+    defined = {t.split()[1] for t in defined_tags(source)}
+    want: set[int] = set()
+    tagged = {tag for _, tag in tags} | set(more)
+    for name in tagged - defined:   # struct, union and enum tags
+        want.update(i for i in index.get(name, ()) if spec.type_by_id(i).name == name and
+                    isinstance(spec.type_by_id(i), (T.Composite, T.Fwd, T.Enum)))
+    for name in (idents - own) | set(more):   # typedefs, enumerators, kfuncs
+        want.update(i for i in index.get(name, ()) if not isinstance(
+            spec.type_by_id(i), (T.Composite, T.Fwd)))
+    # complete what the program reaches through pointer members it names
+    done: set[int] = set()
+    todo = list(want)
+    while todo:
+        tid = todo.pop()
+        if tid in done:
+            continue
+        done.add(tid)
+        t = spec.type_by_id(tid)
+        refs: list[tuple[str, T.Type]] = []
+        if isinstance(t, T.Composite):
+            refs = [(m.name, m.type) for m in t.members]
+        elif isinstance(t, (T.Typedef, T.Array)):
+            refs = [("", t.type)]
+        for member, ref in refs:
+            ref = _strip(ref)
+            while isinstance(ref, T.Array):
+                ref = _strip(ref.type)
+            if isinstance(ref, T.Pointer) and member and member in members:
+                target = _strip(ref.target)
+                if isinstance(target, T.Composite) and target.name not in defined:
+                    want.add(T.type_id(target))
+                    todo.append(T.type_id(target))
+            elif isinstance(ref, T.Composite):
+                todo.append(T.type_id(ref))
+    clashing = {t for t in defined if t in index}
+    return sorted(want), clashing
+
+
+def _strip(t: "T.Type") -> "T.Type":
+    """``t`` without qualifiers and typedefs."""
+    from ..btf import types as T
+
+    while isinstance(t, (T.Qualifier, T.Typedef)):
+        t = t.type
+    return t
+
+
+@functools.lru_cache(maxsize=None)
+def _runtime_files() -> Path:
+    """The directory of the runtime's generated headers (helpers, kernel configuration,
+    constants derived from BTF), per kernel and front end."""
+    from ..sys.uapi import Helper
+
+    key = hashlib.sha256("\0".join([kernel_identity(), _header_digest(), __version__,
+                                     str(FORMAT)]).encode()).hexdigest()[:16]
+    directory = cache_dir() / "bcc" / "runtime-files" / key
+    if (directory / "derived.h").exists():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_once(directory / "helpers.h",
+                declarations({h.name: int(h) for h in Helper}).encode())
+    _write_once(directory / "kconfig.h", kconfig_defines().encode())
+    _write_once(directory / "derived.h", derived_constants().encode())
+    return directory
+
+
+def program_header(source: str, names: Iterable[str], more: Iterable[str] = ()) -> Path:
+    """The runtime header of ``source`` (file-scope identifiers ``names``): the kernel types
+    it uses, helper declarations, the kernel's configuration and BCC's macros; ``more``:
+    kernel type names to add (clang found them missing)."""
+    from ..btf.cdump import dump_c
+    from ..btf.spec import Spec
+
+    own = declared_names(source) | set(names)
+    ids, clashing = _kernel_types(source, own, more)
+    kernel = dump_c(Spec.vmlinux(), ids, reserved=sorted(own & set(kernel_names())),
+                    kfuncs=True, subset=True)
+    if clashing:   # the program's own definition of a kernel struct is the one it uses
+        pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(sorted(clashing)))
+        kernel = pattern.sub(r"\1" + TAG_SUFFIX, kernel)
+    files = _runtime_files()
+    declared = "".join(f"{kind} {tag};\n" for kind, tag in sorted(_runtime_names().declared))
+    text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n{kernel}{declared}"
+            f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
+            f"#include \"{files / 'kconfig.h'}\"\n#include \"{files / 'helpers.h'}\"\n"
+            f"#include \"{files / 'derived.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    header = cache_dir() / "bcc" / "headers" / f"{digest}.h"
+    if not header.exists():
+        header.parent.mkdir(parents=True, exist_ok=True)
+        _write_once(header, text.encode())
+    return header
+
+
+def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
+                 args: Sequence[str], stdin: Optional[str] = None, *,
+                 fallback: bool = True) -> tuple[subprocess.CompletedProcess, tuple[str, ...]]:
+    """Run the compiler with ``args`` (``-c FILE -o OBJ``, ``-fsyntax-only ... -``; ``stdin``
+    its input) on ``source`` (file-scope identifiers ``names``) with its runtime header
+    (:func:`program_header`), growing it from clang's diagnostics; where that fails and
+    ``fallback``, with the whole runtime (:func:`run_with_whole_runtime`). The last result,
+    and its command."""
+    compiler = find_compiler()
+    names = set(names)
+    more: set[str] = set()
+    for _ in range(RETRIES + 1):
+        header = program_header(source, names, more)
+        cmd = (*compiler.argv, *base_flags(), "-include", str(header), *cflags, *args)
+        res = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+        if res.returncode == 0:
+            return res, cmd
+        index = kernel_names()
+        missing = {n for n in _MISSING.findall(res.stderr) if n in index} - more
+        if not missing:
+            break
+        more |= missing
+    if not fallback:
+        return res, cmd
+    return run_with_whole_runtime(source, names, cflags, args, stdin)
+
+
+def run_with_whole_runtime(source: str, names: Iterable[str], cflags: Sequence[str], args: Sequence[str],
+               stdin: Optional[str]) -> tuple[subprocess.CompletedProcess, tuple[str, ...]]:
+    """:func:`run_compiler` with the whole runtime (:func:`prepare`), precompiled: a header
+    it was built from that changed is precompiled again; cflags changing language options
+    parse the header instead."""
+    compiler, flags = prepare(source, names, cflags)
+    cmd = (*compiler.argv, *flags, *args)
+    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    if res.returncode == 0 or not compiler.pch or not ("precompiled header" in res.stderr
+                                                       or "PCH file" in res.stderr):
+        return res, cmd
+    at = flags.index("-include-pch")
+    pch = Path(flags[at + 1])
+    with tempfile.TemporaryDirectory(prefix="pybpf-bcc-") as tmp:
+        if "has been modified since" in res.stderr:
+            precompile(compiler, pch.with_suffix(""), pch)
+        else:   # the header itself, through a wrapper (no .pch next to it for clang to pick)
+            wrapper = Path(tmp) / "runtime.h"
+            wrapper.write_text(f'#include "{pch.with_suffix("")}"\n')
+            flags = [*flags[:at], "-include", str(wrapper), *flags[at + 2:]]
+        cmd = (*compiler.argv, *flags, *args)
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True), cmd

@@ -18,6 +18,7 @@ size with ``mode(byte)`` as current libbpf emits (libbpf 1.1 lets them grow to 4
 """
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Iterable, Optional, Union
 
 from ..errors import BTFError
@@ -51,16 +52,19 @@ class CDumper:
 
     ``reserved`` are identifiers the including program defines itself (a map called
     ``config``): typedefs and enumerators of those names are emitted as ``name___2``.
+    ``subset``: only the types asked for are dumped, so an anonymous enum asked for is
+    emitted as its block of constants without checking (one pass over the whole spec)
+    whether another type embeds it.
     """
 
-    def __init__(self, spec: Spec, reserved: Iterable[str] = ()) -> None:
+    def __init__(self, spec: Spec, reserved: Iterable[str] = (), subset: bool = False) -> None:
         self.spec = spec
         n = len(spec)
         self._order = bytearray(n)
         self._emit = bytearray(n)
         self._fwd = bytearray(n)
         self._emit[0] = self._order[0] = _DONE
-        self._referenced: Optional[bytearray] = None
+        self._referenced: Optional[bytearray] = bytearray(n) if subset else None
         self._names: dict[int, str] = {}
         self._type_names: dict[str, int] = {}
         self._ident_names: dict[str, int] = dict.fromkeys(reserved, 1)
@@ -599,6 +603,10 @@ def kfunc_prototypes(spec: Spec, dumper: Optional[CDumper] = None) -> str:
                 kfuncs[t.type.name] = t.type
             elif t.name == "bpf_fastcall":
                 fastcall.add(T.type_id(t.type))
+    return _prototypes(dumper, kfuncs, fastcall)
+
+
+def _prototypes(dumper: CDumper, kfuncs: dict[str, T.Func], fastcall: set[int]) -> str:
     lines = ["\n/* BPF kfuncs */\n#ifndef BPF_NO_KFUNC_PROTOTYPES\n"]
     for name in sorted(kfuncs):
         func = kfuncs[name]
@@ -608,16 +616,58 @@ def kfunc_prototypes(spec: Spec, dumper: Optional[CDumper] = None) -> str:
     return "".join(lines)
 
 
+_NAMED_KINDS = frozenset({BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64,
+                          BtfKind.TYPEDEF, BtfKind.FWD})
+
+
+def names_index(spec: Spec) -> dict[str, list[int]]:
+    """What a C program can name of ``spec``'s own types, with their ids: struct, union and
+    enum tags and typedef names (their types), enumerators (their enum), kfuncs (their
+    FUNC, tagged ``bpf_kfunc``). One pass over the type records, without decoding the
+    types (for vmlinux, a small fraction of dumping it)."""
+    words, offsets = spec._words, spec._index()
+    strings = spec._strings
+    parts = strings.split(b"\0")
+    base = spec._str_base
+    at = dict(zip(accumulate((len(p) + 1 for p in parts), initial=base), parts))
+    out: dict[bytes, list[int]] = {}
+    pos = strings.find(b"\0bpf_kfunc\0")
+    kfunc_off = base + pos + 1 if pos >= 0 else -1
+    first = spec._first_id
+    enum, enum64, decl_tag = BtfKind.ENUM, BtfKind.ENUM64, BtfKind.DECL_TAG
+    for i, w in enumerate(offsets):
+        info = words[w + 1]
+        kind = info >> 24 & 31
+        if kind in _NAMED_KINDS:
+            if words[w]:
+                out.setdefault(at[words[w]], []).append(first + i)
+            if kind == enum or kind == enum64:
+                step = 2 if kind == enum else 3
+                for j in range(w + 3, w + 3 + step * (info & 0xFFFF), step):
+                    out.setdefault(at[words[j]], []).append(first + i)
+        elif kind == decl_tag and words[w] == kfunc_off and words[w + 3] == 0xFFFFFFFF:
+            target = words[w + 2]
+            name = words[offsets[target - first]]
+            out.setdefault(at[name], []).append(target)
+    return {k.decode("utf-8", "replace"): v for k, v in out.items()}
+
+
 def dump_c(spec: Spec, types: Optional[Iterable[TypeOrId]] = None, *,
            guard: str = VMLINUX_GUARD, reserved: Iterable[str] = (),
-           kfuncs: bool = False) -> str:
+           kfuncs: bool = False, subset: bool = False) -> str:
     """A C header with the definitions of ``types`` (default: every type of ``spec``) and
     of everything they need, framed like bpftool's ``vmlinux.h``: an include guard and
     ``preserve_access_index`` on every record (CO-RE), unless the includer defines
     ``BPF_NO_PRESERVE_ACCESS_INDEX``. ``kfuncs`` adds :func:`kfunc_prototypes` (and the
-    ``__ksym``/``__weak``/``__bpf_fastcall`` macros they use), as bpftool >= 7.4 does."""
-    dumper = CDumper(spec, reserved)
+    ``__ksym``/``__weak``/``__bpf_fastcall`` macros they use), as bpftool >= 7.4 does;
+    with ``subset`` (a few ``types`` out of a large spec, see :class:`CDumper`), the
+    prototypes of the kfuncs among ``types`` only."""
+    dumper = CDumper(spec, reserved, subset)
     ids: Iterable[TypeOrId] = range(1, len(spec)) if types is None else types
+    if subset:
+        ids = list(ids)
+        funcs = [f for f in map(dumper._type, ids) if isinstance(f, T.Func)]
+        ids = [t for t in ids if not isinstance(dumper._type(t), T.Func)]
     parts = [f"#ifndef {guard}\n#define {guard}\n\n"
              "#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n"
              "#pragma clang attribute push (__attribute__((preserve_access_index)), "
@@ -625,7 +675,9 @@ def dump_c(spec: Spec, types: Optional[Iterable[TypeOrId]] = None, *,
     if kfuncs:
         parts.append(_KFUNC_MACROS)
     parts.extend(dumper.dump_type(t) for t in ids)
-    if kfuncs:
+    if kfuncs and subset:
+        parts.append(_prototypes(dumper, {f.name: f for f in funcs}, set()))
+    elif kfuncs:
         parts.append(kfunc_prototypes(spec, dumper))
     parts.append("#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute pop\n#endif\n\n"
                  f"#endif /* {guard} */\n")

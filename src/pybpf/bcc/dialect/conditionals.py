@@ -75,10 +75,8 @@ def live_regions(probe: str, cflags: Sequence[str]) -> set[int]:
     """The regions of ``probe`` (made by :func:`resolve`) the preprocessor keeps with the
     runtime headers (:mod:`pybpf.bcc.toolchain`) and ``cflags``: the numbers of the
     ``#warning`` lines clang prints. Cached."""
-    import subprocess
-
     from ...cache import cache_dir
-    from ..toolchain import atomic_write, cache_key, find_compiler, prepare
+    from ..toolchain import atomic_write, cache_key, find_compiler, run_compiler
 
     key = cache_key(find_compiler(), probe, "\0".join(cflags))
     path = cache_dir() / "bcc" / "conditionals" / key
@@ -86,9 +84,8 @@ def live_regions(probe: str, cflags: Sequence[str]) -> set[int]:
         return {int(n) for n in path.read_text().split()}
     except OSError:
         pass
-    compiler, flags = prepare("", (), cflags)
-    res = subprocess.run([*compiler.argv, *flags, "-fsyntax-only", "-x", "c", "-"],
-                         input=probe, capture_output=True, text=True)
+    res, _ = run_compiler("", (), cflags, ["-fsyntax-only", "-x", "c", "-"], stdin=probe,
+                          fallback=False)
     live = {int(n) for n in _WARNING.findall(res.stderr)}
     if res.returncode == 0:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,8 @@ _TRANSPARENT_CASTS = {"NoOp", "BitCast", "IntegralToPointer", "PointerToIntegral
                       "IntegralCast", "LValueToRValue", "ArrayToPointerDecay"}
 _ACCESSOR = re.compile(r"PT_REGS_(?:PARM[1-6]|RC|IP|SP|FP|RET)\s*\(")
 _STRUCT_PTR = re.compile(r"struct (\w+) \*")
+_PROG_SEC = re.compile(r'\bSEC\("((?!\.|license")[^"]*)"\)')   # programs' (not data's)
+_NEUTRAL_SEC = 'SEC("__pybpf_program")'
 _FIELD_ALIAS = re.compile(r"(?:sk|inet|ir)_\w+")   # bcc/sock.h's object-like field macros
 
 
@@ -422,17 +424,27 @@ def _accessor_macro(lv: dict[str, Any], text: str) -> Optional[tuple[int, int]]:
     return None
 
 
-def ast_of(argv: list[str], text: str) -> Optional[dict[str, Any]]:
-    """clang's JSON syntax tree of ``text`` (compiled by ``argv`` reading stdin), or None if
-    clang fails (the build then reports the program's errors)."""
+def ast_of(source: str, names: Iterable[str], cflags: Sequence[str]) -> Optional[dict[str, Any]]:
+    """clang's JSON syntax tree of the program ``source`` (file-scope identifiers ``names``)
+    compiled with its runtime (:func:`pybpf.bcc.toolchain.run_compiler`) and ``cflags``,
+    from its first declaration in the program's text on (the runtime's are left out); None
+    if clang fails (the build then reports the program's errors)."""
     import json
-    import subprocess
 
-    res = subprocess.run([*argv, "-fsyntax-only", "-Xclang", "-ast-dump=json", "-x", "c", "-"],
-                         input=text, capture_output=True, text=True)
+    from ..toolchain import run_compiler
+
+    res, _ = run_compiler(source, names, cflags,
+                          ["-fsyntax-only", "-Xclang", "-ast-dump=json", "-x", "c", "-"],
+                          stdin=source)
     if res.returncode != 0:
         return None
-    data: dict[str, Any] = json.loads(res.stdout)
+    out = res.stdout
+    # a location names its file when it changes: the first naming the program's starts its
+    # part; cut at the top-level declaration (indented 4) holding it
+    first = out.find(f'"file": "{MAIN_FILE}"')
+    start = out.rfind("\n    {\n", 0, first) if first >= 0 else -1
+    data: dict[str, Any] = json.loads('{"inner": [' + out[start + 1:]) if start >= 0 \
+        else json.loads(out)
     annotate_files(data)
     return data
 
@@ -444,19 +456,22 @@ def rewrite_probe_reads(source: str, cflags: Sequence[str], names: Iterable[str]
     program's file-scope identifiers. Cached like objects. Source clang rejects is returned as
     it is (the build reports its errors)."""
     from ...cache import cache_dir
-    from ..toolchain import atomic_write, cache_key, find_compiler, prepare
+    from ..toolchain import atomic_write, cache_key, find_compiler
 
-    key = cache_key(find_compiler(), source, "\0".join(cflags), "\0".join(sorted(contexts)))
+    # sections do not change the types: the translations of a function for another program
+    # type (a kprobe run on a syscall tracepoint) share one analysis
+    sections = _PROG_SEC.findall(source)
+    neutral = _PROG_SEC.sub(_NEUTRAL_SEC, source)
+    key = cache_key(find_compiler(), neutral, "\0".join(cflags), "\0".join(sorted(contexts)))
     path = cache_dir() / "bcc" / "reads" / f"{key}.c"
     try:
-        return path.read_text()
+        out = path.read_text()
     except OSError:
-        pass
-    compiler, flags = prepare(source, names, cflags)
-    ast = ast_of([*compiler.argv, *flags], source)
-    if ast is None:
-        return source
-    out = rewrite(source, ast, contexts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, out.encode())
-    return out
+        ast = ast_of(neutral, names, cflags)
+        if ast is None:
+            return source
+        out = rewrite(neutral, ast, contexts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, out.encode())
+    pieces = out.split(_NEUTRAL_SEC)
+    return pieces[0] + "".join(f'SEC("{sec}")' + piece for sec, piece in zip(sections, pieces[1:]))
