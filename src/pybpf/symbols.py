@@ -45,6 +45,7 @@ MAPS_REFRESH_INTERVAL = 0.1
 """Seconds between re-readings of a process's maps for addresses in none of its mappings
 (garbage frames of a stack walked without frame pointers would re-read them every time)."""
 _KALLSYMS_TEXT = re.compile(rb"^([0-9a-fA-F]+) ([^bBdDrR\n]) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
+_KALLSYMS_BLOCK = 1 << 16
 _KALLSYMS_ALL = re.compile(rb"^([0-9a-fA-F]+) (\S) (\S+)(?:\t\[([^\]\n]+)\])?", re.M)
 
 
@@ -53,19 +54,35 @@ class KernelSymbols:
     (``text_only=False``: data symbols too, where the kernel lists them)."""
 
     def __init__(self, path: str = KALLSYMS, text_only: bool = True) -> None:
+        regex = _KALLSYMS_TEXT if text_only else _KALLSYMS_ALL
+        addrs: list[int] = []
+        names: list[bytes] = []
+        mod_names: list[bytes] = []
         with open(path, "rb") as f:
-            rows = (_KALLSYMS_TEXT if text_only else _KALLSYMS_ALL).findall(f.read())
-        addrs = [int(a, 16) for a, _, _, _ in rows]
+            # a block's matches at a time: one tuple per line of the whole file alive at once
+            # would leave the heap fragmented (~20 MiB of RSS kept after they are freed)
+            rest = b""
+            while True:
+                block = f.read(_KALLSYMS_BLOCK)
+                data = rest + block
+                cut = data.rfind(b"\n") + 1 if block else len(data)
+                rest = data[cut:]
+                for a, _, name, mod in regex.findall(data, 0, cut):
+                    addrs.append(int(a, 16))
+                    names.append(name)
+                    mod_names.append(mod)
+                if not block:
+                    break
         order = sorted((i for i, a in enumerate(addrs) if a), key=addrs.__getitem__)
         if not order:
             raise UsageError(f"{path}: no symbol with an address (all zero: kptr_restrict hides "
                              "them from processes without CAP_SYSLOG)")
         mods: dict[bytes, str] = {b"": "kernel"}
         self.addresses = [addrs[i] for i in order]
-        self.raw_names = [rows[i][2] for i in order]
+        self.raw_names = [names[i] for i in order]
         """The names as the kernel wrote them (bytes: BCC's ``ksym`` returns them as is)."""
         self.modules = [mods.get(m) or mods.setdefault(m, m.decode())
-                        for m in (rows[i][3] for i in order)]
+                        for m in (mod_names[i] for i in order)]
         pages = [a >> _PAGE_SHIFT for a in self.addresses]
         first = dict(zip(reversed(pages), range(len(pages) - 1, -1, -1)))
         self._pages = {p: (lo, lo + c) for p, c in Counter(pages).items() for lo in (first[p],)}
