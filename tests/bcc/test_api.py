@@ -341,6 +341,13 @@ def test_errors_name_what_is_wrong(tracefs):
         BPF(text="int f(void *ctx) { return 0; }", device="eth0")
 
 
+def test_empty_text_is_an_empty_module_for_look_ups():
+    """opensnoop makes ``BPF(text='')`` only to look symbols up, as BCC allows."""
+    with BPF(text="") as b:
+        assert list(b) == [] and "events" not in b
+        assert b.ksymname(b.get_syscall_fnname("openat")) > 0
+
+
 def test_src_file_next_to_the_script(tmp_path, monkeypatch):
     (tmp_path / "prog.c").write_text("BPF_ARRAY(a, u32, 2);\nint f(void *ctx) { return 0; }\n")
     monkeypatch.chdir("/")

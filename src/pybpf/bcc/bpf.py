@@ -309,7 +309,7 @@ class BPF(IntrospectionMixin):
             hdr = _str(hdr_file)
             source = (f"#line 1 {_c_string(hdr)}\n{self._read_source(hdr)}\n"
                       f"#line 1 {_c_string(self._name)}\n{source}")
-        if not source:
+        if text is None and not src_file:  # text='' is an empty module (opensnoop's look-ups)
             raise UsageError("BPF: give the program as text= or src_file=")
         self._usdt = list(usdt_contexts)
         self._usdt_ignore_pid = attach_usdt_ignore_pid
