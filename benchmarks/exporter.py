@@ -208,9 +208,9 @@ def vm_hwm(pid: int) -> int:
 def as_process(d: Path, cname: str, hname: str, rounds: int) -> float:
     """The exporter process with the examples and the bench config: CPU and peak RSS."""
     from pybpf.maps import Map
-    for src in (ROOT / "examples" / "exporter").glob("*.yaml"):
-        shutil.copy(src, d)
-        shutil.copy(src.with_suffix(".c").with_name(src.stem + ".bpf.c"), d)
+    for src in (ROOT / "examples" / "exporter").iterdir():   # configs, C, Python decoders
+        if src.is_file():
+            shutil.copy(src, d)
     names = "syscalls,sleep-latency,timers,bench"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -163,7 +163,8 @@ class _Syscalls:
 class KernelAddresses:
     """Kernel addresses to names with :class:`pybpf.symbols.KernelSymbols` (all symbols, data
     too, as ebpf_exporter's decoders see /proc/kallsyms), read again for an unknown address
-    (a module loaded since) at most every ``REREAD`` seconds."""
+    (a module loaded since) at most every ``REREAD`` seconds. A name is decoded when asked
+    (the label cache keeps it), not the whole table's ~10 MiB of str at the first look-up."""
 
     REREAD = 10.0
 
@@ -193,19 +194,26 @@ class KernelAddresses:
             if self.read_at == 0.0:
                 self._read()
             for attempt in (0, 1):
-                found = self.symbols.resolve(addr) if self.symbols is not None else None
-                if found is not None and (found[1] == 0 or not exact):
-                    return found[0]
+                syms = self.symbols
+                i = syms.index(addr) if syms is not None else -1
+                if i >= 0 and (not exact or syms.addresses[i] == addr):
+                    return syms.raw_names[i].decode(errors="replace")
                 if attempt or time.monotonic() - self.read_at < self.REREAD:
                     return ""
                 self._read()
         return ""
 
     def address(self, name: str) -> Optional[int]:
+        """The (lowest) address of symbol ``name``; a scan, for the few ``kaddrs`` asked."""
         with self.lock:
             if self.read_at == 0.0:
                 self._read()
-            return self.symbols.address(name) if self.symbols is not None else None
+            if self.symbols is None:
+                return None
+            try:
+                return self.symbols.addresses[self.symbols.raw_names.index(name.encode())]
+            except ValueError:
+                return None
 
 
 class _Ksym:
