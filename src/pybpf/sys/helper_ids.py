@@ -2,8 +2,11 @@
 on first use of ``pybpf.sys.uapi.Helper``."""
 from enum import IntEnum
 
+from .fastenum import IntEnumBase, enum_of
 
-class Helper(IntEnum):
+
+@enum_of(IntEnum)
+class Helper(IntEnumBase):
     """enum bpf_func_id: helper ids; bpf_<name> is helper <name>."""
 
     unspec = 0

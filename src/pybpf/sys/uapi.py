@@ -7,6 +7,8 @@ flags that the UAPI only #defines are transcribed in the generator. ``Helper`` l
 from enum import IntEnum, IntFlag
 from typing import TYPE_CHECKING, Any
 
+from .fastenum import IntEnumBase, IntFlagBase, enum_of
+
 if TYPE_CHECKING:
     from .helper_ids import Helper
 
@@ -19,7 +21,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Cmd(IntEnum):
+@enum_of(IntEnum)
+class Cmd(IntEnumBase):
     """enum bpf_cmd (BPF_*)."""
 
     MAP_CREATE = 0
@@ -62,7 +65,8 @@ class Cmd(IntEnum):
     TOKEN_CREATE = 36
     PROG_STREAM_READ_BY_FD = 37
 
-class MapType(IntEnum):
+@enum_of(IntEnum)
+class MapType(IntEnumBase):
     """enum bpf_map_type (BPF_MAP_TYPE_*)."""
 
     UNSPEC = 0
@@ -102,7 +106,8 @@ class MapType(IntEnum):
     CGROUP_STORAGE_DEPRECATED = 19
     PERCPU_CGROUP_STORAGE_DEPRECATED = 21
 
-class ProgType(IntEnum):
+@enum_of(IntEnum)
+class ProgType(IntEnumBase):
     """enum bpf_prog_type (BPF_PROG_TYPE_*)."""
 
     UNSPEC = 0
@@ -139,7 +144,8 @@ class ProgType(IntEnum):
     SYSCALL = 31
     NETFILTER = 32
 
-class AttachType(IntEnum):
+@enum_of(IntEnum)
+class AttachType(IntEnumBase):
     """enum bpf_attach_type (BPF_*)."""
 
     CGROUP_INET_INGRESS = 0
@@ -201,7 +207,8 @@ class AttachType(IntEnum):
     TRACE_KPROBE_SESSION = 56
     TRACE_UPROBE_SESSION = 57
 
-class LinkType(IntEnum):
+@enum_of(IntEnum)
+class LinkType(IntEnumBase):
     """enum bpf_link_type (BPF_LINK_TYPE_*)."""
 
     UNSPEC = 0
@@ -220,12 +227,14 @@ class LinkType(IntEnum):
     NETKIT = 13
     SOCKMAP = 14
 
-class StatsType(IntEnum):
+@enum_of(IntEnum)
+class StatsType(IntEnumBase):
     """enum bpf_stats_type (BPF_STATS_*)."""
 
     RUN_TIME = 0
 
-class TaskFdType(IntEnum):
+@enum_of(IntEnum)
+class TaskFdType(IntEnumBase):
     """enum bpf_task_fd_type (BPF_FD_TYPE_*)."""
 
     RAW_TRACEPOINT = 0
@@ -235,7 +244,8 @@ class TaskFdType(IntEnum):
     UPROBE = 4
     URETPROBE = 5
 
-class PerfEventType(IntEnum):
+@enum_of(IntEnum)
+class PerfEventType(IntEnumBase):
     """enum bpf_perf_event_type (BPF_PERF_EVENT_*)."""
 
     UNSPEC = 0
@@ -246,7 +256,8 @@ class PerfEventType(IntEnum):
     TRACEPOINT = 5
     EVENT = 6
 
-class CgroupIterOrder(IntEnum):
+@enum_of(IntEnum)
+class CgroupIterOrder(IntEnumBase):
     """enum bpf_cgroup_iter_order (BPF_CGROUP_ITER_*)."""
 
     ORDER_UNSPEC = 0
@@ -255,7 +266,8 @@ class CgroupIterOrder(IntEnum):
     DESCENDANTS_POST = 3
     ANCESTORS_UP = 4
 
-class XdpAction(IntEnum):
+@enum_of(IntEnum)
+class XdpAction(IntEnumBase):
     """enum xdp_action (XDP_*)."""
 
     ABORTED = 0
@@ -264,7 +276,8 @@ class XdpAction(IntEnum):
     TX = 3
     REDIRECT = 4
 
-class UpdateFlag(IntFlag):
+@enum_of(IntFlag)
+class UpdateFlag(IntFlagBase):
     """BPF_NOEXIST (BPF_*)."""
 
     ANY = 0
@@ -272,7 +285,8 @@ class UpdateFlag(IntFlag):
     EXIST = 2
     F_LOCK = 4
 
-class MapFlag(IntFlag):
+@enum_of(IntFlag)
+class MapFlag(IntFlagBase):
     """BPF_F_NO_PREALLOC (BPF_F_*)."""
 
     NO_PREALLOC = 1
@@ -295,7 +309,8 @@ class MapFlag(IntFlag):
     SEGV_ON_FAULT = 131072
     NO_USER_CONV = 262144
 
-class BtfKind(IntEnum):
+@enum_of(IntEnum)
+class BtfKind(IntEnumBase):
     """BTF_KIND_INT (BTF_KIND_*)."""
 
     UNKN = 0
@@ -320,7 +335,8 @@ class BtfKind(IntEnum):
     ENUM64 = 19
     MAX = 19
 
-class CoreReloKind(IntEnum):
+@enum_of(IntEnum)
+class CoreReloKind(IntEnumBase):
     """BPF_CORE_FIELD_BYTE_OFFSET (enum bpf_core_relo_kind)."""
 
     FIELD_BYTE_OFFSET = 0
@@ -337,7 +353,8 @@ class CoreReloKind(IntEnum):
     ENUMVAL_VALUE = 11
     TYPE_MATCHES = 12
 
-class PerfTypeId(IntEnum):
+@enum_of(IntEnum)
+class PerfTypeId(IntEnumBase):
     """enum perf_type_id (PERF_TYPE_*)."""
 
     HARDWARE = 0
@@ -348,7 +365,8 @@ class PerfTypeId(IntEnum):
     BREAKPOINT = 5
     MAX = 6
 
-class PerfSwId(IntEnum):
+@enum_of(IntEnum)
+class PerfSwId(IntEnumBase):
     """enum perf_sw_ids (PERF_COUNT_SW_*)."""
 
     CPU_CLOCK = 0
@@ -365,7 +383,8 @@ class PerfSwId(IntEnum):
     CGROUP_SWITCHES = 11
     MAX = 12
 
-class PerfHwId(IntEnum):
+@enum_of(IntEnum)
+class PerfHwId(IntEnumBase):
     """enum perf_hw_id (PERF_COUNT_HW_*)."""
 
     CPU_CYCLES = 0
@@ -380,7 +399,8 @@ class PerfHwId(IntEnum):
     REF_CPU_CYCLES = 9
     MAX = 10
 
-class PerfSampleFormat(IntFlag):
+@enum_of(IntFlag)
+class PerfSampleFormat(IntFlagBase):
     """enum perf_event_sample_format (PERF_SAMPLE_*)."""
 
     IP = 1
@@ -410,7 +430,8 @@ class PerfSampleFormat(IntFlag):
     WEIGHT_STRUCT = 16777216
     MAX = 33554432
 
-class PerfEventRecordType(IntEnum):
+@enum_of(IntEnum)
+class PerfEventRecordType(IntEnumBase):
     """enum perf_event_type (PERF_RECORD_*)."""
 
     MMAP = 1
@@ -436,33 +457,38 @@ class PerfEventRecordType(IntEnum):
     AUX_OUTPUT_HW_ID = 21
     MAX = 22
 
-class PerfOutputFlag(IntFlag):
+@enum_of(IntFlag)
+class PerfOutputFlag(IntFlagBase):
     """BPF_F_CURRENT_CPU (BPF_F_*)."""
 
     INDEX_MASK = 4294967295
     CURRENT_CPU = 4294967295
     CTXLEN_MASK = 4503595332403200
 
-class RingbufFlag(IntFlag):
+@enum_of(IntFlag)
+class RingbufFlag(IntFlagBase):
     """BPF_RB_NO_WAKEUP (BPF_RB_*)."""
 
     NO_WAKEUP = 1
     FORCE_WAKEUP = 2
 
-class RingbufHeader(IntEnum):
+@enum_of(IntEnum)
+class RingbufHeader(IntEnumBase):
     """BPF_RINGBUF_BUSY_BIT (BPF_RINGBUF_*)."""
 
     BUSY_BIT = 2147483648
     DISCARD_BIT = 1073741824
     HDR_SZ = 8
 
-class SkAction(IntEnum):
+@enum_of(IntEnum)
+class SkAction(IntEnumBase):
     """enum sk_action (SK_*)."""
 
     DROP = 0
     PASS = 1
 
-class NfProto(IntEnum):
+@enum_of(IntEnum)
+class NfProto(IntEnumBase):
     """NFPROTO_IPV4 (NFPROTO_*)."""
 
     UNSPEC = 0
@@ -474,7 +500,8 @@ class NfProto(IntEnum):
     IPV6 = 10
     NUMPROTO = 11
 
-class NfInetHook(IntEnum):
+@enum_of(IntEnum)
+class NfInetHook(IntEnumBase):
     """enum nf_inet_hooks (NF_INET_*)."""
 
     PRE_ROUTING = 0
@@ -486,7 +513,8 @@ class NfInetHook(IntEnum):
     INGRESS = 5
 
 
-class ProgFlag(IntFlag):
+@enum_of(IntFlag)
+class ProgFlag(IntFlagBase):
     """ProgFlag (UAPI #defines)."""
 
     STRICT_ALIGNMENT = 0x1
@@ -500,7 +528,8 @@ class ProgFlag(IntFlag):
     TOKEN_FD = 0x10000
 
 
-class AttachFlag(IntFlag):
+@enum_of(IntFlag)
+class AttachFlag(IntFlagBase):
     """AttachFlag (UAPI #defines)."""
 
     ALLOW_OVERRIDE = 0x1
@@ -512,13 +541,15 @@ class AttachFlag(IntFlag):
     LINK = 0x2000
 
 
-class QueryFlag(IntFlag):
+@enum_of(IntFlag)
+class QueryFlag(IntFlagBase):
     """QueryFlag (UAPI #defines)."""
 
     EFFECTIVE = 0x1
 
 
-class TestRunFlag(IntFlag):
+@enum_of(IntFlag)
+class TestRunFlag(IntFlagBase):
     """TestRunFlag (UAPI #defines)."""
 
     RUN_ON_CPU = 0x1
@@ -526,7 +557,8 @@ class TestRunFlag(IntFlag):
     SKB_CHECKSUM_COMPLETE = 0x4
 
 
-class PseudoSrc(IntEnum):
+@enum_of(IntEnum)
+class PseudoSrc(IntEnumBase):
     """PseudoSrc (UAPI #defines)."""
 
     MAP_FD = 1
@@ -537,14 +569,16 @@ class PseudoSrc(IntEnum):
     MAP_IDX_VALUE = 6
 
 
-class PseudoCall(IntEnum):
+@enum_of(IntEnum)
+class PseudoCall(IntEnumBase):
     """PseudoCall (UAPI #defines)."""
 
     CALL = 1
     KFUNC_CALL = 2
 
 
-class XdpFlag(IntFlag):
+@enum_of(IntFlag)
+class XdpFlag(IntFlagBase):
     """XdpFlag (UAPI #defines)."""
 
     UPDATE_IF_NOEXIST = 0x1
@@ -554,7 +588,8 @@ class XdpFlag(IntFlag):
     REPLACE = 0x10
 
 
-class PerfFlag(IntFlag):
+@enum_of(IntFlag)
+class PerfFlag(IntFlagBase):
     """PerfFlag (UAPI #defines)."""
 
     FD_NO_GROUP = 0x1
@@ -563,20 +598,23 @@ class PerfFlag(IntFlag):
     FD_CLOEXEC = 0x8
 
 
-class NfVerdict(IntEnum):
+@enum_of(IntEnum)
+class NfVerdict(IntEnumBase):
     """NfVerdict (UAPI #defines)."""
 
     DROP = 0
     ACCEPT = 1
 
 
-class NetfilterFlag(IntFlag):
+@enum_of(IntFlag)
+class NetfilterFlag(IntFlagBase):
     """NetfilterFlag (UAPI #defines)."""
 
     IP_DEFRAG = 0x1
 
 
-class TcAction(IntEnum):
+@enum_of(IntEnum)
+class TcAction(IntEnumBase):
     """TcAction (UAPI #defines)."""
 
     OK = 0
@@ -589,7 +627,8 @@ class TcAction(IntEnum):
     REDIRECT = 7
 
 
-class TcHandle(IntEnum):
+@enum_of(IntEnum)
+class TcHandle(IntEnumBase):
     """TcHandle (UAPI #defines)."""
 
     CLSACT = 0xfffffff1
@@ -597,7 +636,8 @@ class TcHandle(IntEnum):
     MIN_EGRESS = 0xfff3
 
 
-class PerfIoc(IntEnum):
+@enum_of(IntEnum)
+class PerfIoc(IntEnumBase):
     """PerfIoc (UAPI #defines)."""
 
     ENABLE = 0x2400
@@ -608,13 +648,15 @@ class PerfIoc(IntEnum):
     SET_BPF = 0x40042408
 
 
-class KprobeMultiFlag(IntFlag):
+@enum_of(IntFlag)
+class KprobeMultiFlag(IntFlagBase):
     """KprobeMultiFlag (UAPI #defines)."""
 
     RETURN = 0x1
 
 
-class UprobeMultiFlag(IntFlag):
+@enum_of(IntFlag)
+class UprobeMultiFlag(IntFlagBase):
     """UprobeMultiFlag (UAPI #defines)."""
 
     RETURN = 0x1

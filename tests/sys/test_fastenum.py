@@ -1,0 +1,50 @@
+"""The UAPI enums built by ``sys.fastenum`` are the enums class syntax makes: same members and
+aliases, values, names, reprs, flag operations, look-ups and pickling."""
+from __future__ import annotations
+
+import enum
+import pickle
+
+import pytest
+
+from pybpf.sys import uapi
+from pybpf.sys.helper_ids import Helper
+
+ENUMS = [c for c in vars(uapi).values()
+         if isinstance(c, type) and issubclass(c, enum.Enum) and c not in (enum.IntEnum,
+                                                                           enum.IntFlag)]
+
+
+def _by_class_syntax(made: type) -> type:
+    base = enum.IntFlag if issubclass(made, enum.Flag) else enum.IntEnum
+    return base(made.__name__, [(k, int(v)) for k, v in made.__members__.items()])
+
+
+def test_every_enum_and_helper_is_built() -> None:
+    assert len(ENUMS) > 30 and uapi.MapType in ENUMS and uapi.MapFlag in ENUMS
+    assert uapi.Helper is Helper and Helper["map_lookup_elem"] == 1
+
+
+@pytest.mark.parametrize("made", [*ENUMS, Helper], ids=lambda c: c.__name__)
+def test_same_enum_as_class_syntax(made: type) -> None:
+    plain = _by_class_syntax(made)
+    assert type(made) is type(plain) and made.__mro__[1:] == plain.__mro__[1:]
+    assert [(k, int(v), repr(v)) for k, v in made.__members__.items()] == \
+           [(k, int(v), repr(v)) for k, v in plain.__members__.items()]
+    assert [m.name for m in made] == [m.name for m in plain]
+    for value in (0, 1, 3, 7, 0x1000, 999, -1):
+        results = []
+        for e in (made, plain):
+            try:
+                results.append(repr(e(value)))
+            except ValueError as err:
+                results.append(type(err).__name__)
+        assert results[0] == results[1], value
+    first = next(iter(made), None)
+    if first is not None:
+        assert pickle.loads(pickle.dumps(first)) is first
+        assert made[first.name] is first and made(int(first)) is first
+        if issubclass(made, enum.Flag):
+            other = next(iter(plain))
+            assert repr(~first) == repr(~other) and repr(first | 0x40000) == repr(other | 0x40000)
+    assert made.__doc__ and made.__module__.startswith("pybpf.sys.")
