@@ -348,6 +348,9 @@ _MISSING = re.compile(r"(?:incomplete (?:definition of )?type|unknown type name|
                       r"identifier|implicit declaration of function) '(?:(?:struct|union|enum) )?"
                       r"(\w+)")
 RETRIES = 3
+# names clang found missing, by program (file-scope names, cflags): the program's later
+# compiles in this process (the syntax tree, then the object) start from them
+_GROWN: dict[tuple[frozenset[str], tuple[str, ...]], set[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -545,7 +548,7 @@ def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
     and its command."""
     compiler = find_compiler()
     names = set(names)
-    more: set[str] = set()
+    more = _GROWN.setdefault((frozenset(names), tuple(cflags)), set())
     for _ in range(RETRIES + 1):
         header = program_header(source, names, more)
         cmd = (*compiler.argv, *base_flags(), "-include", str(header), *cflags, *args)

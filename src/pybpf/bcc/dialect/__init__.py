@@ -316,7 +316,9 @@ class _Translator:
             if not ctx:
                 raise DialectError(f"function {name}: the context parameter has no name", line)
             first = "void *" if k.args in ("sys_enter", "sys_exit") else params[0][0]
-            self.replace(toks[open_ + 1], toks[close - 1], f"{first} {ctx}")
+            # a lone context of that type stays as written: the same code in each form
+            if len(params) > 1 or first != params[0][0]:
+                self.replace(toks[open_ + 1], toks[close - 1], f"{first} {ctx}")
             reads = param_reads(k, name, ctx, params, line)
             if reads:
                 self.edits.append((toks[body].end, toks[body].end, " " + reads))
