@@ -114,6 +114,37 @@ def _syscall_functions(prefix: str) -> frozenset[str]:
     return found
 
 
+def _close_all(objs: list[Any]) -> None:
+    """Close ``objs`` (attachments), each in a thread of its own when there are several:
+    detaching a probe waits in the kernel for an RCU grace period (tens of ms each), and
+    closes waiting together share them. The first error is raised once all are closed."""
+    errors: list[BaseException] = []
+
+    def close(obj: Any) -> None:
+        try:
+            obj.close()
+        except BaseException as e:
+            errors.append(e)
+    threads = []
+    if len(objs) > 1:
+        import threading
+        for obj in objs:
+            t = threading.Thread(target=close, args=(obj,), name="pybpf-detach")
+            try:
+                t.start()
+            except RuntimeError:  # no new threads (interpreter shutting down): in turn
+                close(obj)
+                continue
+            threads.append(t)
+    else:
+        for obj in objs:
+            close(obj)
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def _str(s: Optional[StrLike]) -> str:
     return s.decode() if isinstance(s, (bytes, bytearray)) else (s or "")
 
@@ -1007,8 +1038,7 @@ class BPF(IntrospectionMixin):
             for links in table.values():
                 attached.extend(links.values())
             table.clear()
-        for obj in attached:
-            obj.close()
+        _close_all(attached)
         for store in (self._others, self.raw_tracepoint_fds, self.kfunc_fds, self.lsm_fds,
                       self.perf_event_fds):
             store.clear()
