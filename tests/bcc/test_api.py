@@ -98,7 +98,23 @@ def test_kprobe_elsewhere_without_kprobes_is_a_clear_error():
             b.attach_kprobe(event="vfs_read", fn_name="f")
         with pytest.raises(PyBPFError, match=r"\+0x4: kprobes are not available.*no offsets"):
             b.attach_kprobe(event=b.get_syscall_fnname("getppid"), event_off=4, fn_name="f")
+        with pytest.raises(PyBPFError, match=r"event_re='\^vfs_rea\.\$'\): kprobes are not "
+                           "available.*no syscall entry function"):
+            b.attach_kprobe(event_re="^vfs_rea.$", fn_name="f")
         assert b.num_open_kprobes() == 0
+
+
+def test_load_funcs_loads_every_function_in_order():
+    text = """
+static __always_inline int helper(int x) { return x + 1; }
+int first(void *ctx) { return helper(0); }
+int second(void *ctx) { return 0; }
+"""
+    with BPF(text=text) as b:
+        fns = b.load_funcs(BPF.SOCKET_FILTER)
+        assert [f.name for f in fns] == [b"first", b"second"]
+        assert {f.program.info().type for f in fns} == {BPF.SOCKET_FILTER}
+        assert {f.program.info().type for f in b.load_funcs()} == {BPF.KPROBE}
 
 
 def test_syscall_arguments_as_parameters(tmp_path, tracefs):

@@ -466,6 +466,11 @@ class BPF(IntrospectionMixin):
         return self._load(name, ProgType(prog_type),
                           None if attach_type == -1 else AttachType(attach_type))
 
+    def load_funcs(self, prog_type: int = KPROBE) -> list[BPFFunction]:
+        """Load every function of the program (in the order defined) as a ``prog_type``
+        program; their function objects."""
+        return [self.load_func(name, prog_type) for name in self._functions]
+
     def _load(self, name: str, prog_type: ProgType, attach_type: Optional[AttachType] = None,
               section: str = "") -> BPFFunction:
         self._check_open()
@@ -584,6 +589,11 @@ class BPF(IntrospectionMixin):
             found = [prefix + tp.decode().split(":sys_enter_", 1)[1]
                      for tp in self.get_tracepoints(b"syscalls:sys_enter_")]
             found = [f for f in found if pattern.match(f)]
+            from ..symbols import kernel_symbols
+            if not found and any(pattern.fullmatch(n) for n in kernel_symbols().names):
+                raise UnsupportedFeatureError(
+                    f"attach_{kind}(event_re={event_re!r}): {features.kprobes().reason}; "
+                    "no syscall entry function, whose tracepoint would stand in, matches")
         if not found:
             raise UsageError(f"attach_{kind}: no kernel function matches {event_re!r}")
         return found
