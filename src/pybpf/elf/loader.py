@@ -226,8 +226,8 @@ def object_btf(spec: ObjectSpec) -> bytes:
     (clang leaves them zero); global functions of hidden visibility in ``.text`` become static
     (as libbpf: verified in their callers' context); the extern pass lays out ``.kconfig``
     and turns ``.ksyms`` entries into allocated int variables (kfunc entries into a dummy
-    one, their FUNCs static), as libbpf does, since the kernel refuses extern linkage; then
-    ``sanitize`` rewrites what the running kernel's BTF lacks.
+    one, their FUNCs static), as libbpf does, since the kernel refuses extern linkage. Kinds
+    an older kernel lacks are left to ``_load_btf``.
     """
     assert spec.btf is not None
     elf = spec.elf
@@ -277,14 +277,28 @@ def object_btf(spec: ObjectSpec) -> bytes:
                 vs.offset, vs.size = 4 * n, 4
             t.size = 4 * len(t.vars)
         t.vars.sort(key=lambda vs: vs.offset)
-    return sanitize(encode_spec(fresh))
+    return encode_spec(fresh)
 
 
 def _load_btf(spec: ObjectSpec) -> Optional[BTF]:
+    """The object's BTF loaded, or None: as libbpf, an object whose BTF the kernel refuses
+    loads without it. The kernel gets the BTF as the object has it first; only an EINVAL
+    refusal probes which kinds it lacks (``btf.sanitize``) and retries with those rewritten,
+    so a current kernel sees one BTF_LOAD (the chapter's trace) and an older one the probes."""
+    name = f"BTF of {spec.path}"
     try:
-        return BTF.load(object_btf(spec), name=f"BTF of {spec.path}")
+        blob = object_btf(spec)
+        return BTF.load(blob, name=name)
+    except BTFError:
+        return None
+    except BPFError as e:
+        if e.errno != _errno.EINVAL:
+            return None
+    try:
+        fixed = sanitize(blob)
+        return BTF.load(fixed, name=name) if fixed != blob else None
     except (BPFError, BTFError):
-        return None  # as libbpf: an object whose BTF the kernel refuses loads without it
+        return None
 
 
 # -- maps --------------------------------------------------------------------------------
