@@ -514,15 +514,22 @@ def program_header(source: str, names: Iterable[str], more: Iterable[str] = ()) 
     """The runtime header of ``source`` (file-scope identifiers ``names``): the kernel types
     it uses, helper declarations, the kernel's configuration and BCC's macros; ``more``:
     kernel type names to add (clang found them missing)."""
+    own = declared_names(source) | set(names)
+    ids, clashing = _kernel_types(source, own, more)
+    index = kernel_names()
+    return _header(tuple(ids), tuple(sorted(n for n in own if n in index)),
+                   tuple(sorted(clashing)))
+
+
+@functools.lru_cache(maxsize=16)
+def _header(ids: tuple[int, ...], reserved: tuple[str, ...], clashing: tuple[str, ...]) -> Path:
+    """The header defining kernel types ``ids`` (see :func:`program_header`), in the cache."""
     from ..btf.cdump import dump_c
     from ..btf.spec import Spec
 
-    own = declared_names(source) | set(names)
-    ids, clashing = _kernel_types(source, own, more)
-    kernel = dump_c(Spec.vmlinux(), ids, reserved=sorted(own & set(kernel_names())),
-                    kfuncs=True, subset=True)
+    kernel = dump_c(Spec.vmlinux(), ids, reserved=reserved, kfuncs=True, subset=True)
     if clashing:   # the program's own definition of a kernel struct is the one it uses
-        pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(sorted(clashing)))
+        pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(clashing))
         kernel = pattern.sub(r"\1" + TAG_SUFFIX, kernel)
     files = _runtime_files()
     declared = "".join(f"{kind} {tag};\n" for kind, tag in sorted(_runtime_names().declared))

@@ -626,30 +626,41 @@ def names_index(spec: Spec) -> dict[str, list[int]]:
     FUNC, tagged ``bpf_kfunc``). One pass over the type records, without decoding the
     types (for vmlinux, a small fraction of dumping it)."""
     words, offsets = spec._words, spec._index()
-    strings = spec._strings
-    parts = strings.split(b"\0")
-    base = spec._str_base
-    at = dict(zip(accumulate((len(p) + 1 for p in parts), initial=base), parts))
-    out: dict[bytes, list[int]] = {}
+    strings, base = spec._strings, spec._str_base
+    # offset -> string (the section decoded at once where offsets are the same in text)
+    parts: list = strings.decode("ascii").split("\0") if strings.isascii() else \
+        [p.decode("utf-8", "replace") for p in strings.split(b"\0")]
+    lengths = map(len, parts) if strings.isascii() else \
+        (len(p) for p in strings.split(b"\0"))
+    at = dict(zip(accumulate((n + 1 for n in lengths), initial=base), parts))
+    out: dict[str, list[int]] = {}
     pos = strings.find(b"\0bpf_kfunc\0")
     kfunc_off = base + pos + 1 if pos >= 0 else -1
     first = spec._first_id
-    enum, enum64, decl_tag = BtfKind.ENUM, BtfKind.ENUM64, BtfKind.DECL_TAG
+    klass = _INDEX_CLASS
     for i, w in enumerate(offsets):
         info = words[w + 1]
-        kind = info >> 24 & 31
-        if kind in _NAMED_KINDS:
+        c = klass[info >> 24]
+        if not c:
+            continue
+        if c < 4:   # a named kind; enums' enumerators
             if words[w]:
                 out.setdefault(at[words[w]], []).append(first + i)
-            if kind == enum or kind == enum64:
-                step = 2 if kind == enum else 3
-                for j in range(w + 3, w + 3 + step * (info & 0xFFFF), step):
+            if c > 1:
+                for j in range(w + 3, w + 3 + c * (info & 0xFFFF), c):
                     out.setdefault(at[words[j]], []).append(first + i)
-        elif kind == decl_tag and words[w] == kfunc_off and words[w + 3] == 0xFFFFFFFF:
+        elif words[w] == kfunc_off and words[w + 3] == 0xFFFFFFFF:   # decl tag on a func
             target = words[w + 2]
-            name = words[offsets[target - first]]
-            out.setdefault(at[name], []).append(target)
-    return {k.decode("utf-8", "replace"): v for k, v in out.items()}
+            out.setdefault(at[words[offsets[target - first]]], []).append(target)
+    return out
+
+
+# names_index's class of a type record by its info word's top byte (kind, kflag): 0 skipped,
+# 1 named kind, 2/3 enum/enum64 (words per enumerator), 4 decl tag
+_INDEX_CLASS = bytes(
+    2 if k & 31 == BtfKind.ENUM else 3 if k & 31 == BtfKind.ENUM64 else
+    4 if k & 31 == BtfKind.DECL_TAG else 1 if k & 31 in _NAMED_KINDS else 0
+    for k in range(256))
 
 
 def dump_c(spec: Spec, types: Optional[Iterable[TypeOrId]] = None, *,
