@@ -252,6 +252,8 @@ int unused(void *ctx) { return 0; }
         assert [v.value for v in q.values()] == [3, 1, 2]
         with pytest.raises(KeyError):
             q.pop()
+        with pytest.raises(KeyError):
+            q.peek()
 
 
 def test_stack_trace_walk(tracefs):

@@ -526,10 +526,10 @@ class QueueStack(TableBase):
             raise KeyError("empty queue/stack") from None
 
     def peek(self) -> Any:
-        try:
-            return self._leaf(self.map.peek())
-        except MapKeyError:
-            raise KeyError("empty queue/stack") from None
+        raw = self.map.peek()  # None when empty
+        if raw is None:
+            raise KeyError("empty queue/stack")
+        return self._leaf(raw)
 
     def itervalues(self) -> Iterator[Any]:
         while True:
