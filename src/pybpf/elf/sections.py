@@ -212,6 +212,8 @@ SECTION_DEFS: tuple[SectionDef, ...] = (
 )
 
 
+STRUCT_OPS_SECTIONS = (".struct_ops", ".struct_ops.link")  # the struct_ops map tables
+
 _registered: tuple[SectionDef, ...] = ()
 _registering = threading.Lock()
 

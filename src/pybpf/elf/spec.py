@@ -12,7 +12,7 @@ import os
 import struct
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..asm import rewrite as I
 from ..asm.opcodes import LD_IMM64
@@ -25,8 +25,10 @@ from .maps import (KCONFIG_SECTION, MapSpec, VariableSpec, btf_map, data_map, is
                    object_name, pack_slot_index)
 from .reader import (SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT,
                      STT_SECTION, ElfObject, Symbol, read_elf)
-from .sections import Section, section
-from .struct_ops import SECTIONS as STRUCT_OPS_SECTIONS, StructOpsSpec
+from .sections import STRUCT_OPS_SECTIONS, Section, section
+
+if TYPE_CHECKING:  # imported when an object has struct_ops sections
+    from .struct_ops import StructOpsSpec
 
 
 KSYMS_SECTION = ".ksyms"
@@ -307,6 +309,7 @@ class ObjectSpec:
         for sec in elf.sections:
             if sec.name not in STRUCT_OPS_SECTIONS:
                 continue
+            from .struct_ops import StructOpsSpec
             ds = self._datasec(sec.name)
             if ds is None:
                 raise ObjectError(self._where(f"SEC({sec.name!r}) needs BTF: compile with "

@@ -20,7 +20,6 @@ from ..btf import types as T
 from ..btf.spec import Spec
 from ..errors import ObjectError
 
-SECTIONS = (".struct_ops", ".struct_ops.link")
 VALUE_PREFIX = "bpf_struct_ops_"  # the kernel's map value type: bpf_struct_ops_<struct name>
 
 
