@@ -12,8 +12,9 @@ from pathlib import Path
 from .conftest import EXAMPLES, run_as
 
 RUNNER = [sys.executable, "-m", "pybpf.bcc"]
+# the translator and toolchain (cold paths), and what no tracing program needs
 COLD_ONLY = ("pybpf.bcc.dialect", "pybpf.bcc.toolchain", "pybpf.bcc.build", "pybpf.bcc.scan",
-             "pybpf.bcc.helpers", "pybpf.compile")
+             "pybpf.bcc.helpers", "pybpf.compile", "pybpf.elf.struct_ops", "pybpf.sys.helper_ids")
 
 SCRIPT = '''
 import os, sys
