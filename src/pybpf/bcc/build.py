@@ -17,13 +17,10 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..cache import cache_dir
 from ..errors import CompileError
-from .toolchain import cache_key, find_compiler, run_compiler
+from .toolchain import PROGRAM_NAME, cache_key, find_compiler, run_compiler, take_ahead
 
 if TYPE_CHECKING:
     from .dialect import Translation
-
-PROGRAM_NAME = "bpf_program.c"
-
 
 def build(translation: "Translation", cflags: Sequence[str] = (), *,
           name: str = "<text>") -> str:
@@ -35,6 +32,10 @@ def build(translation: "Translation", cflags: Sequence[str] = (), *,
     key = cache_key(compiler, translation.source, "\0".join(cflags))
     out = cache_dir() / "bcc" / "objects" / f"{key}.o"
     if out.exists():
+        return str(out)
+    ahead = take_ahead(translation.source, cflags)
+    if ahead is not None:
+        os.replace(ahead, out)
         return str(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pybpf-bcc-") as tmp:

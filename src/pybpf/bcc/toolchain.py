@@ -16,6 +16,7 @@ wheel's (``pip install 'pybpf[cc]'``: ``python -m ziglang cc -target bpfel-frees
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib.util
@@ -570,6 +571,81 @@ def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
     if not fallback:
         return res, cmd
     return run_with_whole_runtime(source, names, cflags, args, stdin)
+
+
+# -- compiling ahead ---------------------------------------------------------------------------
+#
+# A tracing program's text is analysed on clang's syntax tree before it is compiled; most
+# programs come out of the analysis unchanged, so their object is compiled meanwhile, on
+# another CPU, from the text as it is, and the build takes it if the text stayed the same.
+
+PROGRAM_NAME = "bpf_program.c"
+
+
+@dataclass
+class _Ahead:
+    proc: subprocess.Popen
+    tmp: "tempfile.TemporaryDirectory[str]"
+    obj: Path
+
+
+_AHEAD: dict[tuple[str, tuple[str, ...]], _Ahead] = {}
+
+
+def compile_ahead(source: str, names: Iterable[str], cflags: Sequence[str]) -> None:
+    """Start compiling ``source`` (as :func:`run_compiler` would first try) in the background,
+    for :func:`take_ahead`; :func:`drop_ahead` if the text changes."""
+    compiler = find_compiler()
+    names = set(names)
+    header = program_header(source, names, _GROWN.get((frozenset(names), tuple(cflags)), ()))
+    objects = cache_dir() / "bcc" / "objects"
+    objects.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.TemporaryDirectory(prefix="pybpf-bcc-")
+    src = Path(tmp.name) / PROGRAM_NAME
+    src.write_text(source)
+    obj = objects / f".tmp-{os.getpid()}-{os.path.basename(tmp.name)}.o"
+    cmd = (*compiler.argv, *base_flags(), "-include", str(header), *cflags, "-c", str(src),
+           "-o", str(obj))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _drop_at_exit()
+    drop_ahead(source, cflags)
+    _AHEAD[(source, tuple(cflags))] = _Ahead(proc, tmp, obj)
+
+
+def take_ahead(source: str, cflags: Sequence[str]) -> Optional[Path]:
+    """The object :func:`compile_ahead` made of ``source`` (the caller moves it away), or
+    None (none started, or it failed: the caller compiles, with diagnostics)."""
+    ahead = _AHEAD.pop((source, tuple(cflags)), None)
+    if ahead is None:
+        return None
+    ok = ahead.proc.wait() == 0
+    ahead.tmp.cleanup()
+    if ok:
+        return ahead.obj
+    ahead.obj.unlink(missing_ok=True)
+    return None
+
+
+def drop_ahead(source: str, cflags: Sequence[str]) -> None:
+    """Stop and forget the compile ahead of ``source``, if any."""
+    ahead = _AHEAD.pop((source, tuple(cflags)), None)
+    if ahead is not None:
+        ahead.proc.kill()
+        ahead.proc.wait()
+        ahead.tmp.cleanup()
+        ahead.obj.unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _drop_at_exit() -> None:
+    """Drop the compiles ahead nobody took, at exit (registered once)."""
+    atexit.register(_drop_all)
+
+
+def _drop_all() -> None:
+    for source, cflags in list(_AHEAD):
+        drop_ahead(source, cflags)
 
 
 def run_with_whole_runtime(source: str, names: Iterable[str], cflags: Sequence[str], args: Sequence[str],

@@ -456,7 +456,7 @@ def rewrite_probe_reads(source: str, cflags: Sequence[str], names: Iterable[str]
     program's file-scope identifiers. Cached like objects. Source clang rejects is returned as
     it is (the build reports its errors)."""
     from ...cache import cache_dir
-    from ..toolchain import atomic_write, cache_key, find_compiler
+    from ..toolchain import atomic_write, cache_key, compile_ahead, drop_ahead, find_compiler
 
     # sections do not change the types: the translations of a function for another program
     # type (a kprobe run on a syscall tracepoint) share one analysis
@@ -467,11 +467,16 @@ def rewrite_probe_reads(source: str, cflags: Sequence[str], names: Iterable[str]
     try:
         out = path.read_text()
     except OSError:
+        compile_ahead(source, names, cflags)   # the object, if nothing is rewritten
         ast = ast_of(neutral, names, cflags)
         if ast is None:
+            drop_ahead(source, cflags)
             return source
         out = rewrite(neutral, ast, contexts)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, out.encode())
     pieces = out.split(_NEUTRAL_SEC)
-    return pieces[0] + "".join(f'SEC("{sec}")' + piece for sec, piece in zip(sections, pieces[1:]))
+    result = pieces[0] + "".join(f'SEC("{sec}")' + p for sec, p in zip(sections, pieces[1:]))
+    if result != source:
+        drop_ahead(source, cflags)
+    return result
