@@ -285,3 +285,39 @@ def test_path_through_str_of_bytes(probe_target):  # noqa: F811
     """BCC's tools pass str(find_library(...)), i.e. "b'/path'": the path inside is used."""
     u = USDT(path=str(str(probe_target).encode()))
     assert "pybpf:hit" in {p.short_name() for p in u.enumerate_probes()}
+
+
+def test_one_probe_enabled_in_two_processes(twice):
+    """Two contexts (two processes of one binary) enabling one probe for one function, as
+    BCC's tools do for several pids: one set of readers is generated, each process's sites are
+    attached for it alone."""
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    from pybpf.bcc import BPF
+    text = """
+BPF_HASH(seen, u64, u64);
+int on_twice(struct pt_regs *ctx) {
+    long v = 0;
+    bpf_usdt_readarg(1, ctx, &v);
+    u64 key = (bpf_get_current_pid_tgid() >> 32) * 1000 + v;
+    seen.increment(key);
+    return 0;
+}
+"""
+    procs = [subprocess.Popen([str(twice), str(n)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) for n in (5, 6, 7)]
+    try:
+        contexts = [USDT(pid=p.pid) for p in procs[:2]]
+        for u in contexts:
+            u.enable_probe("pybpf:twice", "on_twice")
+        with BPF(text=text, usdt_contexts=contexts) as b:
+            assert b.text.count("int _bpf_readarg_on_twice_1(") == 1
+            for p in procs:
+                p.communicate(b"x", timeout=10)
+            seen = {k.value for k in b["seen"].keys()}
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    p5, p6 = procs[0].pid, procs[1].pid
+    assert seen == {p5 * 1000 + 5, p5 * 1000 + 37, p6 * 1000 + 6, p6 * 1000 + 44}

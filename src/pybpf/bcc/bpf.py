@@ -344,7 +344,10 @@ class BPF(IntrospectionMixin):
             raise UsageError("BPF: give the program as text= or src_file=")
         self._usdt = list(usdt_contexts)
         self._usdt_ignore_pid = attach_usdt_ignore_pid
-        self.text = "".join(_str(u.get_text()) for u in self._usdt) + source
+        if self._usdt:
+            from .usdt import usdt_text
+            source = usdt_text(self._usdt) + source
+        self.text = source
         self.cflags = [_str(f) for f in cflags]
         first = self._translate({})
         self._functions = first.functions

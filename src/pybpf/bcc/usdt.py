@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from ..elf.reader import ET_DYN
 from ..errors import UsageError
@@ -280,12 +280,7 @@ class USDT:
 
     def get_text(self) -> str:
         """The argument-reading functions of every enabled probe (see the module's doc)."""
-        if not self.enabled:
-            return ""
-        parts = ["#include <uapi/linux/ptrace.h>\n"]
-        for probe, fn_name in self.enabled:
-            parts += self._readargs(probe, fn_name)
-        return "".join(parts)
+        return usdt_text([self])
 
     def sites(self, ignore_pid: bool = False) -> list[UsdtSite]:
         """Every site of every enabled probe, to attach as a uprobe."""
@@ -312,3 +307,18 @@ class USDT:
                 attachment.close()
             raise
         return done
+
+
+def usdt_text(contexts: Sequence[USDT]) -> str:
+    """The argument readers of every probe the ``contexts`` enabled, as BCC generates them for
+    ``BPF(usdt_contexts=)``: a probe enabled for one function in several contexts (processes
+    of one binary) is read by one set of functions."""
+    parts: list[str] = []
+    seen: set[tuple[bytes, bytes, bytes, str]] = set()
+    for ctx in contexts:
+        for probe, fn_name in ctx.enabled:
+            key = (probe.bin_path, probe.provider, probe.name, fn_name)
+            if key not in seen:
+                seen.add(key)
+                parts += ctx._readargs(probe, fn_name)
+    return "#include <uapi/linux/ptrace.h>\n" + "".join(parts) if parts else ""
