@@ -351,7 +351,8 @@ def test_cflags_changing_language_options_and_a_stale_runtime(tmp_path):
     ObjectSpec.from_file(build(tr, ["-fno-builtin"]))
     compiler, flags = prepare(tr.source, set(tr.functions), [])
     pch = Path(flags[flags.index("-include-pch") + 1])
-    helpers = pch.with_name("helpers.h")
+    helpers = Path(next(line.split('"')[1] for line in pch.with_suffix("").read_text()
+                        .splitlines() if line.endswith('helpers.h"')))
     os.utime(helpers, ns=(time.time_ns(), time.time_ns()))
     for cflags, include in (([], "-include-pch"), (["-fno-builtin"], "-include")):
         obj = tmp_path / f"prog{len(cflags)}.o"

@@ -1,15 +1,18 @@
 """The BCC front end's toolchain: the compiler and the runtime every program is compiled with.
 
-The runtime every BCC-dialect program includes (the running kernel's ``vmlinux.h``, helper
+The runtime a BCC-dialect program is compiled with: the running kernel's types, helper
 declarations generated from :class:`pybpf.sys.uapi.Helper` (:mod:`.helpers`), the kernel's
-configuration, and the headers in ``pybpf/bcc/include``) is compiled once per kernel and
-compiler into a precompiled header, kept in ``<pybpf cache>/bcc/runtime/<key>/``; a program
-then compiles in tens of milliseconds. :func:`cache_key` keys what is cached from a program's
-text (translation steps, objects): it covers the kernel's BTF, the compiler and this front
-end's version.
+configuration, and the headers in ``pybpf/bcc/include``. Each program gets its own runtime
+header (:func:`program_header`), holding the kernel types it uses rather than the whole
+vmlinux.h, so that a new program or an empty cache costs tens of milliseconds, not a vmlinux.h
+dump and a precompiled header; :func:`run_compiler` grows it from clang's diagnostics and falls
+back to the whole runtime, vmlinux.h precompiled once per kernel and compiler in
+``<pybpf cache>/bcc/runtime/<key>/`` (:func:`prepare`). :func:`cache_key` keys what is cached
+from a program's text (translation steps, objects): it covers the kernel's BTF, the compiler
+and this front end's version.
 
 No system header is on the include path (``-nostdinc``): kernel headers a program includes
-resolve to stubs (all kernel types are in vmlinux.h), libbpf-dev's headers are never used.
+resolve to stubs (all kernel types come from the runtime), libbpf-dev's headers are never used.
 
 The compiler is Debian's ``clang`` when on PATH (``-target bpf``), else the ``ziglang``
 wheel's (``pip install 'pybpf[cc]'``: ``python -m ziglang cc -target bpfel-freestanding``).
@@ -101,7 +104,7 @@ def kernel_identity(btf: str = VMLINUX_BTF) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _header_digest() -> str:
-    """Digest of the runtime headers and helper declarations (the precompiled header's key)."""
+    """Digest of the runtime headers and helper declarations (part of the runtime's keys)."""
     h = hashlib.sha256()
     for path in sorted(INCLUDE_DIR.rglob("*.h")):
         h.update(str(path.relative_to(INCLUDE_DIR)).encode() + b"\0" + path.read_bytes())
@@ -145,35 +148,32 @@ def _linux_version_code() -> int:
 
 def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
                    tags: Iterable[str] = ()) -> Path:
-    """The runtime header (vmlinux.h + helpers + BCC's macros) for ``reserved`` identifiers
-    and struct/union ``tags`` the program defines itself, with its precompiled form next to
-    it (``.pch``) when the compiler makes one."""
-    from ..sys.uapi import Helper
-
+    """The whole runtime header (vmlinux.h + helpers + BCC's macros) for ``reserved``
+    identifiers and struct/union ``tags`` the program defines itself, with its precompiled
+    form next to it (``.pch``) when the compiler makes one."""
     reserved = sorted(set(reserved))
     vmlinux = _renamed_tags(vmlinux_header(VMLINUX_BTF, reserved), sorted(set(tags)))
-    config = kconfig_defines()
-    key = hashlib.sha256("\0".join([str(vmlinux), compiler.identity, _header_digest(), config,
-                                    __version__, str(FORMAT), *base_flags()]).encode())
+    text = _runtime_text(f'#include "{vmlinux}"\n')
+    key = hashlib.sha256("\0".join([text, compiler.identity, *base_flags()]).encode())
     directory = cache_dir() / "bcc" / "runtime" / key.hexdigest()[:16]
     header = directory / "pybpf_bcc.h"
     pch = directory / "pybpf_bcc.h.pch"
     if header.exists() and (pch.exists() or not compiler.pch):
         return header
     directory.mkdir(parents=True, exist_ok=True)
-    _write_once(directory / "helpers.h",
-                declarations({h.name: int(h) for h in Helper}).encode())
-    _write_once(directory / "kconfig.h", config.encode())
-    _write_once(directory / "derived.h", derived_constants().encode())
-    text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n#include \"{vmlinux}\"\n"
-            f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
-            f"#include \"{directory / 'kconfig.h'}\"\n"
-            f"#include \"{directory / 'helpers.h'}\"\n"
-            f"#include \"{directory / 'derived.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
     _write_once(header, text.encode())
     if compiler.pch:
         precompile(compiler, header, pch)
     return header
+
+
+def _runtime_text(kernel: str) -> str:
+    """The runtime header with ``kernel`` (C text: the kernel's types) in it."""
+    files = _runtime_files()
+    return (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n{kernel}"
+            f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
+            f"#include \"{files / 'kconfig.h'}\"\n#include \"{files / 'helpers.h'}\"\n"
+            f"#include \"{files / 'derived.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
 
 
 KCONFIG_FILES = ("/proc/config.gz", "/boot/config-{release}")
@@ -382,15 +382,13 @@ class _Runtime:
 
 @functools.lru_cache(maxsize=None)
 def _runtime_names() -> _Runtime:
-    from ..sys.uapi import Helper
-
     outside, macros = [], {}
     for path in sorted(INCLUDE_DIR.rglob("*.h")):
         text = path.read_text()
         for m in _DEFINE.finditer(text):
             macros[m.group(1)] = Names.of(m.group(2))
         outside.append(_DEFINE.sub("", text))
-    helpers = Names.of(declarations({h.name: int(h) for h in Helper}))
+    helpers = Names.of((_runtime_files() / "helpers.h").read_text())
     base = Names.of("\n".join(outside))
     return _Runtime(Names(base.tags, base.members, base.idents | helpers.idents), macros,
                     helpers.tags)
@@ -532,12 +530,8 @@ def _header(ids: tuple[int, ...], reserved: tuple[str, ...], clashing: tuple[str
     if clashing:   # the program's own definition of a kernel struct is the one it uses
         pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(clashing))
         kernel = pattern.sub(r"\1" + TAG_SUFFIX, kernel)
-    files = _runtime_files()
     declared = "".join(f"{kind} {tag};\n" for kind, tag in sorted(_runtime_names().declared))
-    text = (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n{kernel}{declared}"
-            f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
-            f"#include \"{files / 'kconfig.h'}\"\n#include \"{files / 'helpers.h'}\"\n"
-            f"#include \"{files / 'derived.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
+    text = _runtime_text(kernel + declared)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     header = cache_dir() / "bcc" / "headers" / f"{digest}.h"
     if not header.exists():
