@@ -8,6 +8,7 @@ import shutil
 import re
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -343,3 +344,41 @@ def test_sym_demangles_cxx(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_uprobe_on_a_library_in_another_mount_namespace(tmp_path):
+    """A library only a process in its own mount namespace sees (a container's) is probed
+    through /proc/PID/root, as BCC does; attach and detach name it by the process's path."""
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    from pybpf.bcc import BPF as FullBPF
+    libz = os.fsdecode(BPF.find_library("z") or pytest.fail("libz is missing"))
+    d = tmp_path / "ns"
+    d.mkdir()
+    child = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f'mount -t tmpfs tmpfs "$1" && cp {libz} "$1"/ && exec "$2" -c "$3" "$1"/libz.so.1',
+         "sh", str(d), sys.executable,
+         "import ctypes, sys\nz = ctypes.CDLL(sys.argv[1])\nprint(1, flush=True)\n"
+         "sys.stdin.readline()\nz.zlibVersion()\nz.zlibVersion()\nprint(2, flush=True)\n"
+         "sys.stdin.readline()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        assert child.stdout.readline() == "1\n"
+        path = str(d / "libz.so.1")
+        assert not os.path.exists(path)  # only in the child's namespace
+        assert resolve_module(path, child.pid) == f"/proc/{child.pid}/root{path}"
+        assert resolve_module(path, os.getpid()) == path
+        with FullBPF(text="BPF_ARRAY(n, u64, 1); int count(void *ctx) "
+                          "{ n.atomic_increment(0); return 0; }") as b:
+            b.attach_uprobe(name=path, sym="zlibVersion", fn_name="count", pid=child.pid)
+            child.stdin.write("x\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "2\n"
+            assert b["n"][0].value == 2
+            b.detach_uprobe(name=path, sym="zlibVersion", pid=child.pid)
+            assert b.num_open_uprobes() == 0
+    finally:
+        child.kill()
+        child.wait()

@@ -758,20 +758,20 @@ class BPF(IntrospectionMixin):
         return self
 
     def _detach_uprobe(self, kind: str, name: StrLike, sym: StrLike, addr: Optional[int],
-                       fn_name: StrLike) -> None:
-        path = resolve_module(name)
+                       fn_name: StrLike, pid: int) -> None:
+        path = resolve_module(name, max(pid, 0))  # as attach found it (the process's library)
         where = _str(sym) or f"{addr or 0:#x}"
         key = f"{'r' if kind == 'uretprobe' else 'p'}_{path}_{where}"
         self._detach(self.uprobe_fds, key, fn_name, f"{kind} {path}:{where}")
 
     def detach_uprobe(self, name: StrLike = b"", sym: StrLike = b"", addr: Optional[int] = None,
                       fn_name: StrLike = b"", pid: int = -1) -> None:
-        self._detach_uprobe("uprobe", name, sym, addr, fn_name)
+        self._detach_uprobe("uprobe", name, sym, addr, fn_name, pid)
 
     def detach_uretprobe(self, name: StrLike = b"", sym: StrLike = b"",
                          addr: Optional[int] = None, fn_name: StrLike = b"",
                          pid: int = -1) -> None:
-        self._detach_uprobe("uretprobe", name, sym, addr, fn_name)
+        self._detach_uprobe("uretprobe", name, sym, addr, fn_name, pid)
 
     # -- perf events ---------------------------------------------------------------------------
     def attach_perf_event(self, ev_type: int = -1, ev_config: int = -1, fn_name: StrLike = b"",

@@ -37,16 +37,31 @@ def _tracefs() -> str:
     return tracefs()
 
 
+def _seen_by(pid: int, path: str) -> str:
+    """``path`` as process ``pid`` sees it: through ``/proc/PID/root`` when the process has
+    another mount namespace (a container's), as BCC resolves it; else ``path``."""
+    if pid <= 0 or not path.startswith("/"):
+        return path
+    try:
+        if os.stat(f"/proc/{pid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino:
+            return path
+    except OSError:  # gone, or its namespace unreadable: the path as given
+        return path
+    return f"/proc/{pid}/root{path}"
+
+
 def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
-    """The file BCC means by a uprobe ``name``: a path as is; a library name (``c``,
-    ``pthread``) as ``find_library`` finds it (in process ``pid`` first), or a full soname
-    (``libc.so.6``) in ld.so.cache; else a program in ``$PATH``. Raises UsageError naming
-    what was looked for."""
+    """The file BCC means by a uprobe ``name``: a path as is (as process ``pid`` sees it); a
+    library name (``c``, ``pthread``) as ``find_library`` finds it (in process ``pid`` first,
+    as it sees it), or a full soname (``libc.so.6``) in ld.so.cache; else a program in
+    ``$PATH``. Raises UsageError naming what was looked for."""
     text = _as_str(name)
     if "/" in text:
-        return text
+        return _seen_by(pid, text)
     lib = IntrospectionMixin.find_library(text.encode(), pid) if pid > 0 else None
-    lib = lib or IntrospectionMixin.find_library(text.encode())
+    if lib is not None:
+        return _seen_by(pid, lib.decode())
+    lib = IntrospectionMixin.find_library(text.encode())
     if lib is not None:
         return lib.decode()
     if text.startswith("lib") and ".so" in text:  # a full soname: libc.so.6
