@@ -321,3 +321,72 @@ int on_twice(struct pt_regs *ctx) {
             p.wait()
     p5, p6 = procs[0].pid, procs[1].pid
     assert seen == {p5 * 1000 + 5, p5 * 1000 + 37, p6 * 1000 + 6, p6 * 1000 + 44}
+
+
+LIB_C = r"""
+#include <sys/sdt.h>
+void lib_fire(long v) { STAP_PROBE1(pybpf, both, v); }
+"""
+
+MAIN_C = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/sdt.h>
+void lib_fire(long v);
+int main(void)
+{
+	char c;
+	long v = 8;
+
+	if (read(0, &c, 1) != 1)
+		return 2;
+	lib_fire(7);
+	STAP_PROBE1(pybpf, both, v);
+	printf("done\n");
+	return 0;
+}
+"""
+
+
+def test_probe_in_a_program_and_its_library(tmp_path):
+    """USDT(pid=) merges a probe's sites over the binaries the process maps (BCC's test_usdt3):
+    one probe, a site in the program and one in its shared library, both read."""
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    from pybpf.bcc import BPF
+    cc = shutil.which("gcc") or pytest.fail("gcc is missing: .ci/install installs it")
+    (tmp_path / "lib.c").write_text(LIB_C)
+    (tmp_path / "main.c").write_text(MAIN_C)
+    subprocess.run([cc, "-O2", "-shared", "-fpic", "-o", str(tmp_path / "libboth.so"),
+                    str(tmp_path / "lib.c")], check=True)
+    subprocess.run([cc, "-O2", "-o", str(tmp_path / "both"), str(tmp_path / "main.c"),
+                    f"-L{tmp_path}", "-lboth", f"-Wl,-rpath,{tmp_path}"], check=True)
+    proc = subprocess.Popen([str(tmp_path / "both")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not any("libboth" in m.path for m in ProcessSymbols(proc.pid).mappings):
+            assert time.monotonic() < deadline, "the library was never mapped"
+            time.sleep(0.02)
+        u = USDT(pid=proc.pid)
+        probe = next(p for p in u.enumerate_probes() if p.short_name() == "pybpf:both")
+        assert probe.num_locations == 2
+        assert {os.path.basename(probe.get_location(i).bin_path) for i in range(2)} == \
+            {b"both", b"libboth.so"}
+        u.enable_probe("pybpf:both", "on_both")
+        text = """
+BPF_HASH(seen, u64, u64);
+int on_both(struct pt_regs *ctx) {
+    long v = 0;
+    if (bpf_usdt_readarg(1, ctx, &v) == 0)
+        seen.increment(v);
+    return 0;
+}
+"""
+        with BPF(text=text, usdt_contexts=[u]) as b:
+            assert proc.communicate(b"x", timeout=10)[0] == b"done\n"
+            seen = {k.value: v.value for k, v in b["seen"].items()}
+    finally:
+        proc.kill()
+        proc.wait()
+    assert seen == {7: 1, 8: 1}

@@ -103,7 +103,8 @@ class USDTProbeLocation:
 
 
 class USDTProbe:
-    """A probe ``provider:name`` of one binary, with its sites (locations)."""
+    """A probe ``provider:name`` with its sites (locations): in one binary, or in every binary
+    a process maps (``bin_path``: the first's), as BCC merges them."""
 
     def __init__(self, notes: list[UsdtNote]) -> None:
         first = notes[0]
@@ -167,7 +168,8 @@ class USDT:
             binaries = [resolve_module(self.path, max(self.pid, 0))]
         else:
             binaries = self._mapped_binaries()
-        self.probes: list[USDTProbe] = []
+        # a probe is provider:name; its sites may be in several of the process's binaries
+        grouped: dict[tuple[str, str], list[UsdtNote]] = {}
         for binary in binaries:
             try:
                 notes = usdt_notes(binary)
@@ -176,10 +178,9 @@ class USDT:
                     raise USDTException(f"USDT: cannot read the probes of {self.path}: {e}") \
                         from None
                 continue  # a mapped file that is not ELF
-            grouped: dict[tuple[str, str], list[UsdtNote]] = {}
             for note in notes:
                 grouped.setdefault((note.provider, note.name), []).append(note)
-            self.probes.extend(USDTProbe(group) for group in grouped.values())
+        self.probes = [USDTProbe(group) for group in grouped.values()]
         self.enabled: list[tuple[USDTProbe, str]] = []
 
     def _mapped_binaries(self) -> list[str]:
