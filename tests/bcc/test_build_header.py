@@ -153,3 +153,20 @@ def test_subset_dump_compiles(tmp_path, clang):
     path = tmp_path / "types.h"
     path.write_text(text + "int f(struct task_struct *t) { return t->pid + TASK_COMM_LEN; }\n")
     subprocess.run([clang, "-target", "bpf", "-fsyntax-only", "-x", "c", str(path)], check=True)
+
+
+def test_an_error_of_the_program_is_reported_without_the_whole_runtime(tmp_path):
+    """A call of a function nobody declares fails with the program's own header: reported at
+    the user's line, without dumping vmlinux.h for the whole runtime (it would fail too)."""
+    script = ("import sys\nfrom pybpf.bcc.build import build\n"
+              "from pybpf.bcc.dialect import translate\nfrom pybpf.errors import CompileError\n"
+              "try:\n    build(translate(sys.argv[1]), name='myprog.c')\n"
+              "except CompileError as e:\n    print(e.stderr)\n")
+    text = "BPF_HASH(counts);\nint prog(void *ctx) {\n  nobody_declares_this(1);\n  return 0;\n}\n"
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    res = subprocess.run([sys.executable, "-c", script, text], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "myprog.c:3:" in res.stdout and "nobody_declares_this" in res.stdout
+    cache = tmp_path / "cache" / "pybpf"
+    assert not (cache / "vmlinux").exists() and not (cache / "bcc" / "runtime").exists()

@@ -348,6 +348,7 @@ _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)((?:\\\n|[^\n])*)", re.M)
 _MISSING = re.compile(r"(?:incomplete (?:definition of )?type|unknown type name|undeclared "
                       r"identifier|implicit declaration of function) '(?:(?:struct|union|enum) )?"
                       r"(\w+)")
+_NOT_FOUND = re.compile(r"fatal error: '[^']*' file not found")
 RETRIES = 3
 # names clang found missing, by program (file-scope names, cflags): the program's later
 # compiles in this process (the syntax tree, then the object) start from them
@@ -546,8 +547,9 @@ def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
     """Run the compiler with ``args`` (``-c FILE -o OBJ``, ``-fsyntax-only ... -``; ``stdin``
     its input) on ``source`` (file-scope identifiers ``names``) with its runtime header
     (:func:`program_header`), growing it from clang's diagnostics; where that fails and
-    ``fallback``, with the whole runtime (:func:`run_with_whole_runtime`). The last result,
-    and its command."""
+    ``fallback``, with the whole runtime (:func:`run_with_whole_runtime`), unless an error
+    shows it would fail too (a missing include, an undeclared name the kernel lacks). The
+    last result, and its command."""
     compiler = find_compiler()
     names = set(names)
     more = _GROWN.setdefault((frozenset(names), tuple(cflags)), set())
@@ -562,8 +564,9 @@ def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
         if not missing:
             break
         more |= missing
-    if not fallback:
-        return res, cmd
+    if not fallback or _NOT_FOUND.search(res.stderr) or any(
+            n not in kernel_names() for n in _MISSING.findall(res.stderr)):
+        return res, cmd   # an error the whole runtime has too: no need to build it
     return run_with_whole_runtime(source, names, cflags, args, stdin)
 
 
