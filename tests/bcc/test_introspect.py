@@ -137,6 +137,27 @@ def test_probe_limit(monkeypatch):
     assert BPF.get_probe_limit() == 20
 
 
+def test_probe_quota_bounds_open_probes(monkeypatch):
+    """As BCC: more probes than BCC_PROBE_LIMIT over all BPF objects are refused, before any
+    is attached."""
+    if not features.uprobes():
+        pytest.skip(features.uprobes().reason)
+    from pybpf.bcc import BPF as FullBPF, _get_num_open_probes
+    base = _get_num_open_probes()  # other tests' objects this process still holds
+    monkeypatch.setenv("BCC_PROBE_LIMIT", str(base + 3))
+    text = "int count(void *ctx) { return 0; }"
+    with FullBPF(text=text) as b1, FullBPF(text=text) as b2:
+        b1.attach_uprobe(name="c", sym_re="^getppid$|^getpid$", fn_name="count")
+        assert _get_num_open_probes() == base + 2
+        with pytest.raises(UsageError, match="2 more probes would exceed the quota of open "
+                                             rf"probes \({base + 3}; BCC_PROBE_LIMIT"):
+            b2.attach_uprobe(name="c", sym_re="^getppid$|^getpid$", fn_name="count")
+        assert b2.num_open_uprobes() == 0
+        b2.attach_uretprobe(name="c", sym="getppid", fn_name="count")
+        assert _get_num_open_probes() == base + 3
+    assert _get_num_open_probes() == base
+
+
 def test_monotonic_time_is_the_bpf_clock():
     before = BPF.monotonic_time()
     assert isinstance(before, float)

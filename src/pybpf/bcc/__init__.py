@@ -16,10 +16,11 @@ from __future__ import annotations
 from .._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {  # each imported from its module on first use
-    ".bpf": "BPF, BPFAttachType, BPFProgType",
+    ".bpf": "BPF, BPFAttachType, BPFProgType, _get_num_open_probes",
     ".usdt": "USDT, USDTException",
-    ".perf": "PerfType, PerfSWConfig, PerfHWConfig",
+    ".perf": "PerfType, PerfSWConfig, PerfHWConfig, PerfEventSampleFormat",
     ".utils": "ArgString, StrcmpRewrite",
+    ".introspect": "TRACEFS",
 })
 
 # BPF(debug=...) flags, as BCC names them
@@ -31,6 +32,6 @@ DEBUG_BPF_REGISTER_STATE = 0x10
 DEBUG_BTF = 0x20
 
 __all__ = ["BPF", "BPFAttachType", "BPFProgType", "USDT", "USDTException", "PerfType",
-           "PerfSWConfig", "PerfHWConfig", "ArgString", "StrcmpRewrite", "DEBUG_LLVM_IR",
-           "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE",
-           "DEBUG_BTF"]
+           "PerfSWConfig", "PerfHWConfig", "PerfEventSampleFormat", "ArgString", "StrcmpRewrite",
+           "TRACEFS", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
+           "DEBUG_BPF_REGISTER_STATE", "DEBUG_BTF"]

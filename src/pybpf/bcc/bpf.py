@@ -16,6 +16,7 @@ toolchain and runs no clang.
 from __future__ import annotations
 
 import atexit
+import errno
 import functools
 import marshal
 import os
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Union
 
 from .. import __version__, cache, features
-from ..errors import UnsupportedFeatureError, UsageError
+from ..errors import BPFError, UnsupportedFeatureError, UsageError
 from ..sys.host import SYSCALL_PREFIXES, VMLINUX_BTF, kernel_identity
 from ..sys.uapi import AttachType, ProgType
 from .introspect import IntrospectionMixin, resolve_module
@@ -71,6 +72,20 @@ def _skip_unused_data(spec: Any) -> None:
 
 
 _live: "weakref.WeakSet[BPF]" = weakref.WeakSet()
+
+
+def _get_num_open_probes() -> int:
+    """BCC's count of the kprobes and uprobes every live ``BPF`` object holds open (what its
+    probe quota, ``BPF.get_probe_limit()``, bounds)."""
+    return sum(b.num_open_kprobes() + b.num_open_uprobes() for b in list(_live))
+
+
+def _check_probe_quota(kind: str, new: int) -> None:
+    """UsageError when ``new`` more probes would pass the quota, as BCC refuses them."""
+    limit = BPF.get_probe_limit()
+    if _get_num_open_probes() + new > limit:
+        raise UsageError(f"attach_{kind}: {new} more probes would exceed the quota of open "
+                         f"probes ({limit}; BCC_PROBE_LIMIT sets it)")
 
 
 def cleanup_all() -> None:
@@ -577,8 +592,14 @@ class BPF(IntrospectionMixin):
         else:
             fn = self.load_func(fn_name, self.KPROBE)
             from ..links import attach_kprobe
-            link = attach_kprobe(fn.program, event, event_off, retprobe=retprobe,
-                                 maxactive=maxactive)
+            try:
+                link = attach_kprobe(fn.program, event, event_off, retprobe=retprobe,
+                                     maxactive=maxactive)
+            except BPFError as e:  # no such probe point in this kernel: it lacks the hook
+                if e.errno not in (errno.ENOENT, errno.EINVAL) or \
+                        self.get_kprobe_functions(re.escape(event).encode()):
+                    raise
+                raise UnsupportedFeatureError(f"attach_{kind}: {e}") from None
         self.kprobe_fds.setdefault(key, {})[fn_name] = link
 
     def _matching_functions(self, event_re: str, kind: str) -> list[str]:
@@ -599,6 +620,7 @@ class BPF(IntrospectionMixin):
                     "no syscall entry function, whose tracepoint would stand in, matches")
         if not found:
             raise UsageError(f"attach_{kind}: no kernel function matches {event_re!r}")
+        _check_probe_quota(kind, len(found))
         return found
 
     def attach_kprobe(self, event: StrLike = b"", event_off: int = 0, fn_name: StrLike = b"",
@@ -722,7 +744,9 @@ class BPF(IntrospectionMixin):
         from ..links import attach_uprobe
         fn_s = _str(fn_name)
         fn = self.load_func(fn_s, self.KPROBE)
-        for path, symbol, address in self._uprobe_sites(name, sym, sym_re, addr, kind, pid):
+        sites = self._uprobe_sites(name, sym, sym_re, addr, kind, pid)
+        _check_probe_quota(kind, len(sites))
+        for path, symbol, address in sites:
             if symbol:
                 where, offset = symbol, sym_off
             else:

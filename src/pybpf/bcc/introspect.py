@@ -32,6 +32,11 @@ def _format(name: Optional[str], offset: int, module: Optional[str], show_module
     return out
 
 
+TRACEFS = "/sys/kernel/debug/tracing" if os.path.isdir("/sys/kernel/debug/tracing") \
+    else "/sys/kernel/tracing"
+"""BCC's ``bcc.TRACEFS``: tracefs under debugfs where mounted there, else its own mount."""
+
+
 def _tracefs() -> str:
     from ..links.tracing import tracefs
     return tracefs()
