@@ -170,3 +170,21 @@ def test_an_error_of_the_program_is_reported_without_the_whole_runtime(tmp_path)
     assert "myprog.c:3:" in res.stdout and "nobody_declares_this" in res.stdout
     cache = tmp_path / "cache" / "pybpf"
     assert not (cache / "vmlinux").exists() and not (cache / "bcc" / "runtime").exists()
+
+
+def test_the_cache_removed_while_a_process_runs(tmp_path):
+    """A process that built a program builds the next one after its cache was removed (the
+    runtime's generated headers are written again, not assumed from earlier)."""
+    script = ("import shutil, sys\nfrom pybpf.bcc.build import build\n"
+              "from pybpf.bcc.dialect import translate\nfrom pybpf.elf import ObjectSpec\n"
+              "text = 'BPF_ARRAY(seen, u64, 1);\\nint prog(struct xdp_md *ctx) { return %d; }\\n'\n"
+              "ObjectSpec.from_file(build(translate(text % 1)))\n"
+              "shutil.rmtree(sys.argv[1])\n"
+              "print(sorted(ObjectSpec.from_file(build(translate(text % 2))).programs))\n")
+    cache = tmp_path / "cache"
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    res = subprocess.run([sys.executable, "-c", script, str(cache)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["['prog']"]
+    assert list((cache / "pybpf" / "bcc" / "runtime-files").iterdir())

@@ -153,7 +153,7 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
     form next to it (``.pch``) when the compiler makes one."""
     reserved = sorted(set(reserved))
     vmlinux = _renamed_tags(vmlinux_header(VMLINUX_BTF, reserved), sorted(set(tags)))
-    text = _runtime_text(f'#include "{vmlinux}"\n')
+    text = _runtime_text(f'#include "{vmlinux}"\n', _runtime_files())
     key = hashlib.sha256("\0".join([text, compiler.identity, *base_flags()]).encode())
     directory = cache_dir() / "bcc" / "runtime" / key.hexdigest()[:16]
     header = directory / "pybpf_bcc.h"
@@ -167,9 +167,9 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
     return header
 
 
-def _runtime_text(kernel: str) -> str:
-    """The runtime header with ``kernel`` (C text: the kernel's types) in it."""
-    files = _runtime_files()
+def _runtime_text(kernel: str, files: Path) -> str:
+    """The runtime header with ``kernel`` (C text: the kernel's types) in it and the
+    generated headers of ``files`` (:func:`_runtime_files`)."""
     return (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n{kernel}"
             f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
             f"#include \"{files / 'kconfig.h'}\"\n#include \"{files / 'helpers.h'}\"\n"
@@ -491,15 +491,12 @@ def _strip(t: "T.Type") -> "T.Type":
     return t
 
 
-@functools.lru_cache(maxsize=None)
 def _runtime_files() -> Path:
     """The directory of the runtime's generated headers (helpers, kernel configuration,
     constants derived from BTF), per kernel and front end."""
     from ..sys.uapi import Helper
 
-    key = hashlib.sha256("\0".join([kernel_identity(), _header_digest(), __version__,
-                                     str(FORMAT)]).encode()).hexdigest()[:16]
-    directory = cache_dir() / "bcc" / "runtime-files" / key
+    directory = cache_dir() / "bcc" / "runtime-files" / _runtime_key()
     if (directory / "derived.h").exists():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
@@ -510,6 +507,12 @@ def _runtime_files() -> Path:
     return directory
 
 
+@functools.lru_cache(maxsize=None)
+def _runtime_key() -> str:
+    return hashlib.sha256("\0".join([kernel_identity(), _header_digest(), __version__,
+                                      str(FORMAT)]).encode()).hexdigest()[:16]
+
+
 def program_header(source: str, names: Iterable[str], more: Iterable[str] = ()) -> Path:
     """The runtime header of ``source`` (file-scope identifiers ``names``): the kernel types
     it uses, helper declarations, the kernel's configuration and BCC's macros; ``more``:
@@ -517,13 +520,21 @@ def program_header(source: str, names: Iterable[str], more: Iterable[str] = ()) 
     own = declared_names(source) | set(names)
     ids, clashing = _kernel_types(source, own, more)
     index = kernel_names()
-    return _header(tuple(ids), tuple(sorted(n for n in own if n in index)),
-                   tuple(sorted(clashing)))
+    text = _header_text(tuple(ids), tuple(sorted(n for n in own if n in index)),
+                        tuple(sorted(clashing)), str(_runtime_files()))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    header = cache_dir() / "bcc" / "headers" / f"{digest}.h"
+    if not header.exists():
+        header.parent.mkdir(parents=True, exist_ok=True)
+        _write_once(header, text.encode())
+    return header
 
 
 @functools.lru_cache(maxsize=16)
-def _header(ids: tuple[int, ...], reserved: tuple[str, ...], clashing: tuple[str, ...]) -> Path:
-    """The header defining kernel types ``ids`` (see :func:`program_header`), in the cache."""
+def _header_text(ids: tuple[int, ...], reserved: tuple[str, ...], clashing: tuple[str, ...],
+                 files: str) -> str:
+    """The header defining kernel types ``ids`` (see :func:`program_header`) including the
+    generated headers in ``files``."""
     from ..btf.cdump import dump_c
     from ..btf.spec import Spec
 
@@ -532,13 +543,7 @@ def _header(ids: tuple[int, ...], reserved: tuple[str, ...], clashing: tuple[str
         pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(clashing))
         kernel = pattern.sub(r"\1" + TAG_SUFFIX, kernel)
     declared = "".join(f"{kind} {tag};\n" for kind, tag in sorted(_runtime_names().declared))
-    text = _runtime_text(kernel + declared)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    header = cache_dir() / "bcc" / "headers" / f"{digest}.h"
-    if not header.exists():
-        header.parent.mkdir(parents=True, exist_ok=True)
-        _write_once(header, text.encode())
-    return header
+    return _runtime_text(kernel + declared, Path(files))
 
 
 def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
