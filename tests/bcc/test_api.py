@@ -523,3 +523,11 @@ int unused(struct xdp_md *ctx) { return XDP_PASS; }
         assert len(ports) == 4 and 2 in ports
         del ports[2]
         assert 2 not in ports
+
+
+def test_dump_func_gives_the_compiled_instructions():
+    from pybpf.asm import R0, assemble, exit_, mov64_imm
+    with BPF(text="int entry(void *ctx) { return 7; }") as b:
+        assert b.dump_func(b"entry") == assemble([mov64_imm(R0, 7), exit_()])
+        with pytest.raises(UsageError, match="no function 'nope'"):
+            b.dump_func("nope")

@@ -36,6 +36,7 @@ from .introspect import IntrospectionMixin, resolve_module
 if TYPE_CHECKING:
     from ..elf import Collection
     from ..elf.loader import ObjectProgram
+    from ..elf.spec import ProgramSpec
     from .dialect import Translation
     from .table import TableBase
 
@@ -489,18 +490,28 @@ class BPF(IntrospectionMixin):
         program; their function objects."""
         return [self.load_func(name, prog_type) for name in self._functions]
 
-    def _load(self, name: str, prog_type: ProgType, attach_type: Optional[AttachType] = None,
-              section: str = "") -> BPFFunction:
-        self._check_open()
+    def _program_spec(self, name: str) -> tuple["_Built", "ProgramSpec"]:
+        """The build holding function ``name`` in its current form, and its program."""
         if name not in self._functions:
             raise UsageError(f"BPF: no function {name!r} in the program; its functions: "
                              f"{', '.join(self._functions) or '(none)'}")
-        from ..elf.sections import Section, SectionDef, section as section_of
         built = self._object_for(name)
         ps = built.collection.spec.programs.get(name)
         if ps is None:
             raise UsageError(f"BPF: {name!r} is not a program of the compiled object (a static "
                              "or inlined function cannot be loaded on its own)")
+        return built, ps
+
+    def dump_func(self, func_name: StrLike) -> bytes:
+        """The instructions function ``func_name`` compiled to, as BCC's ``dump_func`` (map
+        references not yet resolved: they are when it loads)."""
+        return bytes(self._program_spec(_str(func_name))[1].function.code)
+
+    def _load(self, name: str, prog_type: ProgType, attach_type: Optional[AttachType] = None,
+              section: str = "") -> BPFFunction:
+        self._check_open()
+        from ..elf.sections import Section, SectionDef, section as section_of
+        built, ps = self._program_spec(name)
         if section:
             ps.section = section_of(section)
         elif ps.type != prog_type or (attach_type is not None
