@@ -195,9 +195,10 @@ class KernelAddresses:
                 self._read()
             for attempt in (0, 1):
                 syms = self.symbols
-                i = syms.index(addr) if syms is not None else -1
-                if i >= 0 and (not exact or syms.addresses[i] == addr):
-                    return syms.raw_names[i].decode(errors="replace")
+                if syms is not None:
+                    i = syms.index(addr)
+                    if i >= 0 and (not exact or syms.addresses[i] == addr):
+                        return syms.raw_names[i].decode(errors="replace")
                 if attempt or time.monotonic() - self.read_at < self.REREAD:
                     return ""
                 self._read()
