@@ -60,6 +60,23 @@ def test_sym_of_process(binaries, run):  # noqa: F811
     assert BPF.sym(0x1000, r.pid, show_module=True, show_offset=True) == b"[unknown]"
 
 
+def test_symbol_cache(binaries, run):  # noqa: F811
+    """bcc.SymbolCache: resolve (function, offset, module) and resolve_name, as BCC's."""
+    from pybpf.bcc import SymbolCache
+    r = run(binaries["pie"])
+    cache = SymbolCache(r.pid)
+    pie = str(binaries["pie"]).encode()
+    assert cache.resolve(r.static + 3, False) == (b"pybpf_static_fn", 3, pie)
+    assert cache.resolve(0x1000, True) == (None, 0x1000, None)
+    assert cache.resolve_name(pie, b"pybpf_sym_target") == r.target
+    assert cache.resolve_name(b"pie", b"no_such_function") == -1
+    ksyms = symbols.kernel_symbols()
+    addr = ksyms.address("do_sys_openat2") or ksyms.addresses[0]
+    found = ksyms.resolve(addr)
+    assert found is not None
+    assert SymbolCache(-1).resolve(addr + 1, True)[:2] == (found[0].encode(), 1)
+
+
 def test_sym_of_a_user_stack_taken_by_the_kernel(binaries, run):  # noqa: F811
     """A uprobe on pybpf_sym_target takes the user stack (bpf_get_stackid): its first frame
     symbolizes to the function (the others depend on frame pointers, which -O2 omits)."""

@@ -20,7 +20,7 @@ __getattr__, __dir__ = exports(__name__, {  # each imported from its module on f
     ".usdt": "USDT, USDTException",
     ".perf": "PerfType, PerfSWConfig, PerfHWConfig, PerfEventSampleFormat",
     ".utils": "ArgString, StrcmpRewrite",
-    ".introspect": "TRACEFS",
+    ".introspect": "TRACEFS, SymbolCache",
 })
 
 # BPF(debug=...) flags, as BCC names them
@@ -33,5 +33,5 @@ DEBUG_BTF = 0x20
 
 __all__ = ["BPF", "BPFAttachType", "BPFProgType", "USDT", "USDTException", "PerfType",
            "PerfSWConfig", "PerfHWConfig", "PerfEventSampleFormat", "ArgString", "StrcmpRewrite",
-           "TRACEFS", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
+           "TRACEFS", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
            "DEBUG_BPF_REGISTER_STATE", "DEBUG_BTF"]

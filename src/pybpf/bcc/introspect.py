@@ -82,6 +82,34 @@ def resolve_module(name: Union[str, bytes], pid: int = 0) -> str:
                      "in $PATH")
 
 
+class SymbolCache:
+    """BCC's ``bcc.SymbolCache``: the symbols of process ``pid`` (negative: the kernel's)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def resolve(self, addr: int, demangle: bool) -> tuple[Optional[bytes], int,
+                                                          Optional[bytes]]:
+        """(function, offset in it, module) of ``addr``; (None, offset in the module, module)
+        when only its module is known; (None, addr, None) when not even that."""
+        if self.pid < 0:
+            found = symbols.kernel_symbols().resolve(addr)
+            name, offset, module = found if found is not None else (None, addr, None)
+        else:
+            name, offset, module = symbols.process_symbols(self.pid).resolve(addr)
+        if name is not None and demangle:
+            name = symbols.demangle(name)
+        return (None if name is None else name.encode(), offset,
+                None if module is None else module.encode())
+
+    def resolve_name(self, module: Union[str, bytes], name: Union[str, bytes]) -> int:
+        """The address of function ``name`` of ``module`` (a path or file name) in the
+        process, -1 when the process does not map it or it lacks the function."""
+        where = symbols.process_symbols(self.pid).address(
+            _as_str(_assert_is_bytes(module)), _as_str(_assert_is_bytes(name)))
+        return -1 if where is None else where
+
+
 class IntrospectionMixin:
     """BCC's ``BPF`` static methods that ask the running kernel, not a loaded program."""
 
