@@ -83,6 +83,8 @@ def test_ksym_and_kstack_name_kernel_addresses(d):
     other = kallsyms_entry("schedule")
     stack = u(addr + 5, 8) + u(other + 1, 8) + u(0, 8) + u(addr, 8)
     assert one(d, stack, "kstack") == "hrtimer_wakeup\nschedule"          # up to the first 0
+    # names decoded one at a time: not the whole table's (~10 MiB of str)
+    assert "names" not in vars(d.kernel.symbols)
 
 
 def test_majorminor_names_a_partition(d):

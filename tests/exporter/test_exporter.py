@@ -263,3 +263,19 @@ def test_undecodable_map_counted_and_others_served(example_dir, tmp_path, named_
             'map="hrtimer_expiries_total"', "")
         assert value(text, 'ebpf_exporter_syscalls_total{syscall="clock_nanosleep"}') >= 1
         assert value(text, 'ebpf_exporter_decoder_errors_total{config="syscalls"}') == 0
+
+
+def test_imports_follow_use(example_dir, run_exporter, monkeypatch):
+    """Spans configured without an OTLP endpoint are not read and the OpenTelemetry SDK
+    (~10 MiB) is not imported; prometheus-client is (the exporter's own import times)."""
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    exp = run_exporter(example_dir, "timers,exit-spans", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert exp.get()[0] == 200
+    code, err = exp.stop()
+    assert code == 0
+    assert "tracing.spans configured but no OTLP endpoint" in err
+    imported = {line.rsplit("|", 1)[-1].strip() for line in err.splitlines()
+                if line.startswith("import time:")}
+    assert "prometheus_client" in imported and "pybpf.exporter.exporter" in imported
+    assert not [m for m in imported if m.startswith("opentelemetry")]
