@@ -1,12 +1,13 @@
 """Boot a kernel under qemu and run one command in it, streaming its output.
 
 The guest sees the host's ``/`` read-only over 9p (same paths, so the host's Python and the
-editable install work), with tmpfs overlays on /tmp /etc /var /root and on the repository
-(writes inside the guest are thrown away), and the run's results directory read-write at
-its host path. It holds the two stage scripts the runner writes for each run, and what the
-guest leaves there: ``started`` (touched when the command starts), ``output`` (the command's
-stdout and stderr, tailed to our stdout as it grows), ``rc`` (its exit status) and
-``console.log`` (the guest's serial console: kernel messages).
+editable install work), with tmpfs overlays on /tmp /etc /var /root /boot and on the repository
+(writes inside the guest are thrown away; /boot holds the kernel's config-<release>), and the
+run's results directory read-write at its host path. It holds the two stage scripts the
+runner writes for each run, and what the guest leaves there: ``started`` (touched when the
+command starts), ``output`` (the command's stdout and stderr, tailed to our stdout as it
+grows), ``rc`` (its exit status) and ``console.log`` (the guest's serial console: kernel
+messages).
 """
 from __future__ import annotations
 
@@ -131,7 +132,8 @@ class VM:
 
     def boot_script(self, rdir: Path) -> str:
         """Stage 1, sourced by the initramfs' /init: mount the new root and switch to it."""
-        dirs = sorted({*OVERLAYS, str(REPO), _modules_overlay()}, key=lambda d: d.count("/"))
+        boot = ["/boot"] if os.path.isdir("/boot") else []  # for the kernel's config
+        dirs = sorted({*OVERLAYS, *boot, str(REPO), _modules_overlay()}, key=lambda d: d.count("/"))
         for d in dirs:
             if re.search(r"[\s,:\\]", d):
                 raise VMError(f"cannot overlay {d!r} in the guest: move it to a path without spaces, ',' or ':'")
@@ -174,6 +176,8 @@ class VM:
             "mount -t cgroup2 cgroup2 /sys/fs/cgroup",
             "mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm",
             f"mkdir -p {q(modules)} && mount --bind {q(str(k.modules))} {q(modules)}",
+            "# the kernel's configuration where tools look for it (BCC's front end: CONFIG_* macros)",
+            f"[ -d /boot ] && ln -sf {q(str(k.config))} /boot/",
             "ip link set lo up 2>/dev/null; hostname pybpf-vm",
             "ulimit -l unlimited  # kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK",
             f": > {q(str(rdir / 'started'))}",

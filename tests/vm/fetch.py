@@ -54,6 +54,10 @@ class KernelDir:
         return self.root / "boot" / f"vmlinuz-{self.release}"
 
     @property
+    def config(self) -> Path:
+        return self.root / "boot" / f"config-{self.release}"
+
+    @property
     def modules(self) -> Path:
         return self.root / "lib" / "modules" / self.release
 

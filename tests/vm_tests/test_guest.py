@@ -36,3 +36,8 @@ def test_kernel_filesystems_are_mounted() -> None:
     assert mounts["/sys/kernel/tracing"] == "tracefs"
     assert mounts["/sys/kernel/debug"] == "debugfs"
     assert mounts["/sys/fs/cgroup"] == "cgroup2"
+
+
+def test_kernel_config_is_in_boot() -> None:
+    with open(f"/boot/config-{os.uname().release}") as f:
+        assert "CONFIG_BPF_SYSCALL=y\n" in f.read()

@@ -65,6 +65,12 @@
 #define PF_MEMALLOC 0x00000800
 #define PF_KTHREAD 0x00200000
 #endif
+/* capability check options (linux/security.h; Linux 5.1+, so every kernel with BTF) */
+#ifndef CAP_OPT_NONE
+#define CAP_OPT_NONE 0x0
+#define CAP_OPT_NOAUDIT (1 << 1)
+#define CAP_OPT_INSETID (1 << 2)
+#endif
 #ifndef CLONE_VM
 #define CLONE_VM 0x00000100
 #define CLONE_FS 0x00000200
