@@ -118,7 +118,7 @@ def test_systemd_socket_flag_serves_every_passed_socket(example_dir, spawn, tmp_
         http_get(socket.AF_INET, ("127.0.0.1", 1), timeout=5)
     code, err = exp.stop()
     assert code == 0 and f"listening on http://127.0.0.1:{port}/metrics" in err and \
-        f"listening on http://{path}/metrics" in err, err
+        f"listening on http://unix:{path}/metrics" in err, err
 
 
 def test_fd_address_through_systemd_socket_activate(example_dir, spawn, certs, tmp_path):

@@ -237,13 +237,13 @@ def listeners(addresses: list[str], systemd_socket: bool) -> list[socket.socket]
 
 
 def describe(sock: socket.socket) -> str:
-    """``127.0.0.1:9435``, ``[::1]:9435``, or a unix socket's path."""
+    """``127.0.0.1:9435``, ``[::1]:9435``, or ``unix:PATH``."""
     name = sock.getsockname()
     if sock.family == socket.AF_INET6:
         return f"[{name[0]}]:{name[1]}"
     if sock.family == socket.AF_INET:
         return f"{name[0]}:{name[1]}"
-    return name if isinstance(name, str) and name else "unix socket"
+    return f"unix:{name}" if isinstance(name, str) and name else "unix socket"
 
 
 class Server(ThreadingHTTPServer):
