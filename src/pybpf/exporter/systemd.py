@@ -54,8 +54,8 @@ def activated(index: Optional[int] = None) -> list[socket.socket]:
     fds = listen_fds()
     flag = "--web.systemd-socket" if index is None else f"--web.listen-address fd://{index}"
     if not fds:
-        raise ConfigError(f"{flag}: no sockets passed by systemd socket activation (LISTEN_FDS "
-                          "and LISTEN_PID for this process are not set)")
+        raise ConfigError(f"{flag}: no sockets passed by systemd socket activation (no "
+                          "LISTEN_FDS with a LISTEN_PID naming this process)")
     if index is None:
         socks = [s for s in fds if s is not None]
         if not socks:
