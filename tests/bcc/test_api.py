@@ -531,3 +531,12 @@ def test_dump_func_gives_the_compiled_instructions():
         assert b.dump_func(b"entry") == assemble([mov64_imm(R0, 7), exit_()])
         with pytest.raises(UsageError, match="no function 'nope'"):
             b.dump_func("nope")
+
+
+def test_license_through_cflags_is_refused():
+    """As BCC: the license is the program's (#define BPF_LICENSE), never a -D flag."""
+    text = "int f(void *ctx) { return 0; }"
+    with pytest.raises(CompileError, match="BPF_LICENSE cannot be specified through cflags"):
+        BPF(text=text, cflags=["-DBPF_LICENSE=GPL"])
+    with BPF(text="#define BPF_LICENSE Dual BSD/GPL\n" + text) as b:
+        assert b.load_func("f", BPF.SOCKET_FILTER).program.info().gpl_compatible

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Union
 
 from .. import __version__, cache, features
-from ..errors import BPFError, UnsupportedFeatureError, UsageError
+from ..errors import BPFError, CompileError, UnsupportedFeatureError, UsageError
 from ..sys.host import SYSCALL_PREFIXES, VMLINUX_BTF, kernel_identity
 from ..sys.uapi import AttachType, ProgType
 from .introspect import IntrospectionMixin, resolve_module
@@ -365,6 +365,9 @@ class BPF(IntrospectionMixin):
             source = usdt_text(self._usdt) + source
         self.text = source
         self.cflags = [_str(f) for f in cflags]
+        if any(re.match(r"-D\s*BPF_LICENSE\b", f) for f in self.cflags):  # as BCC
+            raise CompileError(f"Failed to compile BPF module {self._name}: BPF_LICENSE cannot "
+                               "be specified through cflags (#define it in the program)")
         first = self._translate({})
         self._functions = first.functions
         self._table_defs = first.tables
