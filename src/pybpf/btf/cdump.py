@@ -18,7 +18,6 @@ size with ``mode(byte)`` as current libbpf emits (libbpf 1.1 lets them grow to 4
 """
 from __future__ import annotations
 
-from itertools import accumulate
 from typing import Iterable, Optional, Union
 
 from ..errors import BTFError
@@ -627,13 +626,7 @@ def names_index(spec: Spec) -> dict[str, list[int]]:
     types (for vmlinux, a small fraction of dumping it)."""
     words, offsets = spec._words, spec._index()
     strings, base = spec._strings, spec._str_base
-    # offset -> string (the section decoded at once where offsets are the same in text)
-    parts: list = strings.decode("ascii").split("\0") if strings.isascii() else \
-        [p.decode("utf-8", "replace") for p in strings.split(b"\0")]
-    lengths = map(len, parts) if strings.isascii() else \
-        (len(p) for p in strings.split(b"\0"))
-    at = dict(zip(accumulate((n + 1 for n in lengths), initial=base), parts))
-    out: dict[str, list[int]] = {}
+    by_offset: dict[int, list[int]] = {}   # name offset -> ids; names decoded once, after
     pos = strings.find(b"\0bpf_kfunc\0")
     kfunc_off = base + pos + 1 if pos >= 0 else -1
     first = spec._first_id
@@ -645,13 +638,19 @@ def names_index(spec: Spec) -> dict[str, list[int]]:
             continue
         if c < 4:   # a named kind; enums' enumerators
             if words[w]:
-                out.setdefault(at[words[w]], []).append(first + i)
+                by_offset.setdefault(words[w], []).append(first + i)
             if c > 1:
                 for j in range(w + 3, w + 3 + c * (info & 0xFFFF), c):
-                    out.setdefault(at[words[j]], []).append(first + i)
+                    by_offset.setdefault(words[j], []).append(first + i)
         elif words[w] == kfunc_off and words[w + 3] == 0xFFFFFFFF:   # decl tag on a func
             target = words[w + 2]
-            out.setdefault(at[words[offsets[target - first]]], []).append(target)
+            by_offset.setdefault(words[offsets[target - first]], []).append(target)
+    find = strings.find
+    out: dict[str, list[int]] = {}
+    for o, ids in by_offset.items():   # (a string stored twice names the same thing)
+        name = spec.string(o) if o < base else \
+            strings[o - base:find(b"\0", o - base)].decode("utf-8", "replace")
+        out.setdefault(name, []).extend(ids)
     return out
 
 
