@@ -58,6 +58,7 @@ class Workload:
     comm: str
     exe: Path
     port: int
+    short: Path  # a copy of /bin/true with a unique name, run by the exec tools' drivers
 
 
 @dataclass
@@ -73,9 +74,9 @@ class Run:
 
 def _run(args: list[str], streaming: bool, drive: Optional[Callable[[], None]] = None) -> Run:
     """Run ``/usr/sbin/<tool>-bpfcc ARGS`` under the runner, noting the BPF objects it holds
-    meanwhile; a streaming tool gets SIGINT once it has run 5 s, printed its header and had
-    its events caused by ``drive``."""
-    run = Run(args)
+    meanwhile; a streaming tool gets SIGINT once it has run 5 s, printed its header, attached
+    and had its events caused by ``drive``."""
+    run = Run(args)  # a tool with a duration is driven too, once attached
     script = Script([str(TOOLS / f"{args[0]}-bpfcc"), *args[1:]],
                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
     start = time.monotonic()
@@ -93,8 +94,9 @@ def _run(args: list[str], streaming: bool, drive: Optional[Callable[[], None]] =
                 ended = line is None
                 if not ended:
                     run.out.append(line)
-            if streaming and driven is None and run.out and run.held.get("prog"):
+            if driven is None and run.out and run.held.get("link"):
                 if drive is not None:
+                    time.sleep(0.3)  # its other attachments (one is there)
                     drive()
                 driven = time.monotonic()
             if streaming and driven is not None and time.monotonic() > max(start + 5,
@@ -141,16 +143,35 @@ def workload(tmp_path_factory) -> Iterator[Workload]:
     if not PYTHON_USDT.exists():
         pytest.skip(f"{PYTHON_USDT} (Debian's python3, with USDT probes) is not installed")
     d = tmp_path_factory.mktemp("tools")
+    d.chmod(0o755)
     exe = d / f"pyw{uuid.uuid4().hex[:9]}"
     shutil.copy(PYTHON_USDT, exe)
+    short = d / f"pbx{uuid.uuid4().hex[:9]}"
+    shutil.copy("/bin/true", short)
     proc = subprocess.Popen([str(exe), "-c", WORKLOAD], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        yield Workload(proc.pid, exe.name, exe, port)
+        yield Workload(proc.pid, exe.name, exe, port, short)
     finally:
         proc.kill()
         proc.wait()
+
+
+def _disk_write(directory: Path) -> None:
+    """Data written to the disk and waited for: its completion interrupts (a hard IRQ)."""
+    with open(directory / "io", "wb") as f:
+        f.write(os.urandom(1 << 16))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _repeat(action: Callable[[], object]) -> Callable[[], None]:
+    def drive() -> None:
+        for _ in range(3):
+            action()
+            time.sleep(0.1)
+    return drive
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +204,20 @@ def runs(workload: Workload) -> dict[str, Run]:
                        "r:c:getppid():int:$retval"], False),
         "argdist-u": (["argdist", "-p", pid, "-i", "1", "-n", "1", "-H",
                        f"{usdt}():int:arg1"], False),
+        # more tools this kernel can run: syscall tracepoints for kprobes on syscalls,
+        # tracepoints, perf events
+        "execsnoop": (["execsnoop"], True, _repeat(lambda: subprocess.run([workload.short]))),
+        "exitsnoop": (["exitsnoop"], True, _repeat(lambda: subprocess.run([workload.short]))),
+        "killsnoop": (["killsnoop", "-T", pid], True, _repeat(lambda: os.kill(workload.pid, 0))),
+        "syncsnoop": (["syncsnoop"], True, _repeat(os.sync)),
+        "opensnoop": (["opensnoop", "-p", pid], True),
+        "tcpstates": (["tcpstates", "-L", str(workload.port)], True),
+        "softirqs": (["softirqs", "1", "1"], False),
+        "hardirqs": (["hardirqs", "1", "1"], False,
+                     _repeat(lambda: _disk_write(workload.short.parent))),
+        "runqlen": (["runqlen", "1", "1"], False),
+        "wakeuptime": (["wakeuptime", "-p", pid, "1"], False),
+        "tcpconnect": (["tcpconnect"], False),  # kprobes only
     }
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {name: pool.submit(_run, *job) for name, job in jobs.items()}
@@ -209,17 +244,22 @@ def test_runqlat(runs: dict[str, Run]) -> None:
     assert counts and sum(counts) > 0
 
 
-def test_biolatency_queued(runs: dict[str, Run]) -> None:
-    run = runs["biolatency"]
+@pytest.mark.parametrize("tool,probe,header", [
+    ("biolatency", "kprobe blk_account_io_start", "Tracing block device I/O"),  # -Q
+    ("tcpconnect", "kprobe tcp_v4_connect", "PID    COMM         IP SADDR"),
+])
+def test_kprobe_tools(runs: dict[str, Run], tool: str, probe: str, header: str) -> None:
+    """Tools that need kprobes run where the kernel has them; elsewhere they end with one
+    line, the probe's reason, and exit 1."""
+    run = runs[tool]
     support = features.kprobes()
     if support:
-        assert "Tracing block device I/O" in ok(run)
+        assert header in ok(run, streaming=tool == "tcpconnect")
         return
-    # -Q attaches kprobes (blk_account_io_start): one line, the probe's reason
     assert run.rc == 1 and not run.out
     lines = run.err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in run.err, run.err
-    assert lines[0].startswith("biolatency-bpfcc: kprobe blk_account_io_start")
+    assert lines[0].startswith(f"{tool}-bpfcc: {probe}")
     assert support.reason in lines[0]
 
 
@@ -319,3 +359,48 @@ def test_argdist(runs: dict[str, Run]) -> None:
     assert re.search(r"^\s+arg1\s+: count\s+distribution$", out, re.M)
     buckets = dict(re.findall(r"^\s+(\d+) -> \d+\s+: (\d+)\s", out, re.M))
     assert int(buckets["2"]) >= 5 and int(buckets["0"]) == 0, out
+
+
+def test_execsnoop_and_exitsnoop(runs: dict[str, Run], workload: Workload) -> None:
+    name = workload.short.name
+    out = ok(runs["execsnoop"], streaming=True)
+    assert out.splitlines()[0].split() == ["PCOMM", "PID", "PPID", "RET", "ARGS"]
+    assert len(re.findall(rf"^{name}\s+\d+\s+{os.getpid()}\s+0 {workload.short}$", out,
+                          re.M)) >= 3, out
+    out = ok(runs["exitsnoop"], streaming=True)
+    assert len(re.findall(rf"^{name}\s+\d+\s+{os.getpid()}\s+\d+\s+[\d.]+\s+0$", out,
+                          re.M)) >= 3, out
+
+
+def test_killsnoop_and_syncsnoop(runs: dict[str, Run], workload: Workload) -> None:
+    out = ok(runs["killsnoop"], streaming=True)
+    rows = [line.split() for line in out.splitlines()[1:]]  # TIME PID COMM SIG TPID RESULT
+    assert [(r[1], r[3], r[4], r[5]) for r in rows] == \
+        [(str(os.getpid()), "0", str(workload.pid), "0")] * 3, out
+    out = ok(runs["syncsnoop"], streaming=True)
+    assert len(re.findall(r"^[\d.]+\s+sync\(\)$", out, re.M)) >= 3, out
+
+
+def test_opensnoop_and_tcpstates(runs: dict[str, Run], workload: Workload) -> None:
+    out = ok(runs["opensnoop"], streaming=True)
+    assert re.search(rf"^{workload.pid}\s+{workload.comm}\s+\d+\s+0 /etc/hosts$", out,
+                     re.M), out
+    out = ok(runs["tcpstates"], streaming=True)
+    rows = [line.split() for line in out.splitlines()[1:]]
+    ours = {(r[7], r[9]) for r in rows if r[4] == str(workload.port)}
+    assert {("SYN_RECV", "ESTABLISHED"), ("ESTABLISHED", "CLOSE_WAIT")} <= ours, out
+
+
+@pytest.mark.parametrize("tool,header", [("softirqs", "SOFTIRQ"), ("hardirqs", "HARDIRQ")])
+def test_irq_time(runs: dict[str, Run], tool: str, header: str) -> None:
+    out = ok(runs[tool])
+    rows = re.findall(rf"^{header}\s+TOTAL_usecs\n((?:\S+\s+\d+\n?)+)", out, re.M)
+    assert rows and rows[0].strip(), out
+
+
+def test_runqlen_and_wakeuptime(runs: dict[str, Run], workload: Workload) -> None:
+    out = ok(runs["runqlen"])
+    assert re.search(r"runqlen\s+: count\s+distribution", out)
+    assert sum(int(c) for c in re.findall(r"^\s+\d+\s+: (\d+)\s+\|", out, re.M)) > 0
+    out = ok(runs["wakeuptime"])  # the workload sleeps 50 ms a turn: woken by a timer
+    assert re.search(rf"^    target:\s+{workload.comm}$", out, re.M), out
