@@ -16,7 +16,7 @@ import pytest
 
 from pybpf import features
 from pybpf.bcc import BPF
-from pybpf.errors import CompileError, PyBPFError, UsageError
+from pybpf.errors import CompileError, PyBPFError, UnsupportedFeatureError, UsageError
 from pybpf.sys.cpus import possible_cpus
 from tests.links.netfixtures import cgroup2_root, make_netns, netns  # noqa: F401 (fixtures)
 
@@ -149,8 +149,10 @@ int regs(struct pt_regs *ctx) { u32 k = 0; u64 v = PT_REGS_PARM1(ctx); h.update(
 int plain(void *ctx) { u32 k = 1; u64 v = 1; h.update(&k, &v); return 0; }
 """
     with BPF(text=text) as b:
-        with pytest.raises(CompileError, match=r"line 3: .*regs reads registers .*no kprobes"):
+        with pytest.raises(CompileError, match=r"line 3: .*regs reads registers .*no kprobes") \
+                as refused:
             b.attach_kprobe(event=b.get_syscall_fnname("getppid"), fn_name="regs")
+        assert isinstance(refused.value, UnsupportedFeatureError)  # the runner: one line
         assert b.num_open_kprobes() == 0
         b.attach_kprobe(event=b.get_syscall_fnname("getppid"), fn_name="plain")
         os.getppid()

@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 from ..scan import Token, closing, line_of, span, split_args, tokenize
 from .conditionals import live_regions, resolve as resolve_conditionals
-from .errors import DialectError
+from .errors import DialectError, FallbackError
 from .methods import EVENT_SECTION, rewrite as rewrite_methods
 from .probe_read import TRACING_SECTIONS, rewrite_probe_reads
 from .programs import Function, Kind, kind as program_kind, param_reads
@@ -378,13 +378,13 @@ class _Translator:
                     self.replace(t, toks[j + 3],
                                  f"((struct trace_event_raw_sys_exit *){ctx})->ret")
                     continue
-                raise DialectError(
+                raise FallbackError(
                     f"function {fn.name} reads registers ({t.text}) but runs on the "
                     f"{k.section.split('/', 1)[1]} tracepoint because this kernel has no "
                     "kprobes: declare the syscall's arguments as parameters after the "
                     "context, or use TRACEPOINT_PROBE(syscalls, ...)", self.line(t))
             if t.text == ctx and j + 1 < end and toks[j + 1].text == "->":
-                raise DialectError(
+                raise FallbackError(
                     f"function {fn.name} reads its context's fields ({ctx}->...) but runs on "
                     f"the {k.section.split('/', 1)[1]} tracepoint because this kernel has no "
                     "kprobes; use TRACEPOINT_PROBE(syscalls, ...)", self.line(t))

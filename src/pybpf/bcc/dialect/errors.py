@@ -1,7 +1,7 @@
 """The translator's error."""
 from __future__ import annotations
 
-from ...errors import CompileError
+from ...errors import CompileError, UnsupportedFeatureError
 
 
 class DialectError(CompileError):
@@ -14,3 +14,8 @@ class DialectError(CompileError):
 
     def __reduce__(self) -> tuple[type, tuple[str, int]]:
         return (type(self), (self.reason, self.line))
+
+
+class FallbackError(DialectError, UnsupportedFeatureError):
+    """A kprobe function the syscall-tracepoint fallback cannot run as written: the kernel
+    lacks kprobes (what BCC's tools report in one line, as any missing hook)."""

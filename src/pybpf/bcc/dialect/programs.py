@@ -12,7 +12,7 @@ import platform
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import DialectError
+from .errors import DialectError, FallbackError
 
 
 @dataclass
@@ -146,9 +146,9 @@ def param_reads(kind: Kind, fname: str, ctx: str, params: list[tuple[str, str]],
         elif kind.args == "sys_enter":
             value = f"((struct trace_event_raw_sys_enter *){ctx})->args[{i - 1}]"
         else:
-            raise DialectError(f"function {fname}: a syscall return probe reads no arguments "
-                               f"(parameter {pname!r}); the kprobe fallback runs it on "
-                               "the syscall's exit tracepoint, which records only the return "
-                               "value", line)
+            raise FallbackError(f"function {fname}: a syscall return probe reads no arguments "
+                               f"(parameter {pname!r}): this kernel has no kprobes, so it "
+                               "runs on the syscall's exit tracepoint, which records only the "
+                               "return value", line)
         decls.append(f"{ctype} {pname} = ({ctype})({value});")
     return " ".join(decls)
