@@ -216,7 +216,8 @@ def main() -> int:
     peak = max(rss["warm"] + rss["tool warm"])
     ok = peak <= RSS_GOAL_MB
     missed += [] if ok else ["rss"]
-    print(f"pybpf peak RSS, warm (script and tool): {peak:.1f} MB (max of the runs)  goal <= {RSS_GOAL_MB:.0f} MB: "
+    print(f"pybpf peak RSS, warm (script and tool): {peak:.1f} MB (max of the runs)  "
+          f"goal <= {RSS_GOAL_MB:.0f} MB: "
           f"{'PASS' if ok else 'MISS'};  cold, clang's included: {max(rss['cold']):.1f} MB")
     print("(the cold goal is BCC's start with its compiler in memory and headers on disk; the "
           "\"new program\" row is the comparable one, the cold row adds dumping vmlinux.h and "
