@@ -542,3 +542,33 @@ def test_license_through_cflags_is_refused():
         BPF(text=text, cflags=["-DBPF_LICENSE=GPL"])
     with BPF(text="#define BPF_LICENSE Dual BSD/GPL\n" + text) as b:
         assert b.load_func("f", BPF.SOCKET_FILTER).program.info().gpl_compatible
+
+
+def test_perf_array_reads_a_counter(tracefs):
+    """BPF_PERF_ARRAY + open_perf_event: perf_read gives this CPU's counter (a software
+    clock, which every kernel has); after close_perf_event the slot is empty (-ENOENT)."""
+    from pybpf.bcc import PerfSWConfig, PerfType
+    text = r"""
+BPF_PERF_ARRAY(clk, 1024);
+BPF_ARRAY(seen, u64, 3);
+BPF_ARRAY(target, u32, 1);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    u32 zero = 0, *want = target.lookup(&zero);
+    if (!want || *want != bpf_get_current_pid_tgid() >> 32)
+        return 0;
+    u64 v = clk.perf_read(CUR_CPU_IDENTIFIER);
+    if ((s64)v == -2) { seen.atomic_increment(1); return 0; }
+    if ((s64)v < 0) { seen.atomic_increment(2); return 0; }
+    seen.update(&zero, &v);
+    return 0;
+}
+"""
+    with BPF(text=text) as b:
+        b["target"][ct.c_int(0)] = ct.c_uint(os.getpid())
+        b["clk"].open_perf_event(PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK)
+        os.getppid()
+        assert b["seen"][ct.c_int(0)].value > 0  # nanoseconds of this CPU's time
+        assert [b["seen"][ct.c_int(i)].value for i in (1, 2)] == [0, 0]
+        b["clk"].close_perf_event()
+        os.getppid()
+        assert [b["seen"][ct.c_int(i)].value for i in (1, 2)] == [1, 0]

@@ -570,7 +570,10 @@ class _Buffered(TableBase):
 
 
 class PerfEventArray(_Buffered):
-    """``BPF_PERF_OUTPUT``: ``open_perf_buffer(callback(cpu, data, size))``."""
+    """``BPF_PERF_OUTPUT``: ``open_perf_buffer(callback(cpu, data, size))``; ``BPF_PERF_ARRAY``:
+    ``open_perf_event(type, config)``."""
+
+    _counters: Optional[dict[int, Any]] = None  # CPU -> the counter's FD
 
     def open_perf_buffer(self, callback: Callable[[int, int, int], Any], page_cnt: int = 8,
                          lost_cb: Optional[Callable[[int], Any]] = None,
@@ -589,6 +592,37 @@ class PerfEventArray(_Buffered):
             reader = PerfBuffer(self.map, deliver_from(cpu), self._decoder(), pages=page_cnt,
                                 wakeup_events=wakeup_events, lost_callback=lost, cpus=[cpu])
             self.bpf._add_reader("_perf_buffers", reader)
+
+    def open_perf_event(self, typ: int, config: int, pid: int = -1) -> None:
+        """Open counter ``typ``/``config`` (``PerfType``, ``PerfHWConfig``/``PerfSWConfig``)
+        on every online CPU, of process ``pid`` or all, each at its CPU's index: what
+        ``BPF_PERF_ARRAY``'s ``perf_read(CUR_CPU_IDENTIFIER)`` reads. Open until
+        ``close_perf_event()``."""
+        from ..sys.cpus import online_cpus
+        from ..sys.perf import PerfEventAttr, perf_event_open
+        if self._counters is None:
+            self._counters = {}
+        events = self._counters
+        for cpu in online_cpus():
+            fd = perf_event_open(PerfEventAttr(type=int(typ), config=int(config)), pid, cpu,
+                                 what=f"{self.name.decode()}: counter type {int(typ)} config "
+                                      f"{int(config)} on CPU {cpu}")
+            try:
+                self.map[self._key(cpu)] = fd.fd
+            except BaseException:
+                fd.close()
+                raise
+            old = events.pop(cpu, None)
+            if old is not None:
+                old.close()
+            events[cpu] = fd
+
+    def close_perf_event(self) -> None:
+        """Remove the counters ``open_perf_event`` put in the array and close them."""
+        events, self._counters = self._counters or {}, None
+        for cpu, fd in events.items():
+            self.map.delete(self._key(cpu))
+            fd.close()
 
     def __getitem__(self, key: Any) -> Any:
         raise UsageError(f"{self.name.decode()}: a perf event array is read with "
