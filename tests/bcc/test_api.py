@@ -572,3 +572,35 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
         b["clk"].close_perf_event()
         os.getppid()
         assert [b["seen"][ct.c_int(i)].value for i in (1, 2)] == [1, 0]
+
+
+def test_attach_perf_event_raw_samples_page_faults():
+    """attach_perf_event_raw with BCC's Perf.perf_event_attr (flag bits as fields): a
+    software page-fault event sampled at each fault, the faulting address in the sample."""
+    import mmap
+    from pybpf.bcc import Perf, PerfEventSampleFormat, PerfSWConfig
+    text = r"""
+BPF_HASH(faults, u64, u64);
+int on_fault(struct bpf_perf_event_data *ctx) {
+    u64 page = ctx->addr & ~4095ULL;
+    faults.increment(page);
+    return 0;
+}
+"""
+    attr = Perf.perf_event_attr()
+    attr.type, attr.config = Perf.PERF_TYPE_SOFTWARE, PerfSWConfig.PAGE_FAULTS
+    attr.sample_period, attr.sample_type = 1, PerfEventSampleFormat.ADDR
+    attr.exclude_kernel = 1
+    with BPF(text=text) as b:
+        b.attach_perf_event_raw(attr=attr, fn_name="on_fault", pid=os.getpid())
+        area = mmap.mmap(-1, 4 * 4096)
+        try:
+            first = ct.c_char.from_buffer(area)
+            base = ct.addressof(first)
+            del first  # the mmap can close
+            for i in range(4):
+                area[i * 4096] = 1  # one fault per page
+            pages = {k.value for k in b["faults"].keys()}
+        finally:
+            area.close()
+    assert {base + i * 4096 for i in range(4)} <= pages

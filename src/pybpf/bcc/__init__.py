@@ -18,7 +18,7 @@ from .._lazy import exports
 __getattr__, __dir__ = exports(__name__, {  # each imported from its module on first use
     ".bpf": "BPF, BPFAttachType, BPFProgType, _get_num_open_probes",
     ".usdt": "USDT, USDTException",
-    ".perf": "PerfType, PerfSWConfig, PerfHWConfig, PerfEventSampleFormat",
+    ".perf": "PerfType, PerfSWConfig, PerfHWConfig, PerfEventSampleFormat, Perf",
     ".utils": "ArgString, StrcmpRewrite",
     ".introspect": "TRACEFS, SymbolCache",
 })
@@ -32,6 +32,6 @@ DEBUG_BPF_REGISTER_STATE = 0x10
 DEBUG_BTF = 0x20
 
 __all__ = ["BPF", "BPFAttachType", "BPFProgType", "USDT", "USDTException", "PerfType",
-           "PerfSWConfig", "PerfHWConfig", "PerfEventSampleFormat", "ArgString", "StrcmpRewrite",
-           "TRACEFS", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
-           "DEBUG_BPF_REGISTER_STATE", "DEBUG_BTF"]
+           "PerfSWConfig", "PerfHWConfig", "PerfEventSampleFormat", "Perf", "ArgString",
+           "StrcmpRewrite", "TRACEFS", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF",
+           "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE", "DEBUG_BTF"]

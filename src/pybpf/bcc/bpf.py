@@ -831,6 +831,34 @@ class BPF(IntrospectionMixin):
             sample_freq=sample_freq, cpus=None if pid >= 0 else cpus, pid=pid)
         return self
 
+    def attach_perf_event_raw(self, attr: Any = -1, fn_name: StrLike = b"", pid: int = -1,
+                              cpu: int = -1, group_fd: int = -1) -> "BPF":
+        """Run ``fn_name`` on samples of the perf event ``attr`` describes (a
+        ``Perf.perf_event_attr``, as the kernel reads it): on ``cpu``, or each online CPU,
+        for process ``pid`` or all; in event group ``group_fd``."""
+        import ctypes
+        from ..links.link import LinkGroup
+        from ..links.tracing import attach_perf_event
+        from ..sys.cpus import online_cpus
+        from ..sys.perf import PerfEventAttr, perf_event_open
+        fn_s = _str(fn_name)
+        key = (fn_s, attr.type, attr.config)
+        if key in self.perf_event_fds:
+            raise UsageError(f"attach_perf_event_raw: {fn_s!r} is already attached to perf "
+                             f"event type {attr.type} config {attr.config}")
+        fn = self.load_func(fn_s, self.PERF_EVENT)
+        raw = bytes(attr)[:ctypes.sizeof(PerfEventAttr)]
+        what = f"perf event type {attr.type} config {attr.config:#x}"
+
+        def attach(c: int) -> Any:
+            pfd = perf_event_open(PerfEventAttr.from_buffer_copy(
+                raw.ljust(ctypes.sizeof(PerfEventAttr), b"\0")), pid, c, group_fd,
+                what=f"{what} on CPU {c}")
+            return attach_perf_event(fn.program, pfd, f"{what} on CPU {c}")
+        self.perf_event_fds[key] = LinkGroup.collect(
+            attach(c) for c in ([cpu] if cpu >= 0 else online_cpus()))
+        return self
+
     def detach_perf_event(self, ev_type: int = -1, ev_config: int = -1) -> None:
         keys = [k for k in self.perf_event_fds if k[1:] == (ev_type, ev_config)]
         if not keys:
