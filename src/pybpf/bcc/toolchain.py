@@ -167,12 +167,14 @@ def runtime_header(compiler: Compiler, reserved: Iterable[str] = (),
     return header
 
 
-def _runtime_text(kernel: str, files: Path) -> str:
+def _runtime_text(kernel: str, files: Path, helpers: Optional[str] = None) -> str:
     """The runtime header with ``kernel`` (C text: the kernel's types) in it and the
-    generated headers of ``files`` (:func:`_runtime_files`)."""
+    generated headers of ``files`` (:func:`_runtime_files`); ``helpers``: the helper
+    declarations to use instead of all of them."""
+    helpers = helpers if helpers is not None else f"#include \"{files / 'helpers.h'}\"\n"
     return (f"#ifndef __PYBPF_BCC_H\n#define __PYBPF_BCC_H\n{kernel}"
             f"#define LINUX_VERSION_CODE {_linux_version_code()}\n"
-            f"#include \"{files / 'kconfig.h'}\"\n#include \"{files / 'helpers.h'}\"\n"
+            f"#include \"{files / 'kconfig.h'}\"\n{helpers}"
             f"#include \"{files / 'derived.h'}\"\n#include <bcc/runtime.h>\n#endif\n")
 
 
@@ -373,12 +375,15 @@ class Names:
 @dataclass(frozen=True)
 class _Runtime:
     """What the runtime headers name: ``base`` outside macros (always needed), ``macros``
-    each macro's body (needed where a program uses the macro), ``declared``: struct/union
-    tags helper declarations take pointers to."""
+    each macro's body (needed where a program uses the macro), ``helpers`` each helper's
+    declaration and what it names."""
 
     base: Names
     macros: dict[str, Names]
-    declared: frozenset[tuple[str, str]]
+    helpers: dict[str, tuple[str, Names]]
+
+
+_HELPER = re.compile(r"^static .*?\(\* const (\w+)\)", re.M)
 
 
 @functools.lru_cache(maxsize=None)
@@ -389,18 +394,33 @@ def _runtime_names() -> _Runtime:
         for m in _DEFINE.finditer(text):
             macros[m.group(1)] = Names.of(m.group(2))
         outside.append(_DEFINE.sub("", text))
-    helpers = Names.of((_runtime_files() / "helpers.h").read_text())
-    base = Names.of("\n".join(outside))
-    return _Runtime(Names(base.tags, base.members, base.idents | helpers.idents), macros,
-                    helpers.tags)
+    helpers = {}
+    for line in (_runtime_files() / "helpers.h").read_text().splitlines():
+        helper = _HELPER.match(line)
+        if helper:
+            helpers[helper.group(1)] = (line, Names.of(line))
+    return _Runtime(Names.of("\n".join(outside)), macros, helpers)
 
 
-def _used_names(source: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:
-    """(tags, members, identifiers) the program names itself or through runtime macros."""
+@dataclass
+class _Used:
+    """What a program names, itself or through the runtime macros and helpers it uses:
+    ``tags``, ``members``, ``idents`` as :class:`Names`; ``helpers`` it calls; ``declared``
+    struct/union tags its helpers take pointers to."""
+
+    tags: set[tuple[str, str]]
+    members: set[str]
+    idents: set[str]
+    helpers: list[str]
+    declared: set[tuple[str, str]]
+
+
+def _used_names(source: str, more: Iterable[str]) -> _Used:
+    """What ``source`` uses (:class:`_Used`); ``more``: names clang found missing."""
     rt = _runtime_names()
     own = Names.of(source)
     tags, members, idents = set(own.tags | rt.base.tags), set(own.members), \
-        set(own.idents | rt.base.idents)
+        set(own.idents | rt.base.idents | set(more))
     todo = [n for n in own.idents if n in rt.macros]
     seen = set(todo)
     while todo:
@@ -412,7 +432,12 @@ def _used_names(source: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:
             if n in rt.macros and n not in seen:
                 seen.add(n)
                 todo.append(n)
-    return tags, members, idents
+    helpers = sorted(idents & rt.helpers.keys())
+    declared: set[tuple[str, str]] = set()
+    for name in helpers:
+        declared |= rt.helpers[name][1].tags
+        idents |= rt.helpers[name][1].idents
+    return _Used(tags, members, idents, helpers, declared)
 
 
 @functools.lru_cache(maxsize=None)
@@ -435,15 +460,16 @@ def kernel_names() -> dict[str, list[int]]:
     return index
 
 
-def _kernel_types(source: str, own: set[str], more: Iterable[str]) -> tuple[list[int], set[str]]:
+def _kernel_types(source: str, own: set[str], more: Iterable[str],
+                  used: _Used) -> tuple[list[int], set[str]]:
     """Ids of the kernel types the program's header defines (see above), and the kernel
     struct/union tags the program defines itself; ``own``: its file-scope identifiers,
-    ``more``: names clang found missing."""
+    ``more``: names clang found missing, ``used``: what it names."""
     from ..btf import types as T
     from ..btf.spec import Spec
 
     spec, index = Spec.vmlinux(), kernel_names()
-    tags, members, idents = _used_names(source)
+    tags, members, idents = used.tags, used.members, used.idents
     defined = {t.split()[1] for t in defined_tags(source)}
     want: set[int] = set()
     tagged = {tag for _, tag in tags} | set(more)
@@ -518,10 +544,12 @@ def program_header(source: str, names: Iterable[str], more: Iterable[str] = ()) 
     it uses, helper declarations, the kernel's configuration and BCC's macros; ``more``:
     kernel type names to add (clang found them missing)."""
     own = declared_names(source) | set(names)
-    ids, clashing = _kernel_types(source, own, more)
+    used = _used_names(source, more)
+    ids, clashing = _kernel_types(source, own, more, used)
     index = kernel_names()
     text = _header_text(tuple(ids), tuple(sorted(n for n in own if n in index)),
-                        tuple(sorted(clashing)), str(_runtime_files()))
+                        tuple(sorted(clashing)), tuple(used.helpers),
+                        tuple(sorted(used.declared)), str(_runtime_files()))
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     header = cache_dir() / "bcc" / "headers" / f"{digest}.h"
     if not header.exists():
@@ -532,9 +560,11 @@ def program_header(source: str, names: Iterable[str], more: Iterable[str] = ()) 
 
 @functools.lru_cache(maxsize=16)
 def _header_text(ids: tuple[int, ...], reserved: tuple[str, ...], clashing: tuple[str, ...],
+                 helpers: tuple[str, ...], declared: tuple[tuple[str, str], ...],
                  files: str) -> str:
-    """The header defining kernel types ``ids`` (see :func:`program_header`) including the
-    generated headers in ``files``."""
+    """The header defining kernel types ``ids`` (see :func:`program_header`), declaring
+    ``helpers`` (and the struct/union tags they take, ``declared``), including the generated
+    headers in ``files``."""
     from ..btf.cdump import dump_c
     from ..btf.spec import Spec
 
@@ -542,8 +572,10 @@ def _header_text(ids: tuple[int, ...], reserved: tuple[str, ...], clashing: tupl
     if clashing:   # the program's own definition of a kernel struct is the one it uses
         pattern = re.compile(r"\b((?:struct|union) (?:%s))\b" % "|".join(clashing))
         kernel = pattern.sub(r"\1" + TAG_SUFFIX, kernel)
-    declared = "".join(f"{kind} {tag};\n" for kind, tag in sorted(_runtime_names().declared))
-    return _runtime_text(kernel + declared, Path(files))
+    forward = "".join(f"{kind} {tag};\n" for kind, tag in declared)
+    rt = _runtime_names()
+    return _runtime_text(kernel + forward, Path(files),
+                         "".join(rt.helpers[h][0] + "\n" for h in helpers))
 
 
 def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
@@ -564,13 +596,13 @@ def run_compiler(source: str, names: Iterable[str], cflags: Sequence[str],
         res = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
         if res.returncode == 0:
             return res, cmd
-        index = kernel_names()
-        missing = {n for n in _MISSING.findall(res.stderr) if n in index} - more
-        if not missing:
+        index, helpers = kernel_names(), _runtime_names().helpers
+        missing = {n for n in _MISSING.findall(res.stderr) if n in index or n in helpers}
+        if not missing - more:
             break
         more |= missing
     if not fallback or _NOT_FOUND.search(res.stderr) or any(
-            n not in kernel_names() for n in _MISSING.findall(res.stderr)):
+            n not in index and n not in helpers for n in _MISSING.findall(res.stderr)):
         return res, cmd   # an error the whole runtime has too: no need to build it
     return run_with_whole_runtime(source, names, cflags, args, stdin)
 
