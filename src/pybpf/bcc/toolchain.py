@@ -15,7 +15,8 @@ No system header is on the include path (``-nostdinc``): kernel headers a progra
 resolve to stubs (all kernel types come from the runtime), libbpf-dev's headers are never used.
 
 The compiler is Debian's ``clang`` when on PATH (``-target bpf``), else the ``ziglang``
-wheel's (``pip install 'pybpf[cc]'``: ``python -m ziglang cc -target bpfel-freestanding``).
+wheel's (``pip install 'pybpf[cc]'``: ``python -m ziglang clang -target bpf``, its clang driver
+itself: ``zig cc`` builds compiler_rt for the target, which fails for BPF on ``-fsyntax-only``).
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def find_compiler(choice: Optional[str] = None) -> Compiler:
     if spec is not None and spec.origin:
         st = os.stat(spec.origin)
         from importlib.metadata import version
-        return Compiler((sys.executable, "-m", "ziglang", "cc", "-target", "bpfel-freestanding"),
+        return Compiler((sys.executable, "-m", "ziglang", "clang", "-target", "bpf"),
                         f"ziglang {version('ziglang')}:{st.st_mtime_ns}")
     raise ToolchainError("no C compiler for BPF: install clang (apt-get install clang) or "
                          "the ziglang wheel (pip install 'pybpf[cc]')")

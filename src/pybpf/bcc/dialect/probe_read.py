@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Optional, Sequence
 
+from ...errors import ToolchainError
 from . import packets
 from .errors import DialectError
 
@@ -47,6 +48,7 @@ _FIELD_ALIAS = re.compile(r"(?:sk|inet|ir)_\w+")   # bcc/sock.h's object-like fi
 
 
 MAIN_FILE = "<stdin>"
+_SOURCE_ERROR = re.compile(r"^\S+:\d+:\d+: (fatal )?error:", re.M)
 
 
 def annotate_files(node: Any, state: Optional[list[str]] = None) -> None:
@@ -428,7 +430,9 @@ def ast_of(source: str, names: Iterable[str], cflags: Sequence[str]) -> Optional
     """clang's JSON syntax tree of the program ``source`` (file-scope identifiers ``names``)
     compiled with its runtime (:func:`pybpf.bcc.toolchain.run_compiler`) and ``cflags``,
     from its first declaration in the program's text on (the runtime's are left out); None
-    if clang fails (the build then reports the program's errors)."""
+    if clang rejects the program (the build then reports its errors); ToolchainError when
+    clang fails without an error in a source file (the compiler, not the program: the reads
+    would be left unrewritten)."""
     import json
 
     from ..toolchain import run_compiler
@@ -437,7 +441,11 @@ def ast_of(source: str, names: Iterable[str], cflags: Sequence[str]) -> Optional
                           ["-fsyntax-only", "-Xclang", "-ast-dump=json", "-x", "c", "-"],
                           stdin=source)
     if res.returncode != 0:
-        return None
+        if _SOURCE_ERROR.search(res.stderr):
+            return None
+        raise ToolchainError("the compiler failed to give the program's syntax tree "
+                             f"(-ast-dump=json), needed to rewrite kernel memory reads: "
+                             f"{res.stderr.strip()[:2000]}")
     out = res.stdout
     # a location names its file when it changes: the first naming the program's starts its
     # part; cut at the top-level declaration (indented 4) holding it
