@@ -15,10 +15,10 @@ import struct
 import sys
 import threading
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 from . import caps as _caps
+from ._lazy import exports
 from .codec import Codec, CodecSpec, RawCodec, codec_for, pair_packer
 from .btf import types as T
 from .btf.kernel import BTF
@@ -27,13 +27,18 @@ from .errors import BPFError, MapKeyError, UnsupportedFeatureError, UsageError
 from .object import KernelObject
 from .sys import objects, probes
 from .sys import commands as _cmd
-from .sys.attrs import MapInfoStruct
 from .sys.commands import ELEM_KEY_END, ELEM_SIZE
 from .sys.cpus import possible_cpus
 from .sys.fd import FD
 from .sys import syscall as _syscall
 from .sys.syscall import command_name, elem_done
 from .sys.uapi import ENOTSUPP, OBJ_NAME_LEN, Cmd, MapFlag, MapType, UpdateFlag
+
+if TYPE_CHECKING:
+    from .sys.info import MapInfo
+
+
+__getattr__, __dir__ = exports(__name__, {"pybpf.sys.info": "MapInfo"})  # on first use
 
 # plain ints for the element fast path (an IntEnum member costs ~70 ns to fetch on 3.11)
 _LOOKUP, _UPDATE, _DELETE = int(Cmd.MAP_LOOKUP_ELEM), int(Cmd.MAP_UPDATE_ELEM), int(Cmd.MAP_DELETE_ELEM)
@@ -149,52 +154,6 @@ class _Scratch:
         self.attr = _cmd.map_elem_attr(fd, self.kptr, base + key_size)
         self.addr = ctypes.addressof(self.attr)
         self.lookup, self.update, self.delete = _cmd.map_elem_calls(self.attr)
-
-
-@dataclass(frozen=True)
-class MapInfo:
-    """struct bpf_map_info, plus ``frozen`` from the fd's fdinfo."""
-
-    id: int
-    type: Union[MapType, int]
-    name: str
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: int
-    btf_id: int
-    btf_key_type_id: int
-    btf_value_type_id: int
-    btf_vmlinux_value_type_id: int
-    btf_vmlinux_id: int
-    map_extra: int
-    ifindex: int
-    netns_dev: int
-    netns_ino: int
-    frozen: bool
-
-    @classmethod
-    def from_fd(cls, fd: int, obj: str = "map") -> "MapInfo":
-        s = objects.obj_info(fd, MapInfoStruct(), obj)
-        try:
-            mtype: Union[MapType, int] = MapType(s.type)
-        except ValueError:
-            mtype = s.type
-        return cls(id=s.id, type=mtype, name=s.name.decode(errors="replace"),
-                   key_size=s.key_size, value_size=s.value_size, max_entries=s.max_entries,
-                   flags=s.map_flags, btf_id=s.btf_id, btf_key_type_id=s.btf_key_type_id,
-                   btf_value_type_id=s.btf_value_type_id,
-                   btf_vmlinux_value_type_id=s.btf_vmlinux_value_type_id,
-                   btf_vmlinux_id=s.btf_vmlinux_id, map_extra=s.map_extra, ifindex=s.ifindex,
-                   netns_dev=s.netns_dev, netns_ino=s.netns_ino, frozen=_fdinfo_frozen(fd))
-
-
-def _fdinfo_frozen(fd: int) -> bool:
-    try:
-        with open(f"/proc/self/fdinfo/{fd}") as f:
-            return any(line.startswith("frozen:") and line.split()[1] != "0" for line in f)
-    except OSError:
-        return False
 
 
 class Map(KernelObject):
@@ -319,6 +278,7 @@ class Map(KernelObject):
         Without ``key``/``value`` codecs, a map whose info names BTF key/value types converts
         by them (its BTF fetched from the kernel: BPF_BTF_GET_FD_BY_ID); ``raw=True``: bytes.
         """
+        from .sys.info import MapInfo
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
         try:
             i = MapInfo.from_fd(owned.fd)
@@ -361,6 +321,7 @@ class Map(KernelObject):
 
     def info(self) -> MapInfo:
         """The kernel's view of this map (BPF_OBJ_GET_INFO_BY_FD)."""
+        from .sys.info import MapInfo
         return MapInfo.from_fd(self.fd, self.describe())
 
     @property
@@ -852,6 +813,7 @@ def _fileno(obj: Any) -> int:
 
 def list_maps() -> Iterator[MapInfo]:
     """Info on every map in the kernel (other tenants' too); maps freed meanwhile are skipped."""
+    from .sys.info import MapInfo
     for obj_id, fd in objects.open_all("map"):
         with fd:
             yield MapInfo.from_fd(fd.fd, f"map id {obj_id}")

@@ -5,11 +5,11 @@ import ctypes
 import errno as _errno
 import os
 import re
-import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, TypeVar, Union
 
 from . import caps as _caps
+from ._lazy import exports
 from .errors import BPFError, UnsupportedFeatureError, UsageError, VerifierError
 from .object import KernelObject
 from .sys import objects, probes
@@ -18,6 +18,12 @@ from .sys.attrs import ProgInfoStruct, ProgLoadAttr
 from .sys.fd import FD
 from .sys.host import kernel_version_code
 from .sys.uapi import INSN_SIZE, LOG_BUF_MAX, OBJ_NAME_LEN, AttachType, ProgType, StatsType
+
+if TYPE_CHECKING:
+    from .sys.info import ProgInfo
+
+
+__getattr__, __dir__ = exports(__name__, {"pybpf.sys.info": "ProgInfo"})  # on first use
 
 ProgTypeLike = Union[ProgType, int, str]
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.]*$")
@@ -47,62 +53,6 @@ def _insn_bytes(insns: Any) -> bytes:
     if hasattr(insns, "__bytes__"):
         return bytes(insns)
     return b"".join(bytes(i) for i in insns)
-
-
-@dataclass(frozen=True)
-class ProgInfo:
-    """struct bpf_prog_info (the fields bpftool shows), with map ids resolved."""
-
-    id: int
-    type: Union[ProgType, int]
-    name: str
-    tag: str
-    gpl_compatible: bool
-    load_time: int  # ns since boot
-    created_by_uid: int
-    map_ids: tuple[int, ...]
-    xlated_prog_len: int
-    jited_prog_len: int
-    btf_id: int
-    run_time_ns: int
-    run_cnt: int
-    recursion_misses: int
-    verified_insns: int
-    attach_btf_obj_id: int
-    attach_btf_id: int
-    ifindex: int
-    netns_dev: int
-    netns_ino: int
-    nr_func_info: int
-    nr_line_info: int
-
-    @property
-    def loaded_at(self) -> float:
-        """Load time as a Unix timestamp."""
-        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
-        return boot + self.load_time / 1e9
-
-    @classmethod
-    def from_fd(cls, fd: int, obj: str = "prog") -> "ProgInfo":
-        s = objects.obj_info(fd, ProgInfoStruct(), obj)
-        ids = (ctypes.c_uint32 * s.nr_map_ids)()
-        if s.nr_map_ids:
-            s2 = ProgInfoStruct(nr_map_ids=s.nr_map_ids, map_ids=ctypes.addressof(ids))
-            objects.obj_info(fd, s2, obj)
-        try:
-            ptype: Union[ProgType, int] = ProgType(s.type)
-        except ValueError:
-            ptype = s.type
-        return cls(id=s.id, type=ptype, name=s.name.decode(errors="replace"),
-                   tag=bytes(s.tag).hex(), gpl_compatible=bool(s.gpl_compatible),
-                   load_time=s.load_time, created_by_uid=s.created_by_uid,
-                   map_ids=tuple(ids[:s.nr_map_ids]), xlated_prog_len=s.xlated_prog_len,
-                   jited_prog_len=s.jited_prog_len, btf_id=s.btf_id, run_time_ns=s.run_time_ns,
-                   run_cnt=s.run_cnt, recursion_misses=s.recursion_misses,
-                   verified_insns=s.verified_insns, attach_btf_obj_id=s.attach_btf_obj_id,
-                   attach_btf_id=s.attach_btf_id, ifindex=s.ifindex, netns_dev=s.netns_dev,
-                   netns_ino=s.netns_ino, nr_func_info=s.nr_func_info,
-                   nr_line_info=s.nr_line_info)
 
 
 @dataclass(frozen=True)
@@ -195,6 +145,7 @@ class Program(KernelObject):
     @classmethod
     def from_fd(cls, fd: Union[int, FD]) -> "Program":
         """Wrap a program fd; an int is duplicated (the caller keeps its own fd)."""
+        from .sys.info import ProgInfo
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
         try:
             info = ProgInfo.from_fd(owned.fd)
@@ -217,6 +168,7 @@ class Program(KernelObject):
         return cls.from_id(cls._id_by_name(name, list_programs()))
 
     def info(self) -> ProgInfo:
+        from .sys.info import ProgInfo
         return ProgInfo.from_fd(self.fd, self.describe())
 
     def xlated(self) -> bytes:
@@ -377,6 +329,7 @@ def enable_stats() -> FD:
 
 def list_programs() -> Iterator[ProgInfo]:
     """Info on every program in the kernel (other tenants' too); ones unloaded meanwhile skipped."""
+    from .sys.info import ProgInfo
     for obj_id, fd in objects.open_all("prog"):
         with fd:
             yield ProgInfo.from_fd(fd.fd, f"prog id {obj_id}")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._lazy import exports
 from ..errors import BPFError
 from ..object import KernelObject
 from ..sys import commands, objects
@@ -13,18 +13,14 @@ from ..sys.attrs import BtfInfoStruct
 from ..sys.fd import FD
 from .spec import Spec
 
+if TYPE_CHECKING:
+    from ..sys.info import BTFInfo
+
+
+__getattr__, __dir__ = exports(__name__, {"pybpf.sys.info": "BTFInfo"})  # on first use
+
 _LOG_START = 64 * 1024
 _LOG_MAX = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class BTFInfo:
-    """struct bpf_btf_info."""
-
-    id: int
-    name: str
-    size: int
-    kernel_btf: bool
 
 
 class BTF(KernelObject):
@@ -74,6 +70,7 @@ class BTF(KernelObject):
                 raise
             s = BtfInfoStruct()
             objects.obj_info(self.fd, s, self.describe())
+        from ..sys.info import BTFInfo
         return BTFInfo(id=s.id, name=name.value.decode(errors="replace"), size=s.btf_size,
                        kernel_btf=bool(s.kernel_btf))
 

@@ -29,7 +29,7 @@ from ..btf.sanitize import fixup_datasecs, sanitize
 from ..btf.spec import Spec
 from ..errors import (BPFError, BTFError, ObjectError, UnsupportedFeatureError, UsageError,
                       VerifierError)
-from ..maps import Map, MapInfo
+from ..maps import Map
 from ..programs import Program
 from ..sys import probes
 from ..sys.uapi import ENOTSUPP, MapFlag, MapType, ProgType, PseudoCall, PseudoSrc
@@ -42,6 +42,7 @@ from .spec import ObjectSpec, ProgramSpec, RefKind
 if TYPE_CHECKING:  # externs, links: imported where an object has some (start-up time)
     from ..links.btf_tracing import BtfTarget
     from ..links.link import Attachment
+    from ..sys.info import MapInfo
     from .externs import KernelBTFId
     from .sections import Section
     from .struct_ops import KernelStructOps

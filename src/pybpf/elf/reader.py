@@ -16,7 +16,7 @@ import mmap
 import operator
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Optional, Union
+from typing import Any, Iterator, Literal, NamedTuple, Optional, Union
 
 from ..errors import ObjectError
 
@@ -38,8 +38,7 @@ _SHT = {0: "SHT_NULL", 1: "SHT_PROGBITS", 2: "SHT_SYMTAB", 3: "SHT_STRTAB", 4: "
         16: "SHT_PREINIT_ARRAY", 17: "SHT_GROUP", 18: "SHT_SYMTAB_SHNDX", 19: "SHT_RELR"}
 
 
-@dataclass(frozen=True)
-class _Layout:
+class _Layout(NamedTuple):  # a NamedTuple: a fraction of a dataclass's import time
     """The record formats of one ELF class, fields in the order the code reads them."""
 
     ehdr: str  # e_ident type machine version entry phoff shoff flags ehsize phentsize phnum
