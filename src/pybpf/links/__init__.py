@@ -6,8 +6,8 @@ does not import netlink, sockets or the uprobe ELF reader.
 from .._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
-    ".link": "Attachment, AttachmentInfo, Link, LinkGroup, LinkGroupInfo, LinkInfo, "
-             "PerfEventAttachment, list_links",
+    ".link": "Attachment, Link, LinkGroup, PerfEventAttachment, list_links",
+    ".info": "AttachmentInfo, LinkGroupInfo, LinkInfo",
     ".tracing": "attach_perf_event, attach_raw_tracepoint, attach_tracepoint",
     ".kprobe": "attach_kprobe, attach_kprobe_multi, attach_kretprobe, attach_ksyscall",
     ".uprobe": "attach_uprobe, attach_uprobe_multi, attach_uretprobe",

@@ -23,7 +23,8 @@ from ..sys.hooks import PROG_TYPE_OF_ATTACH
 from ..sys.host import current_netns, in_netns
 from ..sys.probes import Support
 from ..sys.uapi import ENOTSUPP, AttachFlag, AttachType, ProgType, QueryFlag
-from .link import AttachmentInfo, Link
+from .info import AttachmentInfo
+from .link import Link
 
 _A = TypeVar("_A", bound="HookAttachment")
 

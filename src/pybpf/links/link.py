@@ -8,30 +8,22 @@ and ``LinkGroup``, follow the ``Attachment`` protocol.
 """
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union, \
-    runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
+    Union, runtime_checkable
 
+from .._lazy import exports
 from ..errors import BPFError
 from ..object import KernelObject
 from ..sys import commands, objects
-from ..sys.attrs import LinkInfoStruct
 from ..sys.fd import FD
-from ..sys.uapi import AttachType, LinkType, PerfEventType
 
-_TARGET_NAMES = {LinkType.NETNS: "netns_ino", LinkType.XDP: "ifindex", LinkType.TCX: "ifindex",
-                 LinkType.NETKIT: "ifindex", LinkType.SOCKMAP: "map_id"}
+if TYPE_CHECKING:
+    from .info import AttachmentInfo, LinkGroupInfo, LinkInfo
 
-
-@dataclass(frozen=True)
-class AttachmentInfo:
-    """What every attachment reports: the attached program's id (0 where a map, not a
-    program, is attached: a struct_ops map registered by update)."""
-
-    prog_id: int
+__getattr__, __dir__ = exports(  # on first use
+    __name__, {"pybpf.links.info": "AttachmentInfo, LinkGroupInfo, LinkInfo"})
 
 
 @runtime_checkable
@@ -65,89 +57,6 @@ class Attachment(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-@dataclass(frozen=True)
-class LinkInfo(AttachmentInfo):
-    """struct bpf_link_info: type, id, program id, and the type's own fields in ``details``."""
-
-    id: int
-    type: Union[LinkType, int]
-    details: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_fd(cls, fd: int, obj: str = "link") -> "LinkInfo":
-        s = objects.obj_info(fd, LinkInfoStruct(), obj)
-        try:
-            ltype: Union[LinkType, int] = LinkType(s.type)
-        except ValueError:
-            ltype = s.type
-        details: dict = {}
-        if ltype == LinkType.RAW_TRACEPOINT and s.data.raw_tracepoint.tp_name_len:
-            name = ctypes.create_string_buffer(s.data.raw_tracepoint.tp_name_len)
-            s2 = LinkInfoStruct()
-            s2.data.raw_tracepoint.tp_name = ctypes.addressof(name)
-            s2.data.raw_tracepoint.tp_name_len = len(name)
-            objects.obj_info(fd, s2, obj)
-            details["tp_name"] = name.value.decode()
-        elif ltype == LinkType.PERF_EVENT:
-            details = _perf_event_details(fd, obj, s.data.perf_event)
-        elif ltype == LinkType.ITER:
-            it = s.data.iter
-            details = {"target_name": _string(fd, obj, "iter", "target_name", "target_name_len",
-                                              it.target_name_len),
-                       "map_id": it.map_id, "cgroup_id": it.cgroup_id, "order": it.order}
-        elif ltype == LinkType.KPROBE_MULTI:
-            km = s.data.kprobe_multi
-            details = {"count": km.count, "flags": km.flags, "missed": km.missed}
-        elif ltype == LinkType.UPROBE_MULTI:
-            um = s.data.uprobe_multi
-            details = {"path": _string(fd, obj, "uprobe_multi", "path", "path_size", um.path_size),
-                       "count": um.count, "flags": um.flags, "pid": um.pid}
-        elif isinstance(ltype, LinkType) and ltype in (
-                LinkType.TRACING, LinkType.CGROUP, LinkType.NETNS, LinkType.XDP, LinkType.TCX,
-                LinkType.NETKIT, LinkType.NETFILTER, LinkType.SOCKMAP):
-            sub = getattr(s.data, ltype.name.lower())
-            details = {name: getattr(sub, name) for name, *_ in sub._fields_}
-            if "target" in details:  # the UAPI union's member names the target's kind
-                details[_TARGET_NAMES[ltype]] = details.pop("target")
-            if "attach_type" in details:
-                try:
-                    details["attach_type"] = AttachType(details["attach_type"])
-                except ValueError:
-                    pass
-        return cls(id=s.id, type=ltype, prog_id=s.prog_id, details=details)
-
-
-def _string(fd: int, obj: str, member: str, ptr: str, size: str, length: int) -> str:
-    """A string of the link's info that the kernel copies out only into a buffer of ours."""
-    if not length:
-        return ""
-    buf = ctypes.create_string_buffer(length)
-    s = LinkInfoStruct()
-    sub = getattr(s.data, member)
-    setattr(sub, ptr, ctypes.addressof(buf))
-    setattr(sub, size, length)
-    objects.obj_info(fd, s, obj)
-    return buf.value.decode(errors="replace")
-
-
-def _perf_event_details(fd: int, obj: str, pe: ctypes.Structure) -> dict:
-    """The fields of a perf-event link by its ``enum bpf_perf_event_type`` (Linux 6.6+)."""
-    t = pe.type
-    name = _string(fd, obj, "perf_event", "name", "name_len", pe.name_len) \
-        if t != PerfEventType.EVENT else ""
-    if t in (PerfEventType.KPROBE, PerfEventType.KRETPROBE):
-        return {"perf_event_type": t, "func_name": name, "offset": pe.offset, "addr": pe.word2,
-                "missed": pe.word3, "cookie": pe.word4}
-    if t in (PerfEventType.UPROBE, PerfEventType.URETPROBE):
-        return {"perf_event_type": t, "file_name": name, "offset": pe.offset,
-                "cookie": pe.word2, "ref_ctr_offset": pe.word3}
-    if t == PerfEventType.TRACEPOINT:
-        return {"perf_event_type": t, "tp_name": name, "cookie": pe.word2}
-    if t == PerfEventType.EVENT:
-        return {"perf_event_type": t, "config": pe.name, "type": pe.name_len, "cookie": pe.word2}
-    return {"perf_event_type": t}
-
-
 class _Attachment(KernelObject):
     """An fd that keeps a program attached; ``after_close`` runs once the fd is closed
     (a legacy tracefs probe event is removed then: the kernel refuses while it is in use)."""
@@ -170,6 +79,7 @@ class Link(_Attachment):
     kind = "link"
 
     def info(self) -> LinkInfo:
+        from .info import LinkInfo
         return LinkInfo.from_fd(self.fd, self.describe())
 
     def update(self, program: KernelObject, old: KernelObject | None = None) -> None:
@@ -238,6 +148,7 @@ class PerfEventAttachment(_Attachment):
         self.close()
 
     def info(self) -> AttachmentInfo:
+        from .info import AttachmentInfo
         return AttachmentInfo(prog_id=self.prog_id)
 
     def pin(self, path: Union[str, os.PathLike]) -> None:
@@ -247,13 +158,6 @@ class PerfEventAttachment(_Attachment):
 
     def describe(self) -> str:
         return f"perf event attachment {self.name!r}"
-
-
-@dataclass(frozen=True)
-class LinkGroupInfo(AttachmentInfo):
-    """A group's program and each member's info, in the group's order."""
-
-    members: tuple[AttachmentInfo, ...]
 
 
 class LinkGroup(Sequence[Attachment]):
@@ -316,6 +220,7 @@ class LinkGroup(Sequence[Attachment]):
             raise
 
     def info(self) -> LinkGroupInfo:
+        from .info import LinkGroupInfo
         members = tuple(link.info() for link in self.links)
         return LinkGroupInfo(prog_id=members[0].prog_id if members else 0, members=members)
 
@@ -331,6 +236,7 @@ class LinkGroup(Sequence[Attachment]):
 
 def list_links() -> Iterator[LinkInfo]:
     """Info on every BPF link in the kernel; links gone meanwhile are skipped."""
+    from .info import LinkInfo
     for obj_id, fd in objects.open_all("link"):
         with fd:
             yield LinkInfo.from_fd(fd.fd, f"link id {obj_id}")

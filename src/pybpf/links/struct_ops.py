@@ -19,7 +19,8 @@ from ..sys import commands
 from ..sys.fd import FD
 from ..sys.uapi import AttachType, MapFlag
 from .attach import HookAttachment, link_create
-from .link import AttachmentInfo, Link
+from .info import AttachmentInfo
+from .link import Link
 
 _KEY = b"\0\0\0\0"
 
