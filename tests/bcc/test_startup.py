@@ -14,7 +14,8 @@ from .conftest import EXAMPLES, run_as
 RUNNER = [sys.executable, "-m", "pybpf.bcc"]
 # the translator and toolchain (cold paths), and what no tracing program needs
 COLD_ONLY = ("pybpf.bcc.dialect", "pybpf.bcc.toolchain", "pybpf.bcc.build", "pybpf.bcc.scan",
-             "pybpf.bcc.helpers", "pybpf.compile", "pybpf.elf.struct_ops", "pybpf.sys.helper_ids")
+             "pybpf.bcc.helpers", "pybpf.compile", "pybpf.elf.struct_ops", "pybpf.sys.helper_ids",
+             "pybpf.sys.info", "pybpf.links.info", "pybpf.symbols")
 
 SCRIPT = '''
 import os, sys
