@@ -604,3 +604,22 @@ int on_fault(struct bpf_perf_event_data *ctx) {
         finally:
             area.close()
     assert {base + i * 4096 for i in range(4)} <= pages
+
+
+@pytest.mark.skipif(bool(features.kprobes()), reason="the fallback exists without kprobes")
+def test_kprobe_on_a_syscall_function_no_table_calls(tracefs, capfd):
+    """A syscall entry function with no syscall tracepoint (no syscall table entry calls it,
+    e.g. x86-64's __x64_sys_stat): a kprobe there would never fire, so nothing is attached
+    and stderr says so; it counts and detaches as an attached probe."""
+    from pybpf.symbols import kernel_symbols
+    prefix = BPF.get_syscall_prefix().decode()
+    names = [n for n in kernel_symbols().names if re.fullmatch(rf"{prefix}\w+", n) and
+             not os.path.isdir(f"{tracefs}/events/syscalls/sys_enter_{n[len(prefix):]}")]
+    if not names or not os.path.isdir(f"{tracefs}/events/syscalls/sys_enter_getpid"):
+        pytest.skip("every syscall entry function of this kernel has its tracepoint")
+    with BPF(text="int f(void *ctx) { return 0; }") as b:
+        b.attach_kprobe(event=names[0], fn_name="f")
+        assert f"kprobe {names[0]} would never fire; f is not attached" in capfd.readouterr().err
+        assert b.num_open_kprobes() == 1
+        b.detach_kprobe(event=names[0])
+        assert b.num_open_kprobes() == 0

@@ -73,6 +73,7 @@ def _skip_unused_data(spec: Any) -> None:
 
 
 _live: "weakref.WeakSet[BPF]" = weakref.WeakSet()
+_NEVER = "never"  # the fallback's form for a syscall entry function no syscall table calls
 
 
 def _get_num_open_probes() -> int:
@@ -377,7 +378,7 @@ class BPF(IntrospectionMixin):
             kind, target = f.auto_attach or ("", "")
             fallback = self._syscall_fallback(target, kind) \
                 if kind in ("kprobe", "kretprobe") else None
-            if fallback is not None:
+            if fallback is not None and fallback[0] != _NEVER:
                 self._kind_of[f.name] = fallback[0]
         try:
             self._build(first if not self._kind_of else None)
@@ -552,8 +553,10 @@ class BPF(IntrospectionMixin):
     @staticmethod
     def _syscall_fallback(event: str, kind: str) -> Optional[tuple[str, str]]:
         """On a kernel without kprobes, (load form, tracepoint) replacing a kprobe on syscall
-        entry function ``event``; None where kprobes exist. UnsupportedFeatureError for any
-        other function, with the probe's reason."""
+        entry function ``event``; None where kprobes exist; (_NEVER, tracepoint) for an entry
+        function no syscall table calls (the kernel made no tracepoint for it: a kprobe
+        there would never fire). UnsupportedFeatureError for any other function, with the
+        probe's reason."""
         support = features.kprobes()
         if support:
             return None
@@ -566,7 +569,11 @@ class BPF(IntrospectionMixin):
         from ..links.tracing import tracefs
         exit_ = kind == "kretprobe"
         tp = f"sys_{'exit' if exit_ else 'enter'}_{m[1]}"
-        if not os.path.isdir(os.path.join(tracefs(), "events", "syscalls", tp)):
+        events = os.path.join(tracefs(), "events", "syscalls")
+        if not os.path.isdir(os.path.join(events, tp)):
+            if os.path.isdir(os.path.join(events, "sys_enter_getpid")) and \
+                    BPF.ksymname(event) != -1:
+                return _NEVER, tp
             raise UnsupportedFeatureError(
                 f"{kind} {event}: {support.reason}; and there is no syscalls/{tp} tracepoint to "
                 f"use instead (CONFIG_FTRACE_SYSCALLS)")
@@ -580,7 +587,13 @@ class BPF(IntrospectionMixin):
         key = f"{'r' if retprobe else 'p'}_{re.sub(r'[+.]', '_', event)}"
         if key in self.kprobe_fds and fn_name in self.kprobe_fds[key]:
             raise UsageError(f"attach_{kind}: {fn_name!r} is already attached to {event}")
-        if fallback is not None:
+        if fallback is not None and fallback[0] == _NEVER:
+            from ..links.link import LinkGroup
+            sys.stderr.write(f"pybpf.bcc: this kernel has no kprobes, and no syscall table "
+                             f"calls {event} (no syscalls/{fallback[1]} tracepoint): {kind} "
+                             f"{event} would never fire; {fn_name} is not attached\n")
+            link: Any = LinkGroup([], f"{kind} {event} (never fires)")
+        elif fallback is not None:
             form, tp = fallback
             if event_off:
                 raise UnsupportedFeatureError(
