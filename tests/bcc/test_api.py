@@ -623,3 +623,13 @@ def test_kprobe_on_a_syscall_function_no_table_calls(tracefs, capfd):
         assert b.num_open_kprobes() == 1
         b.detach_kprobe(event=names[0])
         assert b.num_open_kprobes() == 0
+
+
+def test_raw_tracepoint_the_kernel_lacks_is_a_missing_hook():
+    """A raw tracepoint this kernel does not have (another architecture's, a removed one)
+    is an UnsupportedFeatureError (the runner prints it in one line), nothing left open."""
+    with BPF(text="int f(void *ctx) { return 0; }") as b:
+        with pytest.raises(UnsupportedFeatureError, match="raw tracepoint pybpf_no_such_tp: "
+                                                          "no such raw tracepoint"):
+            b.attach_raw_tracepoint(tp="pybpf_no_such_tp", fn_name="f")
+        assert not b.raw_tracepoint_fds

@@ -740,7 +740,12 @@ class BPF(IntrospectionMixin):
         if t in self.raw_tracepoint_fds:
             raise UsageError(f"attach_raw_tracepoint: raw tracepoint {t} is already attached")
         fn = self.load_func(fn_name, self.RAW_TRACEPOINT)
-        self.raw_tracepoint_fds[t] = attach_raw_tracepoint(fn.program, t)
+        try:
+            self.raw_tracepoint_fds[t] = attach_raw_tracepoint(fn.program, t)
+        except BPFError as e:  # this kernel has no such tracepoint (another arch's, ...)
+            if e.errno != errno.ENOENT:
+                raise
+            raise UnsupportedFeatureError(f"attach_raw_tracepoint: {e}") from None
         return self
 
     def detach_raw_tracepoint(self, tp: StrLike = b"") -> None:
