@@ -40,10 +40,10 @@ from . import __version__
 from . import cache
 from .cache import cache_dir
 from .errors import BTFError, CompileError, ToolchainError, UsageError
+from .sys.host import VMLINUX_BTF
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 BPF_HEADERS = Path("/usr/include/bpf")   # Debian's libbpf-dev: bpf_helpers.h, bpf_tracing.h, ...
 
 # platform.machine() -> the __TARGET_ARCH_* bpf_tracing.h knows (the kernel's arch names)

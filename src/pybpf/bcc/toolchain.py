@@ -40,6 +40,7 @@ from .. import cache
 from ..cache import cache_dir
 from ..compile import VMLINUX_BTF, target_arch, vmlinux_header
 from ..errors import CompileError, ToolchainError
+from ..sys.host import kernel_identity
 from .helpers import declarations
 from .scan import tokenize
 
@@ -91,16 +92,6 @@ def find_compiler(choice: Optional[str] = None) -> Compiler:
                         f"ziglang {version('ziglang')}:{st.st_mtime_ns}")
     raise ToolchainError("no C compiler for BPF: install clang (apt-get install clang) or "
                          "the ziglang wheel (pip install 'pybpf[cc]')")
-
-
-def kernel_identity(btf: str = VMLINUX_BTF) -> str:
-    """Identifies the running kernel's BTF cheaply (release, build, BTF size)."""
-    u = os.uname()
-    try:
-        size = os.stat(btf).st_size
-    except OSError:
-        size = -1
-    return f"{u.release}\0{u.version}\0{size}"
 
 
 @functools.lru_cache(maxsize=None)
