@@ -124,32 +124,26 @@ def columns(line: str) -> list[str]:
 
 
 class Drivers:
-    """Events the duration tools count, made until ``stop``: reads of a file (vfsstat) and
-    short ``sleep`` processes (offcputime), whose pids are kept in ``sleepers``."""
+    """Events the duration tools count, made until ``stop``: reads of a file (vfsstat), and a
+    process that sleeps 0.1 s at a time (offcputime, told its pid: ``sleeper``)."""
 
     def __init__(self) -> None:
         self.path = Path(f"/tmp/{MARK}.vfs")
         self.path.write_bytes(b"x" * 4096)
-        self.sleepers: list[int] = []
+        self.sleeper = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(0.1)"])
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=f, daemon=True) for f in (self._read, self._sleep)]
-        for t in self._threads:
-            t.start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         while not self._stop.wait(0.05):
             self.path.read_bytes()
 
-    def _sleep(self) -> None:
-        while not self._stop.is_set():
-            p = subprocess.Popen(["sleep", "0.3"])
-            self.sleepers.append(p.pid)
-            p.wait()
-
     def stop(self) -> None:
         self._stop.set()
-        for t in self._threads:
-            t.join()
+        self._reader.join()
+        self.sleeper.kill()
+        self.sleeper.wait()
         self.path.unlink(missing_ok=True)
 
 
@@ -168,7 +162,8 @@ def tools(drivers: Drivers) -> Iterator[dict[str, Tool]]:
     first: the drivers stop once they exited), each waited for until it printed its first line
     (tools print it once attached) or exited."""
     started: dict[str, Tool] = {}
-    pending = [*DURATION.items(), *((name, ()) for name in STREAMING)]
+    duration = {**DURATION, "offcputime": ("-p", str(drivers.sleeper.pid), *DURATION["offcputime"])}
+    pending = [*duration.items(), *((name, ()) for name in STREAMING)]
     try:
         while pending or any(not t.out and t.proc.poll() is None for t in started.values()):
             if all(n in started and started[n].proc.poll() is not None for n in DURATION):
@@ -408,9 +403,8 @@ def test_offcputime_shows_a_sleeping_stack(tools: dict[str, Tool], drivers: Driv
     tool = tools["offcputime"]
     assert tool.proc.returncode == 0, tool.report()
     stacks = "\n".join(tool.out).split("\n\n")
-    ours = [s for s in stacks if (m := re.search(r"^\s+-\s+sleep \((\d+)\)$", s, re.M))
-            and int(m.group(1)) in drivers.sleepers]
-    assert any("do_nanosleep" in s and "schedule" in s for s in ours), tool.report()
+    ours = [s for s in stacks if re.search(rf"^\s+-\s+python3 \({drivers.sleeper.pid}\)$", s, re.M)]
+    assert any("do_nanosleep" in s and "schedule" in s for s in ours), "\n".join(tool.out)
 
 
 def test_cachestat_prints_one_interval(tools: dict[str, Tool]) -> None:

@@ -220,6 +220,11 @@ def derived_constants() -> str:
                       if u.name == "string"), t)
         if m.name in ("d_iname", "d_shortname") and isinstance(t, T.Array):
             out.append(f"#define DNAME_INLINE_LEN {t.nelems}")
+    if "TASK_COMM_LEN" not in kernel_names():  # an enumerator since 5.17, a macro before
+        task = Spec.vmlinux().find("task_struct", T.Struct)
+        comm = next((T.skip_qualifiers(m.type) for m in task.members if m.name == "comm"), None)
+        if isinstance(comm, T.Array):
+            out.append(f"#define TASK_COMM_LEN {comm.nelems}")
     return "\n".join(out) + "\n"
 
 
