@@ -18,6 +18,8 @@ size with ``mode(byte)`` as current libbpf emits (libbpf 1.1 lets them grow to 4
 """
 from __future__ import annotations
 
+import itertools
+import sys
 from typing import Iterable, Optional, Union
 
 from ..errors import BTFError
@@ -622,35 +624,39 @@ _NAMED_KINDS = frozenset({BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.E
 def names_index(spec: Spec) -> dict[str, list[int]]:
     """What a C program can name of ``spec``'s own types, with their ids: struct, union and
     enum tags and typedef names (their types), enumerators (their enum), kfuncs (their
-    FUNC, tagged ``bpf_kfunc``). One pass over the type records, without decoding the
-    types (for vmlinux, a small fraction of dumping it)."""
-    words, offsets = spec._words, spec._index()
+    FUNC, tagged ``bpf_kfunc``). One pass over the records of the kinds that name things
+    (picked by their info words' top bytes), without decoding the types (for vmlinux, a
+    small fraction of dumping it)."""
+    words, offsets, infos = spec._words, spec._index(), spec._info_words()
     strings, base = spec._strings, spec._str_base
     by_offset: dict[int, list[int]] = {}   # name offset -> ids; names decoded once, after
     pos = strings.find(b"\0bpf_kfunc\0")
     kfunc_off = base + pos + 1 if pos >= 0 else -1
     first = spec._first_id
-    klass = _INDEX_CLASS
-    for i, w in enumerate(offsets):
-        info = words[w + 1]
-        c = klass[info >> 24]
-        if not c:
-            continue
+    top = infos.tobytes()[3::4] if sys.byteorder == "little" else infos.tobytes()[::4]
+    klass = top.translate(_INDEX_CLASS)
+    for i in itertools.compress(range(len(offsets)), klass):
+        w, c = offsets[i], klass[i]
         if c < 4:   # a named kind; enums' enumerators
             if words[w]:
                 by_offset.setdefault(words[w], []).append(first + i)
             if c > 1:
-                for j in range(w + 3, w + 3 + c * (info & 0xFFFF), c):
+                for j in range(w + 3, w + 3 + c * (infos[i] & 0xFFFF), c):
                     by_offset.setdefault(words[j], []).append(first + i)
         elif words[w] == kfunc_off and words[w + 3] == 0xFFFFFFFF:   # decl tag on a func
             target = words[w + 2]
             by_offset.setdefault(words[offsets[target - first]], []).append(target)
-    find = strings.find
     out: dict[str, list[int]] = {}
+    text = strings.decode("ascii") if strings.isascii() else None   # (offsets stay offsets)
     for o, ids in by_offset.items():   # (a string stored twice names the same thing)
-        name = spec.string(o) if o < base else \
-            strings[o - base:find(b"\0", o - base)].decode("utf-8", "replace")
-        out.setdefault(name, []).extend(ids)
+        if o >= base and text is not None:
+            name = text[o - base:text.find("\0", o - base)]
+        else:
+            name = spec.string(o)
+        if name in out:
+            out[name].extend(ids)
+        else:
+            out[name] = ids
     return out
 
 

@@ -88,6 +88,7 @@ class Spec:
         self._offsets: Optional[array] = None
         self._cache_name: Optional[str] = None
         self._name_offs: Optional[array] = None
+        self._infos: Optional[array] = None
         self._types: dict[int, T.Type] = {}
         self._by_name: dict[str, list[int]] = {}
 
@@ -160,24 +161,36 @@ class Spec:
         steps: dict[int, int] = {}  # info word -> record length: few distinct values
         get, length = steps.get, _record_length
         starts: list[int] = []
-        add = starts.append
+        infos: list[int] = []
+        add, add_info = starts.append, infos.append
         i, n = 0, len(words)
         try:
             while True:  # ends in IndexError at the section's end (fastest loop in CPython)
                 add(i)
-                i += get(words[i + 1]) or length(steps, words[i + 1])
+                info = words[i + 1]
+                add_info(info)
+                i += get(info) or length(steps, info)
         except IndexError:
             starts.pop()  # the end (or, if malformed, where it ran past it)
         if i != n:
             raise BTFError(f"{self.name}: type {self._first_id + len(starts)} is malformed "
                            f"(unknown kind or runs past the type section)")
         offsets = array("I", starts)
+        self._infos = array("I", infos[:len(starts)])
         self._name_offs = array("I", map(words.__getitem__, offsets))
         self._offsets = offsets
         if self._cache_name:
             cache.write(self._cache_name, _INDEX_MAGIC + struct.pack("=Q", len(offsets)) +
                         offsets.tobytes() + self._name_offs.tobytes())
         return offsets
+
+    def _info_words(self) -> array:
+        """Each own type's info word (kind, kflag, vlen), in id order: kept from the walk,
+        else read at the indexed offsets."""
+        offsets = self._index()
+        if self._infos is None:
+            self._infos = array("I", map(self._words.__getitem__, map((1).__add__, offsets)))
+        return self._infos
 
     def _load_index(self) -> Optional[array]:
         """The index (the offsets; the name offsets kept too) from the cache, if this BTF is
