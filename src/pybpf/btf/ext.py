@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from ..errors import BTFError
 from ..sys.uapi import INSN_SIZE, CoreReloKind
@@ -25,16 +25,14 @@ LINE_INFO_SIZE = 16  # struct bpf_line_info: insn_off, file_name_off, line_off, 
 CORE_RELO_SIZE = 16  # struct bpf_core_relo: insn_off, type_id, access_str_off, kind
 
 
-@dataclass(frozen=True)
-class FuncInfo:
+class FuncInfo(NamedTuple):
     """A function starts at instruction ``insn_off``; ``type_id`` is its BTF FUNC."""
 
     insn_off: int
     type_id: int
 
 
-@dataclass(frozen=True)
-class LineInfo:
+class LineInfo(NamedTuple):
     """Instruction ``insn_off`` comes from ``file_name``:``line``:``col`` (``line_text``).
 
     ``file_name_off``/``line_off`` are the string offsets in the object's BTF, which the
@@ -50,8 +48,7 @@ class LineInfo:
     line_off: int = 0
 
 
-@dataclass(frozen=True)
-class CoreRelo:
+class CoreRelo(NamedTuple):
     """CO-RE relocation of instruction ``insn_off``: ``kind`` of ``access_str`` on ``type_id``
     (a local BTF type id; ``access_str`` like ``"0:1:2"``, member/array indices, at
     ``access_str_off`` of the object's BTF strings, which the kernel's ``bpf_core_relo``

@@ -8,7 +8,7 @@ Pure: no kernel.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..asm import rewrite as I
 from ..btf.ext import CoreRelo, FuncInfo, LineInfo
@@ -46,13 +46,13 @@ def link(spec: ObjectSpec, prog: ProgramSpec) -> LinkedProgram:
     out.functions.append((0, entry))
     while queue:
         base, fn = queue.pop(0)
-        out.func_info += [replace(r, insn_off=r.insn_off + base) for r in fn.func_info]
-        out.line_info += [replace(r, insn_off=r.insn_off + base) for r in fn.line_info]
-        out.core_relos += [replace(r, insn_off=r.insn_off + base) for r in fn.core_relos]
+        out.func_info += [r._replace(insn_off=r.insn_off + base) for r in fn.func_info]
+        out.line_info += [r._replace(insn_off=r.insn_off + base) for r in fn.line_info]
+        out.core_relos += [r._replace(insn_off=r.insn_off + base) for r in fn.core_relos]
         for ref in fn.refs:
             idx = base + ref.insn
             if ref.kind not in (RefKind.CALL, RefKind.FUNC_ADDR):
-                out.refs.append(replace(ref, insn=idx))
+                out.refs.append(ref._replace(insn=idx))
                 continue
             target = spec.functions[ref.target]
             if target.key not in placed:

@@ -88,8 +88,7 @@ class Section:
         return bytes(self._file[self.offset:self.offset + self.size])
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """A program header: ``filesz`` bytes at file ``offset`` are ``memsz`` bytes at ``vaddr``."""
 
     type: int  # PT_LOAD, ...
@@ -114,8 +113,7 @@ class Symbol:
     shndx: int
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(NamedTuple):
     """An ELF note: owner ``name`` (``stapsdt``, ``GNU``), ``type`` and ``desc`` bytes."""
 
     name: bytes
@@ -123,8 +121,7 @@ class Note:
     desc: bytes
 
 
-@dataclass(frozen=True)
-class Relocation:
+class Relocation(NamedTuple):
     """A REL entry of the section it applies to: byte ``offset``, ``symbol`` index, ``type``."""
 
     offset: int

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from ..asm import rewrite as I
 from ..asm.opcodes import LD_IMM64
@@ -50,8 +50,7 @@ class RefKind(Enum):
 FuncKey = tuple[int, int]  # (ELF section index, first instruction)
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """Instruction ``insn`` (from its function's start) refers to ``target``.
 
     ``target``: a FuncKey for CALL/FUNC_ADDR, else a map or extern name. ``offset``: bytes
@@ -562,7 +561,7 @@ class ObjectSpec:
 
 
 def _shift(rec: Any, delta: int) -> Any:
-    return replace(rec, insn_off=rec.insn_off + delta)
+    return rec._replace(insn_off=rec.insn_off + delta)
 
 
 def _cstring(elf: ElfObject, name: str) -> str:
