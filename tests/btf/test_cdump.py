@@ -432,3 +432,32 @@ def test_errors(vmlinux):
         deep = T.Typedef(f"t{i}", deep)
     with pytest.raises(BTFError, match="nest too deeply"):
         dump_c(Spec.parse(encode([deep])))
+
+
+def test_names_index_of_handmade_btf():
+    """names_index against the decoded types: every tag, typedef and (UTF-8) name, each
+    enumerator of ENUM and ENUM64, a FUNC only when tagged bpf_kfunc; nothing else."""
+    from pybpf.btf.cdump import names_index
+
+    u32 = T.Int("unsigned int", 4)
+    proto = T.FuncProto(u32, [T.FuncParam("x", u32)])
+    kfunc, plain = T.Func("my_kfunc", proto, T.LINKAGE_GLOBAL), T.Func("plain", proto)
+    types: list[T.Type] = [
+        T.Struct("café", 4, [T.Member("a", u32, 0)]), T.Typedef("u32_t", u32),
+        T.Enum("e", 4, [T.EnumValue("E_A", 1), T.EnumValue("Ünï", 2)]),
+        T.Enum64("", 8, [T.EnumValue("E64_A", 1 << 40)]), T.Fwd("later", union=True),
+        T.Struct("u32_t", 4, [T.Member("b", u32, 0)]), kfunc, plain,
+        T.DeclTag("bpf_kfunc", kfunc), T.DeclTag("other", plain),
+        T.DeclTag("bpf_kfunc", plain, component_idx=0)]
+    spec = Spec.parse(encode(types))
+    want: dict[str, list[int]] = {}
+    for tid in range(1, len(spec)):
+        t = spec.type_by_id(tid)
+        if isinstance(t, (T.Composite, T.Fwd, T.Typedef, T.Enum)) and t.name:
+            want.setdefault(t.name, []).append(tid)
+        if isinstance(t, T.Enum):
+            for v in t.values:
+                want.setdefault(v.name, []).append(tid)
+    want["my_kfunc"] = [T.type_id(spec.find("my_kfunc", T.Func))]
+    assert names_index(spec) == want
+    assert "Ünï" in want and "café" in want and len(want["u32_t"]) == 2

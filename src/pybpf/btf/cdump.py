@@ -628,36 +628,35 @@ def names_index(spec: Spec) -> dict[str, list[int]]:
     (picked by their info words' top bytes), without decoding the types (for vmlinux, a
     small fraction of dumping it)."""
     words, offsets, infos = spec._words, spec._index(), spec._info_words()
-    strings, base = spec._strings, spec._str_base
-    by_offset: dict[int, list[int]] = {}   # name offset -> ids; names decoded once, after
+    strings = spec._all_strings()
+    text = strings.decode("latin-1")   # a character per byte: string offsets index it
+    find = text.find
     pos = strings.find(b"\0bpf_kfunc\0")
-    kfunc_off = base + pos + 1 if pos >= 0 else -1
+    kfunc_off = pos + 1 if pos >= spec._str_base else -1
     first = spec._first_id
     top = infos.tobytes()[3::4] if sys.byteorder == "little" else infos.tobytes()[::4]
     klass = top.translate(_INDEX_CLASS)
+    out: dict[str, list[int]] = {}
     for i in itertools.compress(range(len(offsets)), klass):
         w, c = offsets[i], klass[i]
         if c < 4:   # a named kind; enums' enumerators
-            if words[w]:
-                by_offset.setdefault(words[w], []).append(first + i)
+            tid = first + i
+            o = words[w]
+            if o:
+                out.setdefault(text[o:find("\0", o)], []).append(tid)
             if c > 1:
-                for j in range(w + 3, w + 3 + c * (infos[i] & 0xFFFF), c):
-                    by_offset.setdefault(words[j], []).append(first + i)
+                for o in words[w + 3:w + 3 + c * (infos[i] & 0xFFFF):c]:
+                    out.setdefault(text[o:find("\0", o)], []).append(tid)
         elif words[w] == kfunc_off and words[w + 3] == 0xFFFFFFFF:   # decl tag on a func
             target = words[w + 2]
-            by_offset.setdefault(words[offsets[target - first]], []).append(target)
-    out: dict[str, list[int]] = {}
-    text = strings.decode("ascii") if strings.isascii() else None   # (offsets stay offsets)
-    for o, ids in by_offset.items():   # (a string stored twice names the same thing)
-        if o >= base and text is not None:
-            name = text[o - base:text.find("\0", o - base)]
-        else:
-            name = spec.string(o)
-        if name in out:
-            out[name].extend(ids)
-        else:
-            out[name] = ids
-    return out
+            o = words[offsets[target - first]]
+            out.setdefault(text[o:find("\0", o)], []).append(target)
+    if strings.isascii():
+        return out
+    utf8: dict[str, list[int]] = {}   # names with other bytes than ASCII: decoded as UTF-8
+    for name, ids in out.items():
+        utf8.setdefault(name.encode("latin-1").decode("utf-8", "replace"), []).extend(ids)
+    return utf8
 
 
 # names_index's class of a type record by its info word's top byte (kind, kflag): 0 skipped,
