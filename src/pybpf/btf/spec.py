@@ -150,8 +150,9 @@ class Spec:
     # --- index --------------------------------------------------------------------------
 
     def _index(self) -> array:
-        """Walk the type headers once: each type's word offset and name offset (for kernel
-        BTF, kept in pybpf's cache for the rest of this boot: the walk costs ~25 ms)."""
+        """Walk the type headers once: each type's word offset, name offset and info word
+        (for kernel BTF, the first two kept in pybpf's cache for the rest of this boot: the
+        walk costs ~25 ms)."""
         if self._offsets is not None:
             return self._offsets
         cached = self._load_index()
@@ -161,12 +162,14 @@ class Spec:
         steps: dict[int, int] = {}  # info word -> record length: few distinct values
         get, length = steps.get, _record_length
         starts: list[int] = []
+        names: list[int] = []
         infos: list[int] = []
-        add, add_info = starts.append, infos.append
+        add, add_name, add_info = starts.append, names.append, infos.append
         i, n = 0, len(words)
         try:
             while True:  # ends in IndexError at the section's end (fastest loop in CPython)
                 add(i)
+                add_name(words[i])
                 info = words[i + 1]
                 add_info(info)
                 i += get(info) or length(steps, info)
@@ -177,7 +180,7 @@ class Spec:
                            f"(unknown kind or runs past the type section)")
         offsets = array("I", starts)
         self._infos = array("I", infos[:len(starts)])
-        self._name_offs = array("I", map(words.__getitem__, offsets))
+        self._name_offs = array("I", names[:len(starts)])
         self._offsets = offsets
         if self._cache_name:
             cache.write(self._cache_name, _INDEX_MAGIC + struct.pack("=Q", len(offsets)) +
