@@ -79,10 +79,12 @@ class Tool:
                 for line in self.out[after:]:
                     if pred(line):
                         return line
+                if self.proc.poll() is not None and not any(t.is_alive() for t in self._readers):
+                    pytest.fail(f"{self.name} exited ({self.proc.returncode}) without the expected "
+                                f"line{self.report()}")
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not any(t.is_alive() for t in self._readers)):
-                    pytest.fail(f"{self.name}: no expected line in {left + (time.monotonic() - deadline):.0f} s"
-                                f"{self.report()}")
+                if left <= 0:
+                    pytest.fail(f"{self.name}: no expected line in {timeout:.0f} s{self.report()}")
                 self._cond.wait(min(left, 0.5))
 
     def wait_started(self, timeout: float = START_TIMEOUT) -> None:
@@ -116,7 +118,7 @@ class Tool:
 
     def report(self) -> str:
         return (f"\n--- {self.name} stdout (last 20 lines):\n" + "\n".join(self.out[-20:]) +
-                f"\n--- stderr:\n" + "\n".join(self.err[-30:]))
+                "\n--- stderr:\n" + "\n".join(self.err[-30:]))
 
 
 def columns(line: str) -> list[str]:
@@ -292,7 +294,8 @@ def test_tcpconnect_sees_a_loopback_connection(tools: dict[str, Tool]) -> None:
     port = loopback_connection()
     line = tool.wait_for(lambda s: s.split()[-1:] == [str(port)])
     pid, _, ip, saddr, daddr, dport = columns(line)[:6]
-    assert (int(pid), ip, saddr, daddr, int(dport)) == (os.getpid(), "4", "127.0.0.1", "127.0.0.1", port), line
+    assert (int(pid), ip, saddr, daddr, int(dport)) == \
+        (os.getpid(), "4", "127.0.0.1", "127.0.0.1", port), line
     tool.interrupt()
 
 
@@ -412,6 +415,7 @@ def test_offcputime_shows_a_sleeping_stack(tools: dict[str, Tool], drivers: Driv
 def test_cachestat_prints_one_interval(tools: dict[str, Tool]) -> None:
     tool = tools["cachestat"]
     assert tool.proc.returncode == 0, tool.report()
-    assert columns(tool.out[0]) == ["HITS", "MISSES", "DIRTIES", "HITRATIO", "BUFFERS_MB", "CACHED_MB"], tool.report()
+    assert columns(tool.out[0]) == \
+        ["HITS", "MISSES", "DIRTIES", "HITRATIO", "BUFFERS_MB", "CACHED_MB"], tool.report()
     hits, misses, dirties, ratio, buffers, cached = columns(tool.out[1])
     assert ratio.endswith("%") and int(cached) > 0, tool.report()
