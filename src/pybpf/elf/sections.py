@@ -11,10 +11,9 @@ registered, and may bring their own auto-attach function.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..errors import ObjectError, UsageError
 from ..sys.uapi import AttachType as A
@@ -42,8 +41,7 @@ class AutoAttach(Enum):
 AttachFn = Callable[[Any, str], Any]
 
 
-@dataclass(frozen=True)
-class SectionDef:
+class SectionDef(NamedTuple):
     """One SEC() convention.
 
     ``attach_btf``: the extras name a kernel function/type whose BTF id the load needs
@@ -79,8 +77,7 @@ class SectionDef:
         return self.pattern.rstrip("+/").split(".")[0]
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
     """A program section resolved: its definition and the extras of its name."""
 
     name: str
