@@ -5,8 +5,7 @@ import ctypes
 import errno as _errno
 import os
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, TypeVar, Union
 
 from . import caps as _caps
 from ._lazy import exports
@@ -55,15 +54,16 @@ def _insn_bytes(insns: Any) -> bytes:
     return b"".join(bytes(i) for i in insns)
 
 
-@dataclass(frozen=True)
-class TestRunResult:
+class TestRunResult(NamedTuple):
     """What BPF_PROG_TEST_RUN reports: the return value, mean run time, output data/ctx."""
 
-    __test__ = False  # not a pytest class
     retval: int
     duration_ns: int
     data_out: bytes
     ctx_out: bytes
+
+
+setattr(TestRunResult, "__test__", False)  # not a pytest class (NamedTuple bodies hold fields)
 
 
 P = TypeVar("P", bound="Program")

@@ -259,8 +259,7 @@ def _store_translation(inputs: str, t: _Translated) -> None:
     cache.write(_cache_name(inputs), marshal.dumps({"inputs": inputs, **t.record()}))
 
 
-@dataclass
-class _Built:
+class _Built(NamedTuple):
     """One translation of the program, compiled and loaded (maps; programs on demand)."""
 
     kind_of: dict[str, str]
