@@ -11,8 +11,7 @@ import ctypes
 import errno as _errno
 import functools
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .. import caps
 from ..errors import UnsupportedFeatureError
@@ -27,8 +26,7 @@ if TYPE_CHECKING:
 RET0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 
 
-@dataclass(frozen=True)
-class Support:
+class Support(NamedTuple):
     """A probe's answer: ``ok``, and ``reason`` explaining a missing feature."""
 
     ok: bool
