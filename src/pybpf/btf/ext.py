@@ -11,7 +11,6 @@ loader's relocation work in. Pure: bytes in, records out.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Callable, Iterable, NamedTuple
 
 from ..errors import BTFError
@@ -61,8 +60,7 @@ class CoreRelo(NamedTuple):
     access_str_off: int = 0
 
 
-@dataclass
-class BTFExt:
+class BTFExt(NamedTuple):
     """Records by ELF section name."""
 
     func_info: dict[str, list[FuncInfo]]
