@@ -9,10 +9,10 @@ buffer, a kprobe on execve: on a kernel without kprobes the syscall tracepoint f
 run as ``python3 -m pybpf.bcc examples/bcc/exec_greeter.py --count 1 --run /bin/true``: it
 attaches, runs ``/bin/true`` and stops at its first event. The time is taken from just before
 the process is spawned to the arrival of its first event line. Cold rounds point
-``XDG_CACHE_HOME`` at a fresh directory (no vmlinux.h, precompiled header, object or BTF
-index cached: everything is built); "new program" rounds have the runtime (vmlinux.h and
-its precompiled header) cached but not the program (translated, compiled); warm rounds
-share one filled cache. Peak RSS is
+``XDG_CACHE_HOME`` at a fresh directory (no BTF or name index, runtime header, translation
+or object cached: everything is built); "new program" rounds have the per-kernel data (BTF
+and name indexes, the runtime's generated headers) cached but not the program (translated,
+its own kernel-type header made, compiled); warm rounds share one filled cache. Peak RSS is
 ``ru_maxrss`` from wait4 (the process, or a finished child such as clang where larger).
 The bare interpreter's start (the same Python, ``-c pass``, spawn to exit) is measured in
 the same run: the warm median minus it is pybpf's share (imports, cache look-up, loading,
@@ -49,7 +49,7 @@ SCRIPT = ROOT / "examples" / "bcc" / "exec_greeter.py"
 TOOL = ROOT / "examples" / "bcc" / "exec_snoop.py"
 EVENT = re.compile(r"^\d+ \d+ \S+ ")
 GOALS = {"warm": 70.0, "cold": 276.0, "new program": 276.0, "tool warm": 70.0}
-# per program; the runtime (vmlinux.h, PCH) stays
+# per program; the per-kernel data stays
 PROGRAM_CACHES = ("bcc/objects", "bcc/reads", "bcc/translations")
 RSS_GOAL_MB = 40.0
 BCC_REFERENCE = {"start to first event": "276 ms (BCC 0.26, borrowed headers)",
@@ -223,8 +223,7 @@ def main() -> int:
           f"{'PASS' if ok else 'MISS'}" + (f";  cold, clang's included: {max(rss['cold']):.1f} MB"
                                            if rss["cold"] else ""))
     print("(the cold goal is BCC's start with its compiler in memory and headers on disk; the "
-          "\"new program\" row is the comparable one, the cold row adds dumping vmlinux.h and "
-          "precompiling it once per kernel)")
+          "cold row adds indexing this kernel's BTF once per kernel to the \"new program\" row)")
     why = bcc_status()
     if why:
         print(f"BCC: not run: {why}. Reference figures: " +
