@@ -18,6 +18,20 @@ from ..errors import BTFError, UsageError
 from ..sys.uapi import ProgType
 from .utils import _as_path, _as_str, _assert_is_bytes
 
+_symbols_module: Any = None
+
+
+def _symbols() -> Any:
+    """``pybpf.symbols``, imported on first use (a warm start needs none of it) and kept in
+    a global: an import statement in ``ksym``, called a million times a second by tools
+    printing stacks, would cost more than the look-up."""
+    global _symbols_module
+    if _symbols_module is None:
+        from .. import symbols
+        _symbols_module = symbols
+    return _symbols_module
+
+
 DEFAULT_PROBE_LIMIT = 1000
 
 
@@ -92,7 +106,7 @@ class SymbolCache:
                                                           Optional[bytes]]:
         """(function, offset in it, module) of ``addr``; (None, offset in the module, module)
         when only its module is known; (None, addr, None) when not even that."""
-        from .. import symbols
+        symbols = _symbols()
         if self.pid < 0:
             found = symbols.kernel_symbols().resolve(addr)
             name, offset, module = found if found is not None else (None, addr, None)
@@ -106,7 +120,7 @@ class SymbolCache:
     def resolve_name(self, module: Union[str, bytes], name: Union[str, bytes]) -> int:
         """The address of function ``name`` of ``module`` (a path or file name) in the
         process, -1 when the process does not map it or it lacks the function."""
-        from .. import symbols
+        symbols = _symbols()
         where = symbols.process_symbols(self.pid).address(
             _as_str(_assert_is_bytes(module)), _as_str(_assert_is_bytes(name)))
         return -1 if where is None else where
@@ -141,7 +155,7 @@ class IntrospectionMixin:
     def ksym(addr: int, show_module: bool = False, show_offset: bool = False) -> bytes:
         """The kernel function holding ``addr``: ``b"name"``, ``b"name+0x1a [kernel]"`` with
         both flags, ``b"[unknown]"`` below every symbol."""
-        from .. import symbols
+        symbols = _symbols()
         ks = symbols.kernel_symbols()
         i = ks.index(addr)
         if i < 0:
@@ -154,7 +168,7 @@ class IntrospectionMixin:
     @staticmethod
     def ksymname(name: Union[str, bytes]) -> int:
         """The address of kernel text symbol ``name``; -1 when unknown."""
-        from .. import symbols
+        symbols = _symbols()
         addr = symbols.kernel_symbols().address(_as_str(name))
         return -1 if addr is None else addr
 
@@ -164,7 +178,7 @@ class IntrospectionMixin:
         """The function holding user address ``addr`` in process ``pid`` (a negative pid:
         the kernel), formatted as ``ksym``; ``addr`` may also be a build-id stack entry
         (``build_id`` and ``offset`` attributes) of a file given to ``add_module``."""
-        from .. import symbols
+        symbols = _symbols()
         if hasattr(addr, "build_id"):
             name, offset, module = symbols.build_id_symbols.resolve(bytes(addr.build_id),
                                                                     addr.offset)
@@ -180,7 +194,7 @@ class IntrospectionMixin:
     def add_module(modname: Union[str, bytes]) -> None:
         """Register an executable or library by its build id, for ``sym`` on stack traces
         taken with BPF_F_STACK_BUILD_ID."""
-        from .. import symbols
+        symbols = _symbols()
         symbols.build_id_symbols.add(_as_str(modname))
 
     @staticmethod
@@ -207,7 +221,7 @@ class IntrospectionMixin:
         """The path of library ``lib<libname>`` (``c`` -> ``.../libc.so.6``): among the
         libraries process ``pid`` maps when a pid is given, else from ld.so.cache; a name
         holding ``/`` is returned as is; None when not found."""
-        from .. import symbols
+        symbols = _symbols()
         name = _as_str(_assert_is_bytes(libname))
         if "/" in name:
             return name.encode()
@@ -231,7 +245,7 @@ class IntrospectionMixin:
         """(function name, virtual address) of each function of binary ``name`` (a path,
         library or program name, see ``resolve_module``) whose name matches regular
         expression ``sym_re`` at its start."""
-        from .. import symbols
+        symbols = _symbols()
         path = resolve_module(name)
         pattern = re.compile(_assert_is_bytes(sym_re))
         fs = symbols.file_symbols(path)
@@ -259,7 +273,7 @@ class IntrospectionMixin:
         symbols listed in tracefs ``available_filter_functions``, outside the init and
         irqentry sections, not blacklisted (``kprobes/blacklist``, ``_kbl_addr_``, perf and
         ``__SCT__`` functions, ``.cold`` parts), as BCC selects them."""
-        from .. import symbols
+        symbols = _symbols()
         pattern = re.compile(_assert_is_bytes(event_re))
         tracefs = _tracefs()
         try:
