@@ -257,6 +257,32 @@ def test_a_record_that_fails_to_decode_is_consumed_with_the_error(ring):
         assert rb.read() == [0, 1, 2, 4, 5]  # decoded before the error: kept, in order
 
 
+def test_a_keyboard_interrupt_while_decoding_consumes_nothing(ring):
+    """Ctrl-C's KeyboardInterrupt can come while a record is decoded: unlike a decoding error,
+    it leaves that record in the ring (read() and poll() both deliver it next time)."""
+    interrupt = {3}
+
+    def slow(mv):
+        seq = int.from_bytes(mv[:8], "little")
+        if seq in interrupt:
+            interrupt.discard(seq)
+            raise KeyboardInterrupt
+        return seq
+
+    with emitter("output", ring, 8) as (prog, _), RingBuffer(ring, decode=slow) as rb:
+        emit(prog, 6)
+        with pytest.raises(KeyboardInterrupt):
+            rb.read()
+        assert rb.read() == [0, 1, 2, 3, 4, 5]
+        got: list[int] = []
+        emit(prog, 4)
+        interrupt.add(8)
+        with pytest.raises(KeyboardInterrupt):
+            rb.poll(0, got.append)
+        rb.poll(0, got.append)
+        assert got == [6, 7, 8, 9]
+
+
 def test_poller_async_and_iteration_limits(ring):
     async def main(prog):
         loop = asyncio.get_running_loop()

@@ -52,7 +52,9 @@ class Tool:
             pytest.fail(f"{path} is missing: .ci/install installs Debian's bpfcc-tools")
         self.name = name
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "pybpf.bcc", str(path), *args],
+        # -X faulthandler: a tool that hangs is sent SIGABRT, which prints its Python stack
+        self.proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "pybpf.bcc",
+                                      str(path), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.out: list[str] = []
         self.err: list[str] = []
@@ -96,8 +98,14 @@ class Tool:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGABRT)  # its stack to stderr, for the report
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            for t in self._readers:
+                t.join(5)
             pytest.fail(f"{self.name} still ran after {timeout:.0f} s{self.report()}")
         for t in self._readers:
             t.join(5)

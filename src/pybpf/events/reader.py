@@ -9,7 +9,11 @@ stored (once per batch), so everything a reader returns stays valid.
 from __future__ import annotations
 
 import mmap
+import os
 import select
+import signal
+import threading
+import time
 from array import array
 from itertools import repeat
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
@@ -88,10 +92,14 @@ class ObjectSink(Sink):
     def run(self, buf: memoryview, start: int, stride: int, n: int, hdr: int,
             length: int) -> None:
         before = len(self.out)
+        failed = 0
         try:
             self.out.extend(_decoded(self.decoder, buf, start, stride, n, hdr, length))
-        finally:  # a record that fails to decode is consumed with the exception
-            self.taken = min(n, len(self.out) - before + 1)
+        except Exception:
+            failed = 1  # a record that fails to decode is consumed with the error
+            raise
+        finally:  # (a signal handler's KeyboardInterrupt consumes nothing more)
+            self.taken = len(self.out) - before + failed
             self.room -= self.taken
 
     def one(self, buf: memoryview, off: int, length: int) -> None:
@@ -118,20 +126,22 @@ class CallbackSink(Sink):
         records = _decoded(self.decoder, buf, start, stride, n, hdr, length)
         cb = self.callback
         done = 0
-        in_callback = False
+        # a signal handler's exception (KeyboardInterrupt) can come between any two lines:
+        # only decoding's own error consumes the record being decoded
+        decoding = True
         try:
             for rec in records:
+                decoding = False
                 done += 1
-                in_callback = True
                 cb(rec)
-                in_callback = False
-        except BaseException:
-            if in_callback:
+                decoding = True
+        except BaseException as e:
+            if not decoding:
                 self.pending.extend(records)
                 self.count += done
                 done = n
-            else:
-                done += 1  # the record that failed to decode is consumed
+            elif isinstance(e, Exception):
+                done += 1  # the record that failed to decode is consumed with the error
             raise
         finally:
             self.taken = done
@@ -221,10 +231,52 @@ class HeaderRuns:
         return n
 
 
+_wakeup: list[int] = []
+"""The signal wakeup pipe (read end, write end), once made; empty when another is in use."""
+
+
+def signal_wakeup() -> int:
+    """The read end of the pipe Python's signal handler writes a byte to on each signal
+    (``signal.set_wakeup_fd``), set up once, in the main thread, if nothing else set one; -1 in
+    other threads or when another wakeup fd is in use.
+
+    A blocking ``epoll_wait`` that also waits on it cannot miss a signal that arrives after the
+    interpreter last checked for one and before the syscall starts: the kernel restarts
+    nothing, the pipe is readable, the wait returns and the handler (Ctrl-C's
+    KeyboardInterrupt) runs. Without it such a signal waits for the next event.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return -1
+    if not _wakeup:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        if old != -1:  # someone else's (asyncio's): theirs stays
+            signal.set_wakeup_fd(old)
+            os.close(r)
+            os.close(w)
+            r = w = -1
+        _wakeup.extend((r, w))
+    return _wakeup[0]
+
+
+def _drain_wakeup(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
 class Waitable:
     """Waiting (epoll), iteration and ``async for`` on top of ``read(timeout_ms)``."""
 
     _epoll: select.epoll
+
+    def _new_epoll(self) -> None:
+        """The epoll fd waited on; the signal wakeup pipe is set up now, in the thread that
+        makes the reader, so no first wait is left without it."""
+        self._epoll = select.epoll()
+        signal_wakeup()
 
     def read(self, timeout_ms: int = 0, limit: Optional[int] = None) -> list[Any]:
         raise NotImplementedError
@@ -238,10 +290,38 @@ class Waitable:
         return self._epoll.closed
 
     def wait(self, timeout_ms: int = -1) -> bool:
-        """Block until a ring signals data or ``timeout_ms`` passes (-1: forever); True if ready."""
+        """Block until a ring signals data or ``timeout_ms`` passes (-1: forever); True if ready.
+
+        A signal ends the wait early only through its handler's exception (Ctrl-C); any other
+        signal is waited past."""
         if self._epoll.closed:
             raise UsageError(f"{self!r} is closed")
-        return bool(self._epoll.poll(timeout_ms / 1000 if timeout_ms >= 0 else -1, 1))
+        wake = signal_wakeup()
+        if wake < 0:
+            return bool(self._epoll.poll(timeout_ms / 1000 if timeout_ms >= 0 else -1, 1))
+        deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms >= 0 else None
+        # registered for this wait only (a Poller waits on readers' epoll fds: one holding the
+        # pipe would be ready for it); a handler's exception can come between any two calls
+        try:
+            try:
+                self._epoll.register(wake, select.EPOLLIN)
+            except FileExistsError:
+                pass
+            while True:
+                left = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+                ready = self._epoll.poll(left, 2)
+                if not ready:
+                    return False
+                if any(fd != wake for fd, _ in ready):
+                    return True
+                _drain_wakeup(wake)  # the handler runs at the loop's next turn
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        finally:
+            try:
+                self._epoll.unregister(wake)
+            except FileNotFoundError:
+                pass
 
     def __iter__(self) -> Iterator[Any]:
         """Records forever, waiting as needed (break out of the loop to stop)."""
@@ -300,7 +380,7 @@ class Reader(Waitable):
         self.decode = decode
         # a type's C name is looked up in the map's BTF once the map is open (_typed)
         self.decoder = decoder_for(None if isinstance(decode, str) else decode)
-        self._epoll = select.epoll()
+        self._new_epoll()
         self._pending: list[Any] = []  # records left when a callback raised
 
     def _typed(self, m: Map) -> None:
@@ -385,7 +465,7 @@ class Poller(Waitable):
 
     def __init__(self, *readers: Reader) -> None:
         self.readers = list(readers)
-        self._epoll = select.epoll()
+        self._new_epoll()
         try:
             for r in self.readers:
                 self._epoll.register(r.fileno(), select.EPOLLIN)
