@@ -19,8 +19,10 @@ SRC = Path(pybpf.__file__).parent
 # the lowest layer whose prefix matches decides (longest prefix first); a module may import
 # its own layer and the ones below
 LAYERS: dict[str, int] = {
-    # 0: the syscall layer and what it needs (errors, lazy exports, the cache, capabilities)
-    "pybpf.sys": 0, "pybpf.errors": 0, "pybpf._lazy": 0, "pybpf.cache": 0, "pybpf.caps": 0,
+    # 0: the syscall layer and what it needs (errors, lazy exports, records, the cache,
+    # capabilities)
+    "pybpf.sys": 0, "pybpf.errors": 0, "pybpf._lazy": 0, "pybpf._record": 0, "pybpf.cache": 0,
+    "pybpf.caps": 0,
     # 1: pure parsers: instructions, BTF, ELF (BPF objects); the probes that need BTF use
     # them with the syscall layer only (pybpf.btf.probes)
     "pybpf.asm": 1, "pybpf.btf": 1, "pybpf.elf": 1,

@@ -126,18 +126,12 @@ def pyname(cname: str, prefix: str) -> str:
     return "_" + name if name[0].isdigit() else name
 
 
-HELPER_ACCESS = [
-    "",
-    "if TYPE_CHECKING:",
-    "    from .helper_ids import Helper",
+# enums built on first use; ``Helper`` (enum bpf_func_id) imported from helper_ids on first use
+LAZY_ACCESS = [
     "",
     "",
-    "def __getattr__(name: str) -> Any:",
-    '    """``Helper`` (enum bpf_func_id) is imported from :mod:`.helper_ids` on first use."""',
-    '    if name == "Helper":',
-    "        from .helper_ids import Helper",
-    "        return Helper",
-    '    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+    "if not TYPE_CHECKING:",
+    '    __getattr__, __dir__ = built_on_use(globals(), {"Helper": ".helper_ids"})',
 ]
 
 
@@ -152,14 +146,16 @@ def render(src: str) -> tuple[str, str]:
         "``helper_ids`` and is imported on first use.",
         '"""',
         "from enum import IntEnum, IntFlag",
-        "from typing import TYPE_CHECKING, Any",
+        "from typing import TYPE_CHECKING",
         "",
-        "from .fastenum import IntEnumBase, IntFlagBase, enum_of",
-        *HELPER_ACCESS,
+        "from .fastenum import IntEnumBase, IntFlagBase, built_on_use, lazy_enum_of",
+        "",
+        "if TYPE_CHECKING:",
+        "    from .helper_ids import Helper",
         "",
     ]
     for cls, key, prefix, base in ENUMS:
-        out += ["", f"@enum_of({base})", f"class {cls}({base}Base):",
+        out += ["", f"@lazy_enum_of({base})", f"class {cls}({base}Base):",
                 f'    """{key} ({prefix}*)."""', ""]
         seen = set()
         # a deprecated alias must not become the canonical name of its value
@@ -180,11 +176,12 @@ def render(src: str) -> tuple[str, str]:
            '    """enum bpf_func_id: helper ids; bpf_<name> is helper <name>."""', ""]
     ids += [f"    {pyname(n, 'BPF_FUNC_')} = {v}" for n, v in helpers if not n.startswith("__")]
     for cls, base, items in DEFINES:
-        out += ["", "", f"@enum_of({base})", f"class {cls}({base}Base):",
+        out += ["", "", f"@lazy_enum_of({base})", f"class {cls}({base}Base):",
                 f'    """{cls} (UAPI #defines)."""', ""]
         out += [f"    {n} = {v:#x}" if base == "IntFlag" or v > 255 else f"    {n} = {v}" for n, v in items]
     out += ["", ""]
     out += [f"{n} = {v:#x}  # {doc}" if v > 4096 else f"{n} = {v}  # {doc}" for n, v, doc in SCALARS]
+    out += LAZY_ACCESS
     return "\n".join(out) + "\n", "\n".join(ids) + "\n"
 
 

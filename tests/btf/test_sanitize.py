@@ -1,12 +1,12 @@
 """ELF fix-ups and sanitization: the kernel loads the result, and no type changes its id."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from pybpf import features
+from pybpf._record import fields, replace
 from pybpf.btf import BTF, Spec, types as T
 from pybpf.btf.encode import encode
 from pybpf.btf.sanitize import KernelBTF, fixup_datasecs, sanitize
@@ -15,7 +15,7 @@ from pybpf.sys.uapi import BtfKind
 from tests.btf.conftest import btf_section, elf_facts
 from tests.vm.kernels import guest_kernel
 
-NOTHING = KernelBTF(**{f.name: False for f in dataclasses.fields(KernelBTF)})
+NOTHING = KernelBTF(**{f: False for f in fields(KernelBTF)})
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_features_probe_btf_kinds() -> None:
         assert bool(support) == (probe.__name__[4:] not in missing), support.reason
         if not support:
             assert "not supported by this kernel" in support.reason
-    assert KernelBTF.probe() == dataclasses.replace(KernelBTF(), **{m: False for m in missing})
+    assert KernelBTF.probe() == replace(KernelBTF(), **{m: False for m in missing})
 
 
 def test_object_btf_loads_on_this_kernel(fixed: bytes) -> None:
@@ -83,10 +83,10 @@ def _kinds(spec: Spec) -> dict[int, BtfKind]:
     return {t.id: t.kind for t in list(spec)[1:]}
 
 
-@pytest.mark.parametrize("missing", [f.name for f in dataclasses.fields(KernelBTF)] + ["all"])
+@pytest.mark.parametrize("missing", list(fields(KernelBTF)) + ["all"])
 def test_sanitize_keeps_ids_and_loads(fixed: bytes, missing: str) -> None:
     running = KernelBTF.probe()  # and whatever else this kernel lacks
-    kernel = NOTHING if missing == "all" else dataclasses.replace(running, **{missing: False})
+    kernel = NOTHING if missing == "all" else replace(running, **{missing: False})
     before = Spec.parse(fixed)
     out = Spec.parse(sanitize(fixed, kernel))
     old, new = _kinds(before), _kinds(out)
@@ -96,8 +96,8 @@ def test_sanitize_keeps_ids_and_loads(fixed: bytes, missing: str) -> None:
             "float": {BtfKind.FLOAT}, "decl_tag": {BtfKind.DECL_TAG},
             "type_tag": {BtfKind.TYPE_TAG}, "enum64": {BtfKind.ENUM64}, "func_global": set()}
     lost = set().union(*gone.values()) if missing == "all" else set().union(
-        gone[missing], *(gone[f.name] for f in dataclasses.fields(KernelBTF)
-                         if not getattr(kernel, f.name)))
+        gone[missing], *(gone[f] for f in fields(KernelBTF)
+                         if not getattr(kernel, f)))
     assert not lost & set(new.values())
     retagged = {t.id for t in before if isinstance(t, T.DeclTag) and t.type.kind in lost}
     assert all(new[tid] == BtfKind.INT for tid in retagged)  # tags on what was rewritten
@@ -125,7 +125,7 @@ def test_sanitize_enum64() -> None:
     e64 = T.Enum64("wide", 8, [T.EnumValue("LOW", 1), T.EnumValue("HIGH", -(1 << 40))], True)
     e32 = T.Enum("narrow", 4, [T.EnumValue("NEG", -1)], signed=True)
     blob = encode([T.Int("int", 4, T.INT_SIGNED), e64, e32])
-    out = Spec.parse(sanitize(blob, dataclasses.replace(KernelBTF.probe(), enum64=False)))
+    out = Spec.parse(sanitize(blob, replace(KernelBTF.probe(), enum64=False)))
     assert len(out) == 5 and out.type_by_id(4).name == "enum64_placeholder"
     u, e = out.type_by_id(2), out.type_by_id(3)
     assert isinstance(u, T.Union) and u.size == 8 and [m.name for m in u.members] == ["LOW", "HIGH"]
@@ -138,7 +138,7 @@ def test_sanitize_enum64_on_vmlinux() -> None:
     v = Spec.vmlinux()
     if not any(isinstance(t, T.Enum64) for t in v):
         pytest.skip("this kernel's BTF has no ENUM64 (pahole < 1.24 or Linux < 6.0)")
-    out = Spec.parse(sanitize(v, dataclasses.replace(KernelBTF(), enum64=False)))
+    out = Spec.parse(sanitize(v, replace(KernelBTF(), enum64=False)))
     assert len(out) == len(v) + 1
     placeholder = out.type_by_id(len(v))
     assert placeholder.name == "enum64_placeholder" and placeholder.size == 1

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import enum
 import pickle
+import subprocess
+import sys
 
 import pytest
 
 from pybpf.sys import uapi
 from pybpf.sys.helper_ids import Helper
 
-ENUMS = [c for c in vars(uapi).values()
+ENUMS = [c for c in (getattr(uapi, n) for n in dir(uapi))
          if isinstance(c, type) and issubclass(c, enum.Enum) and c not in (enum.IntEnum,
                                                                            enum.IntFlag)]
 
@@ -18,6 +20,20 @@ ENUMS = [c for c in vars(uapi).values()
 def _by_class_syntax(made: type) -> type:
     base = enum.IntFlag if issubclass(made, enum.Flag) else enum.IntEnum
     return base(made.__name__, [(k, int(v)) for k, v in made.__members__.items()])
+
+
+def test_enums_are_built_on_first_use() -> None:
+    """Importing uapi builds none of its enums; the first look-up builds one, once, the same
+    object every later look-up (attribute or ``from`` import) gets."""
+    code = ("import pybpf.sys.uapi as u, enum\n"
+            "before = [n for n, v in vars(u).items() if isinstance(v, type) and issubclass(v, enum.Enum) and v.__module__ == u.__name__]\n"
+            "from pybpf.sys.uapi import MapType\n"
+            "assert MapType is u.MapType and vars(u)['MapType'] is MapType and MapType.HASH == 1\n"
+            "print(before, 'ProgType' in vars(u))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["[]", "False"], out.stderr
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchEnum'"):
+        uapi.NoSuchEnum  # noqa: B018
 
 
 def test_every_enum_and_helper_is_built() -> None:

@@ -24,10 +24,10 @@ import re
 import sys
 import weakref
 import zlib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Union
 
 from .. import __version__, cache, features
+from .._record import field, record
 from ..errors import BPFError, CompileError, UnsupportedFeatureError, UsageError
 from ..sys.host import SYSCALL_PREFIXES, VMLINUX_BTF, kernel_identity
 from ..sys.uapi import AttachType, ProgType
@@ -173,7 +173,7 @@ class _Function(NamedTuple):
     auto_attach: Optional[tuple[str, str]]
 
 
-@dataclass
+@record
 class _Translated:
     """What the Python side uses of one translation of the program, and the object compiled
     from it once built; ``full``: the translator's own result, when translated in this

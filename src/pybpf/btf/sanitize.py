@@ -22,9 +22,9 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from dataclasses import dataclass
 from typing import Collection, Mapping, Union
 
+from .._record import record
 from ..errors import BTFError
 from ..sys.uapi import BtfKind
 from . import types as T
@@ -38,7 +38,7 @@ def _info(kind: int, vlen: int = 0, kflag: bool = False) -> int:
     return (_KFLAG if kflag else 0) | kind << 24 | vlen
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KernelBTF:
     """Which BTF kinds the kernel accepts (all True: no rewriting)."""
 

@@ -8,15 +8,15 @@ Pure: no kernel.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..asm import rewrite as I
 from ..btf.ext import CoreRelo, FuncInfo, LineInfo
 from ..sys.uapi import INSN_SIZE, PseudoCall, PseudoSrc
 from .spec import FuncKey, Function, ObjectSpec, ProgramSpec, Reference, RefKind
 
 
-@dataclass
+@record
 class LinkedProgram:
     """A program's final code (still without fds) and its records, indices absolute."""
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import errno as _errno
 import os
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
+from .._record import replace
 from ..asm import rewrite as I
 from ..btf import types as T
 from ..btf.encode import encode_spec
@@ -243,7 +243,10 @@ def object_btf(spec: ObjectSpec) -> bytes:
                 hidden.add(sym.name)
                 if sym.type == STT_FUNC and elf.sections[sym.shndx].name == ".text":
                     hidden_subprogs.add(sym.name)
-    fresh = Spec.parse(fixup_datasecs(spec.btf, sizes, offsets, hidden), name=spec.btf.name)
+    fixed = fixup_datasecs(spec.btf, sizes, offsets, hidden)
+    if not hidden_subprogs and not spec.externs:
+        return fixed  # nothing for the passes below: no decoding, no re-encoding
+    fresh = Spec.parse(fixed, name=spec.btf.name)
     int_type: Optional[T.Type] = None
     dummy: Optional[T.Var] = None
     for t in list(fresh):

@@ -7,10 +7,10 @@ its name (cut to 15 bytes); a data section becomes ``<object name prefix><sectio
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal, Optional, Union
 
+from .._record import field, record
 from ..btf import types as T
 from ..errors import BTFError, ObjectError
 from ..sys.uapi import OBJ_NAME_LEN, MapFlag, MapType
@@ -26,7 +26,7 @@ class Pinning(IntEnum):
     BY_NAME = 1
 
 
-@dataclass
+@record
 class MapSpec:
     """What BPF_MAP_CREATE needs for one map of an object, and its initial contents.
 
@@ -73,7 +73,7 @@ class MapSpec:
         return copy.deepcopy(self)
 
 
-@dataclass
+@record
 class VariableSpec:
     """A global variable: ``size`` bytes at ``offset`` of map ``map_name``'s value.
 

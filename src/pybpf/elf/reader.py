@@ -15,9 +15,9 @@ import functools
 import mmap
 import operator
 import struct
-from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, NamedTuple, Optional, Union
 
+from .._record import field, record
 from ..errors import ObjectError
 
 EM_BPF = 247
@@ -58,7 +58,7 @@ _LAYOUTS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Section:
     """One section: ``data`` is b'' for NOBITS (.bss); ``size`` is the size it occupies,
     ``addr`` its address in memory (0 when not loaded), ``offset`` where it is in the file."""
@@ -99,7 +99,7 @@ class Segment(NamedTuple):
     memsz: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Symbol:
     """A symbol table entry: ``shndx`` the section it is in (SHN_UNDEF: an extern)."""
 

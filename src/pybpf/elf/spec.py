@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
+from .._record import field, record
 from ..asm import rewrite as I
 from ..asm.opcodes import LD_IMM64
 from ..btf import types as T
@@ -63,7 +63,7 @@ class Reference(NamedTuple):
     offset: int = 0
 
 
-@dataclass
+@record
 class Function:
     """One BPF function of the object (a program's entry or a subprogram)."""
 
@@ -82,7 +82,7 @@ class Function:
         return len(self.code) // INSN_SIZE
 
 
-@dataclass
+@record
 class ProgramSpec:
     """A program of the object: its SEC() convention, entry function and load options.
 
@@ -113,7 +113,7 @@ class ProgramSpec:
         return self.section.target
 
 
-@dataclass
+@record
 class ExternSpec:
     """An ``extern`` of the object: a ``.kconfig`` value, a kernel variable or a kfunc."""
 

@@ -5,23 +5,15 @@ flags that the UAPI only #defines are transcribed in the generator. ``Helper`` l
 ``helper_ids`` and is imported on first use.
 """
 from enum import IntEnum, IntFlag
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .fastenum import IntEnumBase, IntFlagBase, enum_of
+from .fastenum import IntEnumBase, IntFlagBase, built_on_use, lazy_enum_of
 
 if TYPE_CHECKING:
     from .helper_ids import Helper
 
 
-def __getattr__(name: str) -> Any:
-    """``Helper`` (enum bpf_func_id) is imported from :mod:`.helper_ids` on first use."""
-    if name == "Helper":
-        from .helper_ids import Helper
-        return Helper
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class Cmd(IntEnumBase):
     """enum bpf_cmd (BPF_*)."""
 
@@ -65,7 +57,7 @@ class Cmd(IntEnumBase):
     TOKEN_CREATE = 36
     PROG_STREAM_READ_BY_FD = 37
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class MapType(IntEnumBase):
     """enum bpf_map_type (BPF_MAP_TYPE_*)."""
 
@@ -106,7 +98,7 @@ class MapType(IntEnumBase):
     CGROUP_STORAGE_DEPRECATED = 19
     PERCPU_CGROUP_STORAGE_DEPRECATED = 21
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class ProgType(IntEnumBase):
     """enum bpf_prog_type (BPF_PROG_TYPE_*)."""
 
@@ -144,7 +136,7 @@ class ProgType(IntEnumBase):
     SYSCALL = 31
     NETFILTER = 32
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class AttachType(IntEnumBase):
     """enum bpf_attach_type (BPF_*)."""
 
@@ -207,7 +199,7 @@ class AttachType(IntEnumBase):
     TRACE_KPROBE_SESSION = 56
     TRACE_UPROBE_SESSION = 57
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class LinkType(IntEnumBase):
     """enum bpf_link_type (BPF_LINK_TYPE_*)."""
 
@@ -227,13 +219,13 @@ class LinkType(IntEnumBase):
     NETKIT = 13
     SOCKMAP = 14
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class StatsType(IntEnumBase):
     """enum bpf_stats_type (BPF_STATS_*)."""
 
     RUN_TIME = 0
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class TaskFdType(IntEnumBase):
     """enum bpf_task_fd_type (BPF_FD_TYPE_*)."""
 
@@ -244,7 +236,7 @@ class TaskFdType(IntEnumBase):
     UPROBE = 4
     URETPROBE = 5
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PerfEventType(IntEnumBase):
     """enum bpf_perf_event_type (BPF_PERF_EVENT_*)."""
 
@@ -256,7 +248,7 @@ class PerfEventType(IntEnumBase):
     TRACEPOINT = 5
     EVENT = 6
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class CgroupIterOrder(IntEnumBase):
     """enum bpf_cgroup_iter_order (BPF_CGROUP_ITER_*)."""
 
@@ -266,7 +258,7 @@ class CgroupIterOrder(IntEnumBase):
     DESCENDANTS_POST = 3
     ANCESTORS_UP = 4
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class XdpAction(IntEnumBase):
     """enum xdp_action (XDP_*)."""
 
@@ -276,7 +268,7 @@ class XdpAction(IntEnumBase):
     TX = 3
     REDIRECT = 4
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class UpdateFlag(IntFlagBase):
     """BPF_NOEXIST (BPF_*)."""
 
@@ -285,7 +277,7 @@ class UpdateFlag(IntFlagBase):
     EXIST = 2
     F_LOCK = 4
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class MapFlag(IntFlagBase):
     """BPF_F_NO_PREALLOC (BPF_F_*)."""
 
@@ -309,7 +301,7 @@ class MapFlag(IntFlagBase):
     SEGV_ON_FAULT = 131072
     NO_USER_CONV = 262144
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class BtfKind(IntEnumBase):
     """BTF_KIND_INT (BTF_KIND_*)."""
 
@@ -335,9 +327,9 @@ class BtfKind(IntEnumBase):
     ENUM64 = 19
     MAX = 19
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class CoreReloKind(IntEnumBase):
-    """BPF_CORE_FIELD_BYTE_OFFSET (enum bpf_core_relo_kind)."""
+    """enum bpf_core_relo_kind (BPF_CORE_*)."""
 
     FIELD_BYTE_OFFSET = 0
     FIELD_BYTE_SIZE = 1
@@ -353,7 +345,7 @@ class CoreReloKind(IntEnumBase):
     ENUMVAL_VALUE = 11
     TYPE_MATCHES = 12
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PerfTypeId(IntEnumBase):
     """enum perf_type_id (PERF_TYPE_*)."""
 
@@ -365,7 +357,7 @@ class PerfTypeId(IntEnumBase):
     BREAKPOINT = 5
     MAX = 6
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PerfSwId(IntEnumBase):
     """enum perf_sw_ids (PERF_COUNT_SW_*)."""
 
@@ -383,7 +375,7 @@ class PerfSwId(IntEnumBase):
     CGROUP_SWITCHES = 11
     MAX = 12
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PerfHwId(IntEnumBase):
     """enum perf_hw_id (PERF_COUNT_HW_*)."""
 
@@ -399,7 +391,7 @@ class PerfHwId(IntEnumBase):
     REF_CPU_CYCLES = 9
     MAX = 10
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class PerfSampleFormat(IntFlagBase):
     """enum perf_event_sample_format (PERF_SAMPLE_*)."""
 
@@ -430,7 +422,7 @@ class PerfSampleFormat(IntFlagBase):
     WEIGHT_STRUCT = 16777216
     MAX = 33554432
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PerfEventRecordType(IntEnumBase):
     """enum perf_event_type (PERF_RECORD_*)."""
 
@@ -457,7 +449,7 @@ class PerfEventRecordType(IntEnumBase):
     AUX_OUTPUT_HW_ID = 21
     MAX = 22
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class PerfOutputFlag(IntFlagBase):
     """BPF_F_CURRENT_CPU (BPF_F_*)."""
 
@@ -465,14 +457,14 @@ class PerfOutputFlag(IntFlagBase):
     CURRENT_CPU = 4294967295
     CTXLEN_MASK = 4503595332403200
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class RingbufFlag(IntFlagBase):
     """BPF_RB_NO_WAKEUP (BPF_RB_*)."""
 
     NO_WAKEUP = 1
     FORCE_WAKEUP = 2
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class RingbufHeader(IntEnumBase):
     """BPF_RINGBUF_BUSY_BIT (BPF_RINGBUF_*)."""
 
@@ -480,14 +472,14 @@ class RingbufHeader(IntEnumBase):
     DISCARD_BIT = 1073741824
     HDR_SZ = 8
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class SkAction(IntEnumBase):
     """enum sk_action (SK_*)."""
 
     DROP = 0
     PASS = 1
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class NfProto(IntEnumBase):
     """NFPROTO_IPV4 (NFPROTO_*)."""
 
@@ -500,7 +492,7 @@ class NfProto(IntEnumBase):
     IPV6 = 10
     NUMPROTO = 11
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class NfInetHook(IntEnumBase):
     """enum nf_inet_hooks (NF_INET_*)."""
 
@@ -513,7 +505,7 @@ class NfInetHook(IntEnumBase):
     INGRESS = 5
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class ProgFlag(IntFlagBase):
     """ProgFlag (UAPI #defines)."""
 
@@ -528,7 +520,7 @@ class ProgFlag(IntFlagBase):
     TOKEN_FD = 0x10000
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class AttachFlag(IntFlagBase):
     """AttachFlag (UAPI #defines)."""
 
@@ -541,14 +533,14 @@ class AttachFlag(IntFlagBase):
     LINK = 0x2000
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class QueryFlag(IntFlagBase):
     """QueryFlag (UAPI #defines)."""
 
     EFFECTIVE = 0x1
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class TestRunFlag(IntFlagBase):
     """TestRunFlag (UAPI #defines)."""
 
@@ -557,7 +549,7 @@ class TestRunFlag(IntFlagBase):
     SKB_CHECKSUM_COMPLETE = 0x4
 
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PseudoSrc(IntEnumBase):
     """PseudoSrc (UAPI #defines)."""
 
@@ -569,7 +561,7 @@ class PseudoSrc(IntEnumBase):
     MAP_IDX_VALUE = 6
 
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PseudoCall(IntEnumBase):
     """PseudoCall (UAPI #defines)."""
 
@@ -577,7 +569,7 @@ class PseudoCall(IntEnumBase):
     KFUNC_CALL = 2
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class XdpFlag(IntFlagBase):
     """XdpFlag (UAPI #defines)."""
 
@@ -588,7 +580,7 @@ class XdpFlag(IntFlagBase):
     REPLACE = 0x10
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class PerfFlag(IntFlagBase):
     """PerfFlag (UAPI #defines)."""
 
@@ -598,7 +590,7 @@ class PerfFlag(IntFlagBase):
     FD_CLOEXEC = 0x8
 
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class NfVerdict(IntEnumBase):
     """NfVerdict (UAPI #defines)."""
 
@@ -606,14 +598,14 @@ class NfVerdict(IntEnumBase):
     ACCEPT = 1
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class NetfilterFlag(IntFlagBase):
     """NetfilterFlag (UAPI #defines)."""
 
     IP_DEFRAG = 0x1
 
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class TcAction(IntEnumBase):
     """TcAction (UAPI #defines)."""
 
@@ -627,7 +619,7 @@ class TcAction(IntEnumBase):
     REDIRECT = 7
 
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class TcHandle(IntEnumBase):
     """TcHandle (UAPI #defines)."""
 
@@ -636,7 +628,7 @@ class TcHandle(IntEnumBase):
     MIN_EGRESS = 0xfff3
 
 
-@enum_of(IntEnum)
+@lazy_enum_of(IntEnum)
 class PerfIoc(IntEnumBase):
     """PerfIoc (UAPI #defines)."""
 
@@ -648,14 +640,14 @@ class PerfIoc(IntEnumBase):
     SET_BPF = 0x40042408
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class KprobeMultiFlag(IntFlagBase):
     """KprobeMultiFlag (UAPI #defines)."""
 
     RETURN = 0x1
 
 
-@enum_of(IntFlag)
+@lazy_enum_of(IntFlag)
 class UprobeMultiFlag(IntFlagBase):
     """UprobeMultiFlag (UAPI #defines)."""
 
@@ -671,3 +663,7 @@ PERF_EVENT_ATTR_SIZE_VER8 = 136  # sizeof(struct perf_event_attr), version 8
 SO_ATTACH_BPF = 50  # setsockopt(SOL_SOCKET) option attaching a socket filter program
 ENOTSUPP = 524  # kernel-internal errno 'not supported' that bpf() can return
 SO_DETACH_BPF = 27  # setsockopt(SOL_SOCKET) option detaching it (SO_DETACH_FILTER)
+
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = built_on_use(globals(), {"Helper": ".helper_ids"})
