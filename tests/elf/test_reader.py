@@ -32,6 +32,7 @@ OBJ_SRC = "int counter = 3;\nint add(int a, int b) { return a + b + counter; }\n
 
 
 def test_sections_match_pyelftools(bpf_objects) -> None:
+    skipped_debug = 0
     for name, path in bpf_objects.items():
         data = path.read_bytes()
         ours = read_elf(data, name)
@@ -47,6 +48,17 @@ def test_sections_match_pyelftools(bpf_objects) -> None:
             assert sec.data == (b"" if stype == "SHT_NOBITS" else want.data())
         symtab = ref.get_section_by_name(".symtab")
         assert [s.name for s in ours.symbols] == [s.name for s in symtab.iter_symbols()]
+        # REL entries of the loaded sections (programs, .maps, .struct_ops); as libbpf, those
+        # of DWARF and .BTF sections are not read
+        want_rels = {}
+        for rel in ref.iter_sections():
+            if rel["sh_type"] == "SHT_REL" and ours.sections[rel["sh_info"]].flags & 0x2:
+                want_rels[rel["sh_info"]] = [(r["r_offset"], r["r_info_sym"], r["r_info_type"])
+                                             for r in rel.iter_relocations()]
+        assert {k: [tuple(r) for r in v] for k, v in ours.relocations.items()} == want_rels
+        skipped_debug += sum(1 for r in ref.iter_sections() if r["sh_type"] == "SHT_REL"
+                             and ours.sections[r["sh_info"]].name.startswith(".debug_"))
+    assert skipped_debug, "no object compiled with -g: the DWARF case went untested"
 
 
 def test_extended_section_numbering(bpf_objects) -> None:

@@ -1,5 +1,5 @@
-"""The UAPI enums built by ``sys.fastenum`` are the enums class syntax makes: same members and
-aliases, values, names, reprs, flag operations, look-ups and pickling."""
+"""The UAPI and opcode enums built by ``sys.fastenum`` are the enums class syntax makes: same
+members and aliases, values, names, reprs, flag operations, look-ups and pickling."""
 from __future__ import annotations
 
 import enum
@@ -9,12 +9,15 @@ import sys
 
 import pytest
 
+from pybpf.asm import opcodes
 from pybpf.sys import uapi
 from pybpf.sys.helper_ids import Helper
 
 ENUMS = [c for c in (getattr(uapi, n) for n in dir(uapi))
          if isinstance(c, type) and issubclass(c, enum.Enum) and c not in (enum.IntEnum,
                                                                            enum.IntFlag)]
+OPCODES = [c for c in vars(opcodes).values()
+           if isinstance(c, type) and issubclass(c, enum.Enum) and c.__module__ == opcodes.__name__]
 
 
 def _by_class_syntax(made: type) -> type:
@@ -41,7 +44,7 @@ def test_every_enum_and_helper_is_built() -> None:
     assert uapi.Helper is Helper and Helper["map_lookup_elem"] == 1
 
 
-@pytest.mark.parametrize("made", [*ENUMS, Helper], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("made", [*ENUMS, *OPCODES, Helper], ids=lambda c: c.__name__)
 def test_same_enum_as_class_syntax(made: type) -> None:
     plain = _by_class_syntax(made)
     assert type(made) is type(plain) and made.__mro__[1:] == plain.__mro__[1:]
@@ -63,4 +66,4 @@ def test_same_enum_as_class_syntax(made: type) -> None:
         if issubclass(made, enum.Flag):
             other = next(iter(plain))
             assert repr(~first) == repr(~other) and repr(first | 0x40000) == repr(other | 0x40000)
-    assert made.__doc__ and made.__module__.startswith("pybpf.sys.")
+    assert made.__doc__ and made.__module__.startswith(("pybpf.sys.", "pybpf.asm."))

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from ..sys.fastenum import IntEnumBase, enum_of
+
 __all__ = ["Reg", "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "FP",
            "Class", "Size", "B", "H", "W", "DW", "Mode", "Source", "AluOp", "JmpOp", "AtomicOp",
            "FETCH", "LD_IMM64", "MAX_REG"]
 
 
-class Reg(IntEnum):
+@enum_of(IntEnum)
+class Reg(IntEnumBase):
     """A register: r0 return value, r1-r5 arguments (clobbered by calls), r6-r9 callee-saved."""
 
     R0 = 0
@@ -35,7 +38,8 @@ FP = Reg.FP
 MAX_REG = 10  # the kernel rejects register numbers above r10
 
 
-class Class(IntEnum):
+@enum_of(IntEnum)
+class Class(IntEnumBase):
     """BPF_CLASS(code): the low 3 bits."""
 
     LD = 0x00
@@ -48,7 +52,8 @@ class Class(IntEnum):
     ALU64 = 0x07
 
 
-class Size(IntEnum):
+@enum_of(IntEnum)
+class Size(IntEnumBase):
     """BPF_SIZE(code) of loads and stores."""
 
     W = 0x00
@@ -65,7 +70,8 @@ class Size(IntEnum):
 B, H, W, DW = Size.B, Size.H, Size.W, Size.DW
 
 
-class Mode(IntEnum):
+@enum_of(IntEnum)
+class Mode(IntEnumBase):
     """BPF_MODE(code) of loads and stores."""
 
     IMM = 0x00
@@ -76,7 +82,8 @@ class Mode(IntEnum):
     ATOMIC = 0xC0
 
 
-class Source(IntEnum):
+@enum_of(IntEnum)
+class Source(IntEnumBase):
     """BPF_SRC(code): operand from ``imm`` (K) or ``src`` (X); for BPF_END, the byte order."""
 
     K = 0x00
@@ -85,7 +92,8 @@ class Source(IntEnum):
     TO_BE = 0x08
 
 
-class AluOp(IntEnum):
+@enum_of(IntEnum)
+class AluOp(IntEnumBase):
     """BPF_OP(code) of the ALU and ALU64 classes."""
 
     ADD = 0x00
@@ -104,7 +112,8 @@ class AluOp(IntEnum):
     END = 0xD0
 
 
-class JmpOp(IntEnum):
+@enum_of(IntEnum)
+class JmpOp(IntEnumBase):
     """BPF_OP(code) of the JMP and JMP32 classes."""
 
     JA = 0x00
@@ -127,7 +136,8 @@ class JmpOp(IntEnum):
 FETCH = 0x01  # atomic op flag: the old value is loaded into src
 
 
-class AtomicOp(IntEnum):
+@enum_of(IntEnum)
+class AtomicOp(IntEnumBase):
     """``imm`` of a BPF_STX | BPF_ATOMIC instruction."""
 
     ADD = 0x00

@@ -292,13 +292,15 @@ class ElfObject(ElfFile):
         if len(symtabs) > 1:
             raise ObjectError(f"{name}: {len(symtabs)} symbol tables; a BPF object has one")
         self.symbols = self.read_symbols(symtabs[0]) if symtabs else []
+        # of loaded sections only: as libbpf, DWARF's and .BTF's relocations are not read
         self.relocations: dict[int, list[Relocation]] = {}
         rel = struct.Struct(self._e + "QQ")
         for s in self.sections:
             if s.type == "SHT_RELA":
                 raise ObjectError(f"{name}: section {s.name!r} holds RELA relocations; BPF "
                                   "objects use REL")
-            if s.type != "SHT_REL":
+            if s.type != "SHT_REL" or not (0 <= s.info < len(self.sections) and
+                                           self.sections[s.info].flags & SHF_ALLOC):
                 continue
             usable = len(s.data) - len(s.data) % rel.size
             self.relocations.setdefault(s.info, []).extend(
