@@ -108,6 +108,20 @@ def test_vmlinux_find() -> None:
     assert all(t.name == "bpf_prog" for t in v.find_all("bpf_prog"))
 
 
+def test_names_ending_finds_strings_without_decoding() -> None:
+    """``names_ending``: every string of the section ending with the suffix (a function's
+    static variable is ``function.variable``), split BTF's base included; no type decoded."""
+    v = Spec.vmlinux()
+    names = v.names_ending("task_struct")
+    assert "task_struct" in names and "put_task_struct" in names
+    assert len(names) == len(set(names)) and all(n.endswith("task_struct") for n in names)
+    assert v.names_ending("no_such_suffix_xyz") == []
+    i = T.Int("int", 4, T.INT_SIGNED, 32)
+    spec = Spec.parse(encode([i, T.Var("greet.__ev", i, T.LINKAGE_STATIC), T.Var("other", i)]))
+    assert spec.names_ending("__ev") == ["greet.__ev"] and not spec._types
+    assert [t.name for t in spec.find_all("greet.__ev", T.Var)] == ["greet.__ev"]
+
+
 def test_big_endian_object_parses_identically(clang: str, tmp_path: Path,
                                               kinds_spec: Spec) -> None:
     obj = tmp_path / "btf_kinds.bpfeb.o"

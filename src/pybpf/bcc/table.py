@@ -677,9 +677,10 @@ def _event_var_type(btf: Any, var: str) -> Any:
     """The type of BTF variable ``var`` (clang may prefix a function-static's name with its
     function's: ``greet.__pybpf_event__output``): the record a program submits to a table."""
     from ..btf import types as T
-    for t in btf:
-        if isinstance(t, T.Var) and (t.name == var or t.name.endswith("." + var)):
-            return t.type
+    for name in btf.names_ending(var):
+        if name == var or name.endswith("." + var):
+            for t in btf.find_all(name, T.Var):
+                return t.type
     return None
 
 

@@ -391,6 +391,20 @@ class Spec:
             return [t for t in found if isinstance(t, kind)]
         return [t for t in found if t.kind == kind]
 
+    def names_ending(self, suffix: str) -> list[str]:
+        """The distinct strings of the string section (base's first) that end with ``suffix``
+        (clang names a function's static variable ``function.variable``): found in the
+        strings, no type decoded."""
+        key = suffix.encode() + b"\0"
+        strings = self._all_strings()
+        found: dict[str, None] = {}
+        pos = strings.find(key)
+        while pos >= 0:
+            start = strings.rfind(b"\0", 0, pos) + 1
+            found[strings[start:pos + len(key) - 1].decode("utf-8", "replace")] = None
+            pos = strings.find(key, pos + 1)
+        return list(found)
+
     @overload
     def find(self, name: str, kind: type[K]) -> K: ...
     @overload
