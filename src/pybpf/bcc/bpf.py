@@ -506,9 +506,29 @@ class BPF(IntrospectionMixin):
         return built, ps
 
     def dump_func(self, func_name: StrLike) -> bytes:
-        """The instructions function ``func_name`` compiled to, as BCC's ``dump_func`` (map
-        references not yet resolved: they are when it loads)."""
-        return bytes(self._program_spec(_str(func_name))[1].function.code)
+        """The instructions function ``func_name`` compiled to, as BCC's ``dump_func``: its
+        own code (no subprograms), its maps' 64-bit loads holding their fds."""
+        from ..elf.loader import patch_map_ref
+        from ..elf.spec import RefKind
+        built, ps = self._program_spec(_str(func_name))
+        code = bytearray(ps.function.code)
+        maps = built.collection.maps
+        for ref in ps.function.refs:
+            if ref.kind in (RefKind.MAP_FD, RefKind.MAP_VALUE) and ref.target in maps:
+                patch_map_ref(code, ref.insn, built.collection.spec.byte_order, ref.kind,
+                              maps[ref.target].fd, ref.offset)
+        return bytes(code)
+
+    def disassemble_func(self, func_name: StrLike) -> str:
+        """Function ``func_name``'s instructions (``dump_func``) in BCC's notation."""
+        from .disassembler import disassemble_prog
+        return disassemble_prog(func_name, self.dump_func(func_name))
+
+    def decode_table(self, table_name: StrLike, sizeinfo: bool = False) -> str:
+        """Table ``table_name``'s type, key and value as C declarations, as BCC prints them."""
+        from .disassembler import decode_map
+        table = self[table_name]
+        return decode_map(table_name, table, table.map_type, sizeinfo=sizeinfo)
 
     def _load(self, name: str, prog_type: ProgType, attach_type: Optional[AttachType] = None,
               section: str = "") -> BPFFunction:

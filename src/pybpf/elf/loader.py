@@ -503,6 +503,15 @@ class _Ksyms:
             b.close()
 
 
+def patch_map_ref(code: bytearray, i: int, order: str, kind: RefKind, fd: int,
+                  off: int = 0) -> None:
+    """Point the 64-bit load at instruction ``i`` to map ``fd`` (``RefKind.MAP_FD``) or to
+    byte ``off`` of its value (``MAP_VALUE``, ``KCONFIG``), as BPF_PROG_LOAD takes it."""
+    src = PseudoSrc.MAP_FD if kind == RefKind.MAP_FD else PseudoSrc.MAP_VALUE
+    I.patch(code, i, order, src=src, imm=fd)
+    I.patch(code, i + 1, order, imm=0 if kind == RefKind.MAP_FD else off)
+
+
 def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _Ksyms,
                   log_level: int, core_targets: Optional[list[Spec]],
                   core_in_kernel: Optional[bool],
@@ -521,9 +530,7 @@ def _load_program(spec: ObjectSpec, ps: ProgramSpec, coll: Collection, ksyms: _K
             if name not in coll.maps:  # autocreate off: fails only if the verifier gets here
                 I.poison(code, i, order, I.POISON_MAP_BASE + list(spec.maps).index(name))
                 continue
-            src = PseudoSrc.MAP_FD if ref.kind == RefKind.MAP_FD else PseudoSrc.MAP_VALUE
-            I.patch(code, i, order, src=src, imm=coll.maps[name].fd)
-            I.patch(code, i + 1, order, imm=0 if ref.kind == RefKind.MAP_FD else off)
+            patch_map_ref(code, i, order, ref.kind, coll.maps[name].fd, off)
         elif ref.kind == RefKind.KSYM:
             _patch_ksym(code, i, order, spec, ref.target, ksyms, what)
         elif ref.kind == RefKind.KFUNC:
