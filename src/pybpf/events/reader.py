@@ -240,10 +240,10 @@ def signal_wakeup() -> int:
     (``signal.set_wakeup_fd``), set up once, in the main thread, if nothing else set one; -1 in
     other threads or when another wakeup fd is in use.
 
-    A blocking ``epoll_wait`` that also waits on it cannot miss a signal that arrives after the
-    interpreter last checked for one and before the syscall starts: the kernel restarts
-    nothing, the pipe is readable, the wait returns and the handler (Ctrl-C's
-    KeyboardInterrupt) runs. Without it such a signal waits for the next event.
+    A blocking ``epoll_wait`` that also waits on it sees a signal that came after the
+    interpreter last checked for one and before the syscall began (no EINTR then): the pipe is
+    readable, the wait returns and the handler (Ctrl-C's KeyboardInterrupt) runs. Without it
+    such a signal waits for the next event.
     """
     if threading.current_thread() is not threading.main_thread():
         return -1
