@@ -13,6 +13,7 @@ from typing import Literal, Optional, Union
 from .._record import field, record
 from ..btf import types as T
 from ..errors import BTFError, ObjectError
+from ..sys.fastenum import member_or_int
 from ..sys.uapi import OBJ_NAME_LEN, MapFlag, MapType
 
 DATA_PREFIXES = (".data", ".rodata", ".bss")
@@ -176,11 +177,7 @@ def btf_map(name: str, struct_type: T.Type, where: str, inner: bool = False) -> 
     try:
         for m in st.members:
             if m.name == "type":
-                n = _uint_member(m, where)
-                try:
-                    spec.type = MapType(n)
-                except ValueError:
-                    spec.type = n
+                spec.type = member_or_int(MapType, _uint_member(m, where))
             elif m.name in _UINT_FIELDS:
                 setattr(spec, _UINT_FIELDS[m.name], _uint_member(m, where))
             elif m.name == "pinning":

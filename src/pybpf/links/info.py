@@ -12,6 +12,7 @@ from typing import Union
 
 from ..sys import objects
 from ..sys.attrs import LinkInfoStruct
+from ..sys.fastenum import member_or_int
 from ..sys.uapi import AttachType, LinkType, PerfEventType
 
 _TARGET_NAMES = {LinkType.NETNS: "netns_ino", LinkType.XDP: "ifindex", LinkType.TCX: "ifindex",
@@ -37,10 +38,7 @@ class LinkInfo(AttachmentInfo):
     @classmethod
     def from_fd(cls, fd: int, obj: str = "link") -> "LinkInfo":
         s = objects.obj_info(fd, LinkInfoStruct(), obj)
-        try:
-            ltype: Union[LinkType, int] = LinkType(s.type)
-        except ValueError:
-            ltype = s.type
+        ltype = member_or_int(LinkType, s.type)
         details: dict = {}
         if ltype == LinkType.RAW_TRACEPOINT and s.data.raw_tracepoint.tp_name_len:
             name = ctypes.create_string_buffer(s.data.raw_tracepoint.tp_name_len)
@@ -71,10 +69,7 @@ class LinkInfo(AttachmentInfo):
             if "target" in details:  # the UAPI union's member names the target's kind
                 details[_TARGET_NAMES[ltype]] = details.pop("target")
             if "attach_type" in details:
-                try:
-                    details["attach_type"] = AttachType(details["attach_type"])
-                except ValueError:
-                    pass
+                details["attach_type"] = member_or_int(AttachType, details["attach_type"])
         return cls(id=s.id, type=ltype, prog_id=s.prog_id, details=details)
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 from _thread import allocate_lock
 from enum import IntEnum, IntFlag
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar, Union
 
 _C = TypeVar("_C")
+_E = TypeVar("_E", bound=IntEnum)
 
 if TYPE_CHECKING:
     IntEnumBase = IntEnum
@@ -82,3 +83,12 @@ def built_on_use(namespace: dict[str, Any], elsewhere: Mapping[str, str] = {}
         return sorted({*namespace, *deferred, *elsewhere})
 
     return __getattr__, __dir__
+
+
+def member_or_int(enum: type[_E], value: int) -> Union[_E, int]:
+    """``enum(value)``, or ``value`` itself where the enum has no such member (a kernel or an
+    object newer than this pybpf: a map, program, link or attach type it does not know)."""
+    try:
+        return enum(value)
+    except ValueError:
+        return value

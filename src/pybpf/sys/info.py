@@ -14,6 +14,7 @@ from typing import Union
 
 from . import objects
 from .attrs import MapInfoStruct, ProgInfoStruct
+from .fastenum import member_or_int
 from .uapi import MapType, ProgType
 
 
@@ -57,10 +58,7 @@ class ProgInfo:
         if s.nr_map_ids:
             s2 = ProgInfoStruct(nr_map_ids=s.nr_map_ids, map_ids=ctypes.addressof(ids))
             objects.obj_info(fd, s2, obj)
-        try:
-            ptype: Union[ProgType, int] = ProgType(s.type)
-        except ValueError:
-            ptype = s.type
+        ptype = member_or_int(ProgType, s.type)
         return cls(id=s.id, type=ptype, name=s.name.decode(errors="replace"),
                    tag=bytes(s.tag).hex(), gpl_compatible=bool(s.gpl_compatible),
                    load_time=s.load_time, created_by_uid=s.created_by_uid,
@@ -98,10 +96,7 @@ class MapInfo:
     @classmethod
     def from_fd(cls, fd: int, obj: str = "map") -> "MapInfo":
         s = objects.obj_info(fd, MapInfoStruct(), obj)
-        try:
-            mtype: Union[MapType, int] = MapType(s.type)
-        except ValueError:
-            mtype = s.type
+        mtype = member_or_int(MapType, s.type)
         return cls(id=s.id, type=mtype, name=s.name.decode(errors="replace"),
                    key_size=s.key_size, value_size=s.value_size, max_entries=s.max_entries,
                    flags=s.map_flags, btf_id=s.btf_id, btf_key_type_id=s.btf_key_type_id,
